@@ -1,0 +1,67 @@
+/** One HTTP/1.x request as production received it, decoded from the client-to-server stream. */
+export interface HttpRequest {
+  /** Exactly as on the wire, e.g. "GET". */
+  method: string;
+  /** The request-target exactly as on the wire (origin-form, absolute-form, '*' ...). */
+  target: string;
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  minorVersion: number;
+  /**
+   * Header fields in wire order, flat: [name0, value0, name1, value1, ...]. Names keep their case,
+   * values are latin1 strings with surrounding OWS removed, duplicates are kept.
+   */
+  headers: string[];
+  /** The body bytes after removing chunked framing (empty Buffer if none). */
+  body: Buffer;
+  /** True if the body arrived chunked (the replay sends it with Content-Length instead). */
+  chunked: boolean;
+  /** Trailer fields of a chunked body, flat like `headers` (usually empty). */
+  trailers: string[];
+}
+
+/** Why a request (or a run of stream bytes) could not be turned into a faithful request. */
+export const HTTP_DROP_REASONS = [
+  /** Bytes before the first recognisable request line (midstream pickup or after a resync). */
+  'http_midstream_skipped',
+  /** Request line or header block that does not parse under RFC 9112. */
+  'http_malformed',
+  /** Request line longer than the limit. */
+  'http_line_too_long',
+  /** Header section larger than the limit or too many fields. */
+  'http_headers_too_large',
+  /** Body larger than the limit. */
+  'http_body_too_large',
+  /** Framing we refuse to guess: CL+TE, differing CLs, TE not ending in chunked, bad chunk size. */
+  'http_ambiguous_framing',
+  /** Connection ended (FIN/RST/idle expiry) before the request was complete. */
+  'http_incomplete',
+  /** A hole in the TCP stream fell inside this request. */
+  'stream_gap',
+  /** CONNECT or Upgrade: the rest of the connection is not HTTP/1.x. */
+  'http_upgrade',
+] as const;
+export type HttpDropReason = (typeof HTTP_DROP_REASONS)[number];
+
+export interface HttpParserLimits {
+  maxRequestLineBytes: number;
+  maxHeaderBytes: number;
+  maxHeaderCount: number;
+  maxBodyBytes: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpParserLimits = {
+  maxRequestLineBytes: 64 * 1024,
+  maxHeaderBytes: 256 * 1024,
+  maxHeaderCount: 500,
+  maxBodyBytes: 64 * 1024 * 1024,
+};
+
+export interface HttpParserEvents {
+  /** A complete request. */
+  onRequest(req: HttpRequest): void;
+  /**
+   * A request, or `skippedBytes` of stream, that will not be replayed. `requests` is how many
+   * requests were lost (0 when only non-request bytes were skipped, e.g. midstream pickup).
+   */
+  onDrop(reason: HttpDropReason, requests: number, skippedBytes: number): void;
+}
