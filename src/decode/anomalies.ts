@@ -1,0 +1,45 @@
+/**
+ * Every way a frame can fail to decode, by name. A malformed frame is counted here and skipped;
+ * it never throws out of the capture loop. Counting is an array increment so it costs nothing
+ * per packet; the metrics stage reads the array when scraped.
+ */
+export const ANOMALIES = [
+  'eth_truncated',
+  'vlan_truncated',
+  'vlan_too_deep',
+  'ipv4_truncated',
+  'ipv4_bad_version',
+  'ipv4_bad_header_length',
+  'ipv4_bad_total_length',
+  'ipv4_fragment',
+  'ipv6_truncated',
+  'ipv6_ext_truncated',
+  'ipv6_fragment',
+  'ipv6_too_many_ext',
+  'tcp_truncated',
+  'tcp_bad_data_offset',
+] as const;
+export type Anomaly = (typeof ANOMALIES)[number];
+
+/** Frames that are well formed but not ours: counted apart so they never look like errors. */
+export const SKIPS = ['not_ip', 'not_tcp', 'other_port'] as const;
+export type Skip = (typeof SKIPS)[number];
+
+const anomalyIndex = new Map<string, number>(ANOMALIES.map((a, i) => [a, i]));
+const skipIndex = new Map<string, number>(SKIPS.map((s, i) => [s, i]));
+
+export class DecodeCounters {
+  readonly anomalies = new Float64Array(ANOMALIES.length);
+  readonly skips = new Float64Array(SKIPS.length);
+
+  anomaly(name: Anomaly): number {
+    return this.anomalies[anomalyIndex.get(name)!];
+  }
+  skip(name: Skip): number {
+    return this.skips[skipIndex.get(name)!];
+  }
+}
+
+// Indices resolved once so the hot path increments a constant slot.
+export const A = Object.fromEntries(ANOMALIES.map((a, i) => [a, i])) as Record<Anomaly, number>;
+export const S = Object.fromEntries(SKIPS.map((s, i) => [s, i])) as Record<Skip, number>;

@@ -1,0 +1,43 @@
+/**
+ * The decoded view of one frame, filled in place by the layer decoders and reused for every
+ * frame: no allocation per packet. Offsets point into `buf`, which is valid only while the
+ * capture source's onFrame call runs.
+ */
+export class Packet {
+  buf: Uint8Array = new Uint8Array(0);
+  /** End of captured bytes in buf (offset + capLen). */
+  capEnd = 0;
+  /** Bytes of this frame that were on the wire but not captured. */
+  wireMissing = 0;
+
+  vlanDepth = 0;
+  etherType = 0;
+  l3Offset = 0;
+
+  /** 4 or 6. */
+  ipVersion = 0;
+  /** IPv4 address as uint32, or the four 32-bit words of an IPv6 address. */
+  readonly src = new Uint32Array(4);
+  readonly dst = new Uint32Array(4);
+  /** End of the IP datagram as announced by its header (may exceed capEnd when cut short). */
+  ipEnd = 0;
+
+  l4Offset = 0;
+  srcPort = 0;
+  dstPort = 0;
+  seq = 0;
+  ack = 0;
+  flags = 0;
+  window = 0;
+  payloadOffset = 0;
+  /** Payload bytes present in buf. */
+  payloadLength = 0;
+  /** Payload bytes announced by the IP header but missing from the capture. */
+  payloadMissing = 0;
+}
+
+export const TCP_FIN = 0x01;
+export const TCP_SYN = 0x02;
+export const TCP_RST = 0x04;
+export const TCP_PSH = 0x08;
+export const TCP_ACK = 0x10;
