@@ -1,0 +1,67 @@
+import { seqAdd, seqDiff } from './seq.js';
+import type { FlowInfo, StreamSink } from './stream.js';
+
+/** An out-of-order segment, copied because the ring view it came from will be reused. */
+export interface HeldSegment {
+  seq: number;
+  data: Buffer;
+  /** Bytes after `data` that were on the wire but not captured. */
+  missing: number;
+}
+
+/** One direction (client to server) of one TCP connection. */
+export class Flow {
+  // Key: for IPv4 only s0/d0 are used.
+  s0 = 0; s1 = 0; s2 = 0; s3 = 0;
+  d0 = 0; d1 = 0; d2 = 0; d3 = 0;
+  sport = 0;
+  dport = 0;
+  ipVersion = 4;
+  hash = 0;
+  /** Chaining in the table's bucket. */
+  next: Flow | null = null;
+
+  info!: FlowInfo;
+  sink!: StreamSink;
+
+  isn = 0;
+  synSeen = false;
+  /** Next byte expected in order. */
+  nextSeq = 0;
+  /** Sequence number just past the last byte, once a FIN is seen. */
+  finSeq = 0;
+  finSeen = false;
+  closed = false;
+  closedAt = 0;
+  lastSeen = 0;
+
+  held: HeldSegment[] = [];
+  heldBytes = 0;
+  /** When the oldest hole in front of `held` opened (ms). */
+  holeSince = 0;
+
+  /** Insert keeping `held` sorted by seq; returns false for an exact duplicate. */
+  hold(seg: HeldSegment): boolean {
+    const h = this.held;
+    let lo = 0;
+    let hi = h.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (seqDiff(h[mid].seq, seg.seq) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo < h.length && h[lo].seq === seg.seq && h[lo].data.length >= seg.data.length) return false;
+    h.splice(lo, 0, seg);
+    this.heldBytes += seg.data.length;
+    return true;
+  }
+
+  /** Distance from nextSeq to the first held segment (the hole size), or 0. */
+  holeSize(): number {
+    return this.held.length ? seqDiff(this.held[0].seq, this.nextSeq) : 0;
+  }
+
+  advance(n: number): void {
+    this.nextSeq = seqAdd(this.nextSeq, n);
+  }
+}

@@ -1,0 +1,249 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Decoder } from '../../src/decode/decoder.js';
+import { FlowTable, type TableOptions } from '../../src/reassemble/table.js';
+import type { FlowInfo, StreamSink } from '../../src/reassemble/stream.js';
+import { buildFrame, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../fixtures/frames.js';
+
+/** Records what the table delivers: bytes, gaps as '<gap N>', and end. */
+class Recorder implements StreamSink {
+  parts: string[] = [];
+  ended = 0;
+  constructor(readonly info: FlowInfo, readonly midstream: boolean) {}
+  push(buf: Uint8Array, off: number, len: number) {
+    this.parts.push(Buffer.from(buf.subarray(off, off + len)).toString('latin1'));
+  }
+  gap(n: number) {
+    this.parts.push(`<gap ${n}>`);
+  }
+  end() {
+    this.ended++;
+  }
+  get bufferedBytes() {
+    return 0;
+  }
+  get text() {
+    return this.parts.join('');
+  }
+}
+
+interface Seg { seq: number; data?: string; flags?: number; cut?: number; sport?: number; src?: string; reverse?: boolean }
+
+function harness(opts: Partial<TableOptions> = {}) {
+  const sinks: Recorder[] = [];
+  const table = new FlowTable({ port: 80, ...opts }, (info, mid) => {
+    const r = new Recorder(info, mid);
+    sinks.push(r);
+    return r;
+  });
+  const dec = new Decoder(80);
+  const feed = (s: Seg, now = 0) => {
+    const v6 = (s.src ?? '').includes(':');
+    const c = { src: s.src ?? '10.1.1.1', dst: v6 ? 'fd00::2' : '10.2.2.2', sport: s.sport ?? 5555, dport: 80 };
+    const spec = s.reverse ? { src: c.dst, dst: c.src, sport: 80, dport: c.sport } : c;
+    const frame = buildFrame({ ...spec, seq: s.seq >>> 0, flags: s.flags ?? TCP_ACK | TCP_PSH, payload: s.data ?? '' });
+    const cap = frame.length - (s.cut ?? 0);
+    const p = dec.decode(frame, 0, cap, frame.length);
+    assert.ok(p, 'frame decodes');
+    table.onPacket(p, now);
+  };
+  return { table, sinks, feed };
+}
+
+/** Sends `text` as segments of `size` after a SYN with the given ISN, in the given order. */
+function segments(isn: number, text: string, size: number): Seg[] {
+  const out: Seg[] = [];
+  for (let i = 0; i < text.length; i += size) out.push({ seq: (isn + 1 + i) >>> 0, data: text.slice(i, i + size) });
+  return out;
+}
+
+const MSG = 'GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n';
+
+for (const isn of [0, 1, 0xffffffff, 0xfffffff5, 0x7fffffff, 123456789]) {
+  test(`in order, reordered, duplicated: same bytes (ISN ${isn})`, () => {
+    const segs = segments(isn, MSG, 7);
+    for (const order of ['forward', 'reverse', 'dup', 'swap']) {
+      const { sinks, feed, table } = harness();
+      feed({ seq: isn, flags: TCP_SYN });
+      let list = [...segs];
+      if (order === 'reverse') list = [list[0], ...list.slice(1).reverse()];
+      if (order === 'dup') list = list.flatMap((s) => [s, s]);
+      if (order === 'swap') for (let i = 0; i + 1 < list.length; i += 2) [list[i], list[i + 1]] = [list[i + 1], list[i]];
+      for (const s of list) feed(s);
+      assert.equal(sinks.length, 1, order);
+      assert.equal(sinks[0].text, MSG, order);
+      assert.equal(table.heldBytes, 0);
+      assert.equal(sinks[0].midstream, false);
+    }
+  });
+}
+
+test('overlapping retransmission with new bytes at the end delivers only the new bytes', () => {
+  const { sinks, feed, table } = harness();
+  feed({ seq: 100, flags: TCP_SYN });
+  feed({ seq: 101, data: 'GET /a HT' });
+  feed({ seq: 105, data: '/a HTTP/1.1\r\n' });
+  feed({ seq: 101, data: 'GET /a HTTP/1.1\r\n\r\n' });
+  assert.equal(sinks[0].text, 'GET /a HTTP/1.1\r\n\r\n');
+  assert.ok(table.event('overlap_trimmed') >= 2);
+});
+
+test('midstream pickup: no SYN seen, flow starts at the first data segment', () => {
+  const { sinks, feed, table } = harness();
+  feed({ seq: 5000, flags: TCP_ACK }); // bare ACK: no flow
+  assert.equal(sinks.length, 0);
+  feed({ seq: 5000, data: 'GET / HTTP/1.1\r\n\r\n' });
+  assert.equal(sinks.length, 1);
+  assert.equal(sinks[0].midstream, true);
+  assert.equal(sinks[0].text, 'GET / HTTP/1.1\r\n\r\n');
+  assert.equal(table.event('flows_midstream'), 1);
+});
+
+test('SYN with data, FIN closes once, retransmitted FIN is ignored', () => {
+  const { sinks, feed, table } = harness();
+  feed({ seq: 10, flags: TCP_SYN, data: 'GET /' });
+  feed({ seq: 16, data: ' HTTP/1.1\r\n\r\n', flags: TCP_ACK | TCP_FIN });
+  feed({ seq: 16, data: ' HTTP/1.1\r\n\r\n', flags: TCP_ACK | TCP_FIN });
+  assert.equal(sinks[0].text, 'GET / HTTP/1.1\r\n\r\n');
+  assert.equal(sinks[0].ended, 1);
+  assert.equal(sinks.length, 1);
+  assert.equal(table.event('flows_closed_fin'), 1);
+});
+
+test('FIN arriving before the last data waits for it', () => {
+  const { sinks, feed } = harness();
+  feed({ seq: 0, flags: TCP_SYN });
+  feed({ seq: 6, data: 'world', flags: TCP_ACK | TCP_FIN });
+  assert.equal(sinks[0].ended, 0);
+  feed({ seq: 1, data: 'hello' });
+  assert.equal(sinks[0].text, 'helloworld');
+  assert.equal(sinks[0].ended, 1);
+});
+
+test('RST from the client or the server ends the flow', () => {
+  for (const reverse of [false, true]) {
+    const { sinks, feed, table } = harness();
+    feed({ seq: 0, flags: TCP_SYN });
+    feed({ seq: 1, data: 'GET / HT' });
+    feed({ seq: reverse ? 777 : 9, flags: TCP_RST, reverse });
+    assert.equal(sinks[0].ended, 1, `reverse=${reverse}`);
+    assert.equal(table.event('flows_closed_rst'), 1);
+  }
+});
+
+test('server-to-client segments never create flows (both directions mirrored)', () => {
+  const { sinks, feed, table } = harness();
+  feed({ seq: 0, flags: TCP_SYN });
+  feed({ seq: 900, flags: TCP_SYN | TCP_ACK, reverse: true });
+  feed({ seq: 1, data: 'abc' });
+  feed({ seq: 901, data: 'HTTP/1.1 200 OK\r\n', reverse: true });
+  assert.equal(sinks.length, 1);
+  assert.equal(sinks[0].text, 'abc');
+  assert.equal(table.event('server_segments'), 2);
+});
+
+test('a segment captured shorter than on the wire becomes a gap, never data', () => {
+  const { sinks, feed, table } = harness();
+  feed({ seq: 0, flags: TCP_SYN });
+  feed({ seq: 1, data: 'abcdefghij', cut: 4 });
+  feed({ seq: 11, data: 'KLM' });
+  assert.equal(sinks[0].text, 'abcdef<gap 4>KLM');
+  assert.equal(table.event('truncated_segments'), 1);
+});
+
+test('a hole that never fills is given up after the timeout', () => {
+  const { sinks, feed, table } = harness({ holeTimeoutMs: 1000 });
+  feed({ seq: 0, flags: TCP_SYN }, 0);
+  feed({ seq: 1, data: 'aaaa' }, 0);
+  feed({ seq: 9, data: 'cccc' }, 10);
+  table.sweep(500);
+  assert.equal(sinks[0].text, 'aaaa');
+  table.sweep(1200);
+  assert.equal(sinks[0].text, 'aaaa<gap 4>cccc');
+  assert.equal(table.event('holes_skipped_timeout'), 1);
+  assert.equal(table.heldBytes, 0);
+});
+
+test('per-flow cap: the oldest hole is given up, visibly', () => {
+  const { sinks, feed, table } = harness({ maxFlowBufferBytes: 10 });
+  feed({ seq: 0, flags: TCP_SYN });
+  feed({ seq: 3, data: 'cdefgh' });
+  feed({ seq: 11, data: 'klmnop' });
+  // Holding both would exceed 10 bytes: the first hole is given up, the second segment waits.
+  assert.equal(sinks[0].text, '<gap 2>cdefgh');
+  assert.equal(table.event('holes_skipped_flow_cap'), 1);
+  assert.equal(table.heldBytes, 6);
+  feed({ seq: 19, data: 'rstuvw' });
+  assert.equal(sinks[0].text, '<gap 2>cdefgh<gap 2>klmnop');
+  assert.equal(table.heldBytes, 6);
+});
+
+test('global memcap: biggest holder gives up its holes; other flows keep flowing', () => {
+  const { sinks, feed, table } = harness({ memcapBytes: 1000 });
+  for (let i = 0; i < 50; i++) {
+    feed({ seq: 0, flags: TCP_SYN, sport: 1000 + i });
+    feed({ seq: 100, data: 'x'.repeat(40), sport: 1000 + i }); // hole of 99 bytes
+  }
+  assert.ok(table.heldBytes <= 1000, `held ${table.heldBytes}`);
+  assert.ok(table.event('holes_skipped_memcap') >= 1);
+  feed({ seq: 0, flags: TCP_SYN, sport: 9 });
+  feed({ seq: 1, data: 'in order' , sport: 9});
+  assert.equal(sinks.at(-1)!.text, 'in order');
+});
+
+test('idle flows expire and their sink is ended; closed flows linger then go', () => {
+  const { sinks, feed, table } = harness({ idleTimeoutMs: 100, closedLingerMs: 50 });
+  feed({ seq: 0, flags: TCP_SYN }, 0);
+  feed({ seq: 1, data: 'GET' }, 0);
+  table.sweep(200);
+  assert.equal(sinks[0].ended, 1);
+  assert.equal(table.flowCount, 0);
+  feed({ seq: 0, flags: TCP_SYN, sport: 2 }, 300);
+  feed({ seq: 1, data: 'x', flags: TCP_ACK | TCP_FIN, sport: 2 }, 300);
+  assert.equal(table.flowCount, 1);
+  feed({ seq: 1, data: 'x', sport: 2 }, 310);
+  assert.equal(table.event('after_close'), 1);
+  table.sweep(400);
+  assert.equal(table.flowCount, 0);
+});
+
+test('port reuse: a new SYN ends the old connection and starts fresh', () => {
+  const { sinks, feed, table } = harness();
+  feed({ seq: 0, flags: TCP_SYN });
+  feed({ seq: 1, data: 'one' });
+  feed({ seq: 50000, flags: TCP_SYN });
+  feed({ seq: 50001, data: 'two' });
+  assert.equal(sinks.length, 2);
+  assert.equal(sinks[0].ended, 1);
+  assert.equal(sinks[1].text, 'two');
+  assert.equal(table.event('flows_reused'), 1);
+});
+
+test('keep-alive probes and bare ACKs do not disturb the stream', () => {
+  const { sinks, feed } = harness();
+  feed({ seq: 0, flags: TCP_SYN });
+  feed({ seq: 1, data: 'abc' });
+  feed({ seq: 3, data: 'c', flags: TCP_ACK }); // keep-alive probe: 1 old byte
+  feed({ seq: 3, flags: TCP_ACK });
+  feed({ seq: 4, data: 'def' });
+  assert.equal(sinks[0].text, 'abcdef');
+});
+
+test('GRO super-segment larger than the MSS is taken whole', () => {
+  const { sinks, feed } = harness();
+  const big = 'y'.repeat(60000);
+  feed({ seq: 0, flags: TCP_SYN });
+  feed({ seq: 1, data: big });
+  assert.equal(sinks[0].text.length, 60000);
+});
+
+test('IPv6 flows are keyed and formatted', () => {
+  const { sinks, feed } = harness();
+  feed({ seq: 0, flags: TCP_SYN, src: 'fd00::1' });
+  feed({ seq: 1, data: 'v6', src: 'fd00::1' });
+  feed({ seq: 1, data: 'v4' });
+  assert.equal(sinks.length, 2);
+  assert.equal(sinks[0].info.clientAddr, 'fd00::1');
+  assert.equal(sinks[0].info.serverAddr, 'fd00::2');
+  assert.equal(sinks[1].info.serverAddr, '10.2.2.2');
+});
