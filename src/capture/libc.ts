@@ -89,3 +89,13 @@ export function syscallError(what: string, e = errno()): CaptureError {
   const hint = e === EPERM || e === EACCES ? ' (needs root or CAP_NET_RAW)' : '';
   return new CaptureError(`${what} failed: ${strerror(e)} (errno ${e})${hint}`, e);
 }
+
+/** Address of a Buffer's bytes, for structs that hold a pointer (sock_fprog). */
+export function addressOf(b: Buffer): bigint {
+  return koffi.address(b);
+}
+
+/** An ArrayBuffer over native memory, without copying (the ring). */
+export function view(ptr: bigint, len: number): ArrayBuffer {
+  return koffi.view(ptr, len);
+}

@@ -1,0 +1,335 @@
+/**
+ * The live FrameSource: an AF_PACKET TPACKET_V3 ring on one interface, with the port filter
+ * attached in the kernel. Frames are read straight out of the mmap'd blocks: no syscall and no
+ * allocation per frame. A frame view is valid only until onFrame returns, because the block is
+ * handed back to the kernel right after its last frame.
+ */
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { CaptureError } from '../errors.js';
+import { buildTcpPortFilter } from './bpf.js';
+import * as libc from './libc.js';
+import { interfaceInfo, validateInterfaceName } from './netif.js';
+import type { CaptureStats, FrameHandler, FrameSource } from './source.js';
+
+const SOL_SOCKET = 1;
+const SO_ERROR = 4;
+const SO_ATTACH_FILTER = 26;
+const SOL_PACKET = 263;
+const PACKET_RX_RING = 5;
+const PACKET_STATISTICS = 6;
+const PACKET_VERSION = 10;
+const PACKET_FANOUT = 18;
+const PACKET_FANOUT_HASH = 0;
+const PACKET_FANOUT_FLAG_DEFRAG = 0x8000;
+const TPACKET_V3 = 2;
+const ETH_P_ALL = 0x0003;
+const PROT_READ = 1;
+const PROT_WRITE = 2;
+const MAP_SHARED = 1;
+const POLLIN = 1;
+const POLLERR = 8;
+
+const TP_STATUS_KERNEL = 0;
+const TP_STATUS_USER = 1;
+const TP_STATUS_LOSING = 4;
+
+// struct tpacket_block_desc: version, offset_to_priv, then tpacket_hdr_v1.
+const BLK_STATUS = 8;
+const BLK_NUM_PKTS = 12;
+const BLK_FIRST_PKT = 16;
+// struct tpacket3_hdr
+const PKT_NEXT = 0;
+const PKT_SNAPLEN = 12;
+const PKT_LEN = 16;
+const PKT_MAC = 24;
+
+/** Fixed by TPACKET_V3 only through frame_nr bookkeeping; frames are variable-length in blocks. */
+const FRAME_SIZE = 2048;
+const RETIRE_BLOCK_MS = 10;
+const POLL_MS = 100;
+/** A block must hold one whole 64 KiB GRO frame plus block and frame headers. */
+const MIN_BLOCK_KIB = 128;
+
+export interface PacketRingOptions {
+  interface: string;
+  port: number;
+  /** Total ring size (default 64 MiB). */
+  ringMiB?: number;
+  /** Block size (default 1024 KiB); frames larger than a block are truncated by the kernel. */
+  blockKiB?: number;
+  /** Also capture segments whose source port is `port`. */
+  bothDirections?: boolean;
+  /** Join PACKET_FANOUT group N (hash mode, with defrag) so several rings can share a link. */
+  fanoutGroup?: number;
+}
+
+/** Counters outside the CaptureStats contract. */
+export interface RingStats {
+  /** onFrame threw; the frame was skipped and the loop carried on. */
+  handlerErrors: number;
+  lastHandlerError: unknown;
+  /** Blocks walked and handed back to the kernel. */
+  blocks: number;
+  /** poll() calls that returned, and those that reported an error (POLLERR or -1). */
+  polls: number;
+  pollErrors: number;
+  /** The last socket error seen through POLLERR (e.g. ENETDOWN when the link went down). */
+  lastSocketErrno: number;
+  /** Blocks whose frame chain pointed outside the block; the rest of such a block is skipped. */
+  badBlocks: number;
+}
+
+export class PacketRing implements FrameSource {
+  readonly name: string;
+  private readonly filter: Buffer;
+  private readonly blockSize: number;
+  private readonly blockNr: number;
+  private readonly fanoutGroup: number | undefined;
+
+  private fd = -1;
+  private map: bigint | null = null;
+  private running = false;
+  private stopping = false;
+
+  private readonly counters: CaptureStats = { packets: 0, bytes: 0, kernelDrops: 0, kernelFreezes: 0, truncated: 0 };
+  private readonly extra: RingStats = {
+    handlerErrors: 0,
+    lastHandlerError: undefined,
+    blocks: 0,
+    polls: 0,
+    pollErrors: 0,
+    lastSocketErrno: 0,
+    badBlocks: 0,
+  };
+  // Reused for every getsockopt/poll call.
+  private readonly statsBuf = Buffer.alloc(12);
+  private readonly lenBuf = Buffer.alloc(4);
+  private readonly pollfd = Buffer.alloc(8);
+
+  constructor(opts: PacketRingOptions) {
+    validateInterfaceName(opts.interface);
+    this.name = opts.interface;
+    this.filter = buildTcpPortFilter(opts.port, { bothDirections: opts.bothDirections === true });
+    const ringMiB = opts.ringMiB ?? 64;
+    const blockKiB = opts.blockKiB ?? 1024;
+    const pageKiB = libc.pageSize() / 1024;
+    if (!Number.isInteger(blockKiB) || blockKiB < MIN_BLOCK_KIB || blockKiB % pageKiB !== 0 || blockKiB > 65536) {
+      throw new CaptureError(`blockKiB must be a multiple of the page size (${pageKiB} KiB) in ${MIN_BLOCK_KIB}..65536, got ${blockKiB}`);
+    }
+    if (!Number.isInteger(ringMiB) || ringMiB < 1 || ringMiB > 16384 || (ringMiB * 1024) % blockKiB !== 0 || (ringMiB * 1024) / blockKiB < 2) {
+      throw new CaptureError(`ringMiB must be an integer number of blocks (at least 2 of ${blockKiB} KiB) up to 16384, got ${ringMiB}`);
+    }
+    if (opts.fanoutGroup !== undefined && (!Number.isInteger(opts.fanoutGroup) || opts.fanoutGroup < 0 || opts.fanoutGroup > 0xffff)) {
+      throw new CaptureError(`fanoutGroup must be an integer in 0..65535, got ${opts.fanoutGroup}`);
+    }
+    this.blockSize = blockKiB * 1024;
+    this.blockNr = (ringMiB * 1024) / blockKiB;
+    this.fanoutGroup = opts.fanoutGroup;
+  }
+
+  stop(): void {
+    this.stopping = true;
+  }
+
+  stats(): CaptureStats {
+    this.readKernelStats();
+    return { ...this.counters };
+  }
+
+  ringStats(): RingStats {
+    return { ...this.extra };
+  }
+
+  progress(): number {
+    return this.extra.polls + this.extra.blocks;
+  }
+
+  async run(onFrame: FrameHandler): Promise<void> {
+    if (this.running) throw new CaptureError(`capture on ${this.name} is already running`);
+    if (this.stopping) return;
+    this.running = true;
+    try {
+      this.open();
+      await this.loop(onFrame);
+    } catch (e) {
+      this.close(false);
+      throw e;
+    } finally {
+      this.running = false;
+    }
+    this.close(true);
+  }
+
+  private open(): void {
+    const info = interfaceInfo(this.name);
+    if (!info.up) throw new CaptureError(`interface ${this.name} is down — bring it up with: ip link set ${this.name} up`);
+
+    // Protocol 0: the socket receives nothing until bind(), so no frame gets past before the
+    // filter and the ring are in place.
+    this.fd = libc.socket(libc.AF_PACKET, libc.SOCK_RAW | libc.SOCK_CLOEXEC, 0);
+    if (this.fd < 0) throw libc.syscallError('socket(AF_PACKET, SOCK_RAW)');
+
+    this.setsockopt(SOL_PACKET, PACKET_VERSION, u32s(TPACKET_V3), 'setsockopt(PACKET_VERSION, TPACKET_V3)');
+
+    const fprog = Buffer.alloc(16); // struct sock_fprog { u16 len; ptr filter; }
+    writeU16(fprog, 0, this.filter.length / 8);
+    writeU64(fprog, 8, libc.addressOf(this.filter));
+    this.setsockopt(SOL_SOCKET, SO_ATTACH_FILTER, fprog, 'setsockopt(SO_ATTACH_FILTER)');
+
+    const framesPerBlock = this.blockSize / FRAME_SIZE;
+    const req = u32s(this.blockSize, this.blockNr, FRAME_SIZE, framesPerBlock * this.blockNr, RETIRE_BLOCK_MS, 0, 0);
+    this.setsockopt(SOL_PACKET, PACKET_RX_RING, req, `setsockopt(PACKET_RX_RING, ${this.blockNr} x ${this.blockSize / 1024} KiB)`);
+
+    const len = this.blockSize * this.blockNr;
+    const map = libc.mmap(null, len, PROT_READ | PROT_WRITE, MAP_SHARED, this.fd, 0n);
+    if (map === null || map === libc.MAP_FAILED) throw libc.syscallError(`mmap(${len} bytes)`);
+    this.map = map;
+
+    const sll = Buffer.alloc(20); // struct sockaddr_ll
+    writeU16(sll, 0, libc.AF_PACKET);
+    sll.writeUInt16BE(ETH_P_ALL, 2);
+    writeI32(sll, 4, info.index);
+    if (libc.bind(this.fd, sll, sll.length) < 0) throw libc.syscallError(`bind(AF_PACKET, ${this.name})`);
+
+    if (this.fanoutGroup !== undefined) {
+      // Fanout needs a bound socket.
+      const arg = this.fanoutGroup | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+      this.setsockopt(SOL_PACKET, PACKET_FANOUT, u32s(arg), `setsockopt(PACKET_FANOUT, group ${this.fanoutGroup})`);
+    }
+    writeI32(this.pollfd, 0, this.fd);
+    writeU16(this.pollfd, 4, POLLIN | POLLERR);
+  }
+
+  private async loop(onFrame: FrameHandler): Promise<void> {
+    const ab = libc.view(this.map!, this.blockSize * this.blockNr);
+    const bytes = new Uint8Array(ab);
+    const dv = new DataView(ab);
+    const words = new Int32Array(ab); // block_status goes through Atomics: the kernel writes it last
+    const le = libc.LITTLE_ENDIAN;
+    let block = 0;
+    while (!this.stopping) {
+      const base = block * this.blockSize;
+      const statusIdx = (base + BLK_STATUS) / 4;
+      const status = Atomics.load(words, statusIdx);
+      if ((status & TP_STATUS_USER) === 0) {
+        await this.waitForData();
+        continue;
+      }
+      this.walkBlock(bytes, dv, le, base, onFrame);
+      Atomics.store(words, statusIdx, TP_STATUS_KERNEL);
+      if (status & TP_STATUS_LOSING) this.readKernelStats();
+      this.extra.blocks++;
+      block = block + 1 === this.blockNr ? 0 : block + 1;
+      // Keep timers, metrics and stop() responsive while blocks are queued back to back.
+      await yieldToLoop();
+    }
+  }
+
+  private walkBlock(bytes: Uint8Array, dv: DataView, le: boolean, base: number, onFrame: FrameHandler): void {
+    const end = base + this.blockSize;
+    const num = dv.getUint32(base + BLK_NUM_PKTS, le);
+    let p = base + dv.getUint32(base + BLK_FIRST_PKT, le);
+    for (let i = 0; i < num; i++) {
+      if (p + PKT_MAC + 2 > end) {
+        this.extra.badBlocks++;
+        return;
+      }
+      const capLen = dv.getUint32(p + PKT_SNAPLEN, le);
+      const wireLen = dv.getUint32(p + PKT_LEN, le);
+      const frame = p + dv.getUint16(p + PKT_MAC, le);
+      if (frame + capLen > end) {
+        this.extra.badBlocks++;
+        return;
+      }
+      this.counters.packets++;
+      this.counters.bytes += capLen;
+      if (capLen < wireLen) this.counters.truncated++;
+      try {
+        onFrame(bytes, frame, capLen, wireLen);
+      } catch (e) {
+        this.extra.handlerErrors++;
+        this.extra.lastHandlerError = e;
+      }
+      p += dv.getUint32(p + PKT_NEXT, le);
+    }
+  }
+
+  private async waitForData(): Promise<void> {
+    this.pollfd.writeUInt16LE(0, 6);
+    const r = await libc.pollAsync(this.pollfd, 1, POLL_MS);
+    this.extra.polls++;
+    if (r < 0) {
+      // errno is per thread and poll ran on a worker, so it is not ours to read; EINTR is
+      // the usual cause. Back off so a persistent failure cannot spin.
+      this.extra.pollErrors++;
+      await new Promise((res) => setTimeout(res, 10));
+      return;
+    }
+    const revents = libc.LITTLE_ENDIAN ? this.pollfd.readUInt16LE(6) : this.pollfd.readUInt16BE(6);
+    if (r > 0 && revents & POLLERR) {
+      // A socket error (ENETDOWN when the link goes down) keeps poll() returning at once until
+      // it is read; read it, and wait out the poll interval so a down link does not spin.
+      this.extra.pollErrors++;
+      const val = Buffer.alloc(4);
+      const len = u32s(4);
+      if (libc.getsockopt(this.fd, SOL_SOCKET, SO_ERROR, val, len) === 0) this.extra.lastSocketErrno = readI32(val, 0);
+      await new Promise((res) => setTimeout(res, POLL_MS));
+    }
+  }
+
+  /** PACKET_STATISTICS resets the kernel's counters on every read, so add them up. */
+  private readKernelStats(): void {
+    if (this.fd < 0) return;
+    writeU32(this.lenBuf, 0, this.statsBuf.length);
+    if (libc.getsockopt(this.fd, SOL_PACKET, PACKET_STATISTICS, this.statsBuf, this.lenBuf) < 0) return;
+    this.counters.kernelDrops += readU32(this.statsBuf, 4);
+    this.counters.kernelFreezes += readU32(this.statsBuf, 8);
+  }
+
+  private setsockopt(level: number, name: number, val: Buffer, what: string): void {
+    if (libc.setsockopt(this.fd, level, name, val, val.length) < 0) throw libc.syscallError(what);
+  }
+
+  /** Unmaps and closes; throws the first failure only when no other error is on its way out. */
+  private close(mayThrow: boolean): void {
+    let err: CaptureError | undefined;
+    if (this.fd >= 0) this.readKernelStats();
+    if (this.map !== null) {
+      if (libc.munmap(this.map, this.blockSize * this.blockNr) < 0) err ??= libc.syscallError('munmap(ring)');
+      this.map = null;
+    }
+    if (this.fd >= 0) {
+      if (libc.close(this.fd) < 0) err ??= libc.syscallError('close(AF_PACKET socket)');
+      this.fd = -1;
+    }
+    if (err && mayThrow) throw err;
+  }
+}
+
+function u32s(...vals: number[]): Buffer {
+  const b = Buffer.alloc(vals.length * 4);
+  vals.forEach((v, i) => writeU32(b, i * 4, v));
+  return b;
+}
+function writeU16(b: Buffer, o: number, v: number): void {
+  if (libc.LITTLE_ENDIAN) b.writeUInt16LE(v, o);
+  else b.writeUInt16BE(v, o);
+}
+function writeU32(b: Buffer, o: number, v: number): void {
+  if (libc.LITTLE_ENDIAN) b.writeUInt32LE(v >>> 0, o);
+  else b.writeUInt32BE(v >>> 0, o);
+}
+function writeI32(b: Buffer, o: number, v: number): void {
+  if (libc.LITTLE_ENDIAN) b.writeInt32LE(v, o);
+  else b.writeInt32BE(v, o);
+}
+function writeU64(b: Buffer, o: number, v: bigint): void {
+  if (libc.LITTLE_ENDIAN) b.writeBigUInt64LE(v, o);
+  else b.writeBigUInt64BE(v, o);
+}
+function readU32(b: Buffer, o: number): number {
+  return libc.LITTLE_ENDIAN ? b.readUInt32LE(o) : b.readUInt32BE(o);
+}
+function readI32(b: Buffer, o: number): number {
+  return libc.LITTLE_ENDIAN ? b.readInt32LE(o) : b.readInt32BE(o);
+}
