@@ -1,0 +1,131 @@
+import client from 'prom-client';
+import { ANOMALIES, SKIPS } from '../decode/anomalies.js';
+import { HTTP_DROP_REASONS } from '../http/types.js';
+import { DROP_REASONS, STATUS_CLASSES, type DropReason, type ReplayObserver } from '../replay/outcome.js';
+import { REASSEMBLY_EVENTS } from '../reassemble/table.js';
+
+/** What the metrics read at scrape time from the stages (plain numbers: no per-packet cost). */
+export interface PipelineProbe {
+  capture(): { packets: number; bytes: number; kernelDrops: number; kernelFreezes: number; truncated: number };
+  decodeAnomalies(): Float64Array;
+  decodeSkips(): Float64Array;
+  reassemblyEvents(): Float64Array;
+  flowsOpen(): number;
+  reassemblyHeldBytes(): number;
+  httpBufferedBytes(): number;
+  destinations(): Array<{ label: string; queueDepth: number; inFlight: number }>;
+}
+
+const KNOWN_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'MR_TIMEOUT', 'HPE_INVALID_CONSTANT', 'UND_ERR_SOCKET']);
+
+/** A counter whose value lives in a stage's array; prom-client is told the increase at scrape. */
+function arrayCounter(reg: client.Registry, name: string, help: string, label: string, names: readonly string[], read: () => Float64Array) {
+  const last = new Float64Array(names.length);
+  return new client.Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers: [reg],
+    collect() {
+      const cur = read();
+      for (let i = 0; i < names.length; i++) {
+        const d = cur[i] - last[i];
+        if (d > 0) this.inc({ [label]: names[i] }, d);
+        else if (last[i] === 0 && cur[i] === 0) this.inc({ [label]: names[i] }, 0);
+        last[i] = cur[i];
+      }
+    },
+  });
+}
+
+function scalarCounter(reg: client.Registry, name: string, help: string, read: () => number) {
+  let last = 0;
+  return new client.Counter({
+    name,
+    help,
+    registers: [reg],
+    collect() {
+      const cur = read();
+      this.inc(Math.max(0, cur - last));
+      last = cur;
+    },
+  });
+}
+
+/** Every Prometheus metric of the daemon, declared in one place (README lists them). */
+export class Metrics implements ReplayObserver {
+  readonly registry = new client.Registry();
+  private readonly droppedTotal: client.Counter<'reason'>;
+  private readonly dropChildren = new Map<string, client.Counter.Internal>();
+  private readonly replayedTotal: client.Counter<'destination' | 'status_class'>;
+  private readonly latency: client.Histogram<'destination'>;
+  private readonly errors: client.Counter<'destination' | 'code'>;
+  private readonly alteredTotal: client.Counter<'what'>;
+  readonly parsedTotal: client.Counter;
+  private readonly bytesSkipped: client.Counter<'reason'>;
+
+  constructor(destinations: string[], probe: PipelineProbe, opts: { defaultMetrics?: boolean } = {}) {
+    const reg = this.registry;
+    if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: reg });
+
+    this.droppedTotal = new client.Counter({ name: 'mirror_replay_requests_dropped_total', help: 'Requests production received that were not replayed, by reason', labelNames: ['reason'], registers: [reg] });
+    for (const r of DROP_REASONS) this.dropChildren.set(r, this.droppedTotal.labels(r));
+    for (const c of this.dropChildren.values()) c.inc(0);
+
+    this.replayedTotal = new client.Counter({ name: 'mirror_replay_requests_replayed_total', help: 'Requests replayed and answered, by destination and status class', labelNames: ['destination', 'status_class'], registers: [reg] });
+    for (const d of destinations) for (const s of STATUS_CLASSES) this.replayedTotal.inc({ destination: new URL(d).origin, status_class: s }, 0);
+
+    this.latency = new client.Histogram({ name: 'mirror_replay_replay_duration_seconds', help: 'Time from sending a replayed request to the end of its response', labelNames: ['destination'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [reg] });
+    this.errors = new client.Counter({ name: 'mirror_replay_replay_errors_total', help: 'Replay failures by destination and error code', labelNames: ['destination', 'code'], registers: [reg] });
+    this.alteredTotal = new client.Counter({ name: 'mirror_replay_requests_altered_total', help: 'Replayed requests whose framing had to change (see README)', labelNames: ['what'], registers: [reg] });
+    this.alteredTotal.inc({ what: 'empty_body_framing' }, 0);
+    this.parsedTotal = new client.Counter({ name: 'mirror_replay_requests_parsed_total', help: 'Complete requests decoded from the mirrored traffic', registers: [reg] });
+    this.bytesSkipped = new client.Counter({ name: 'mirror_replay_stream_bytes_skipped_total', help: 'Client stream bytes not parsed as requests (midstream pickup, resync after errors), by reason', labelNames: ['reason'], registers: [reg] });
+    for (const r of HTTP_DROP_REASONS) this.bytesSkipped.inc({ reason: r }, 0);
+
+    scalarCounter(reg, 'mirror_replay_capture_packets_total', 'Frames read from the capture source', () => probe.capture().packets);
+    scalarCounter(reg, 'mirror_replay_capture_bytes_total', 'Bytes read from the capture source', () => probe.capture().bytes);
+    scalarCounter(reg, 'mirror_replay_capture_kernel_drops_total', 'Frames the kernel dropped because the ring was full (PACKET_STATISTICS)', () => probe.capture().kernelDrops);
+    scalarCounter(reg, 'mirror_replay_capture_truncated_frames_total', 'Frames captured shorter than on the wire (their bytes become gaps)', () => probe.capture().truncated);
+    arrayCounter(reg, 'mirror_replay_decode_anomalies_total', 'Malformed frames, by anomaly', 'anomaly', ANOMALIES, () => probe.decodeAnomalies());
+    arrayCounter(reg, 'mirror_replay_decode_skipped_total', 'Well-formed frames that are not ours, by reason', 'reason', SKIPS, () => probe.decodeSkips());
+    arrayCounter(reg, 'mirror_replay_reassembly_events_total', 'TCP reassembly events', 'event', REASSEMBLY_EVENTS, () => probe.reassemblyEvents());
+    new client.Gauge({ name: 'mirror_replay_flows_open', help: 'Client-to-server flows in the table', registers: [reg], collect() { this.set(probe.flowsOpen()); } });
+    new client.Gauge({ name: 'mirror_replay_reassembly_buffered_bytes', help: 'Out-of-order bytes held by reassembly', registers: [reg], collect() { this.set(probe.reassemblyHeldBytes()); } });
+    new client.Gauge({ name: 'mirror_replay_http_buffered_bytes', help: 'Bytes of partial requests held by the HTTP parsers', registers: [reg], collect() { this.set(probe.httpBufferedBytes()); } });
+    new client.Gauge({
+      name: 'mirror_replay_replay_queue_depth', help: 'Requests waiting for a free connection, by destination', labelNames: ['destination'], registers: [reg],
+      collect() { for (const d of probe.destinations()) this.set({ destination: d.label }, d.queueDepth); },
+    });
+    new client.Gauge({
+      name: 'mirror_replay_replay_in_flight', help: 'Requests sent and not yet answered, by destination', labelNames: ['destination'], registers: [reg],
+      collect() { for (const d of probe.destinations()) this.set({ destination: d.label }, d.inFlight); },
+    });
+  }
+
+  dropped(reason: DropReason, count = 1): void {
+    this.dropChildren.get(reason)!.inc(count);
+  }
+  replayed(destination: string, status: number, seconds: number): void {
+    const cls = status >= 100 && status < 600 ? STATUS_CLASSES[Math.floor(status / 100) - 1] : '5xx';
+    this.replayedTotal.inc({ destination, status_class: cls });
+    this.latency.observe({ destination }, seconds);
+  }
+  error(destination: string, code: string): void {
+    this.errors.inc({ destination, code: KNOWN_ERROR_CODES.has(code) ? code : 'other' });
+  }
+  altered(what: 'empty_body_framing'): void {
+    this.alteredTotal.inc({ what });
+  }
+  skippedBytes(reason: string, n: number): void {
+    this.bytesSkipped.inc({ reason }, n);
+  }
+
+  /** Sum of a counter over all label sets (for tests and the exit summary). */
+  async total(name: string, filter: Record<string, string> = {}): Promise<number> {
+    const m = this.registry.getSingleMetric(name);
+    if (!m) return 0;
+    const v = await m.get();
+    return v.values.filter((x) => Object.entries(filter).every(([k, val]) => String(x.labels[k]) === val)).reduce((a, x) => a + x.value, 0);
+  }
+}

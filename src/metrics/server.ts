@@ -1,0 +1,32 @@
+import http from 'node:http';
+import type { Registry } from 'prom-client';
+
+/** Serves /metrics for Prometheus and /healthz for load balancers and people. */
+export function startMetricsServer(registry: Registry, host: string, port: number, healthy: () => { ok: boolean; detail: string }): Promise<http.Server> {
+  const server = http.createServer(async (req, res) => {
+    try {
+      if (req.url === '/metrics') {
+        const body = await registry.metrics();
+        res.writeHead(200, { 'Content-Type': registry.contentType });
+        res.end(body);
+      } else if (req.url === '/healthz') {
+        const h = healthy();
+        res.writeHead(h.ok ? 200 : 503, { 'Content-Type': 'text/plain' });
+        res.end(`${h.detail}\n`);
+      } else {
+        res.writeHead(404, { 'Content-Type': 'text/plain' });
+        res.end('not found: try /metrics or /healthz\n');
+      }
+    } catch (e) {
+      res.writeHead(500, { 'Content-Type': 'text/plain' });
+      res.end(`${(e as Error).message}\n`);
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}

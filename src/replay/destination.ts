@@ -1,0 +1,197 @@
+import http from 'node:http';
+import type { DropReason, ReplayObserver } from './outcome.js';
+
+/** A request ready to send: production's, with forwarded headers already applied. */
+export interface OutgoingRequest {
+  method: string;
+  target: string;
+  headers: string[];
+  body: Buffer;
+  chunked: boolean;
+  trailers: string[];
+}
+
+export interface DestinationOptions {
+  maxConcurrency: number;
+  maxQueue: number;
+  /** Bytes of request bodies that may wait in the queue. */
+  maxQueueBytes: number;
+  timeoutMs: number;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+
+class TimeoutError extends Error {
+  readonly code = 'MR_TIMEOUT';
+}
+
+/**
+ * One test environment: a keep-alive node:http Agent, a bounded queue and a concurrency limit.
+ * enqueue() never waits: when the queue is full the request is dropped and counted.
+ *
+ * node:http rather than undici: undici rewrites `Host` and `Content-Length` (lower case, moved)
+ * and refuses duplicate Content-Length, so it cannot replay header order and case faithfully.
+ */
+export class Destination {
+  readonly url: URL;
+  readonly label: string;
+  readonly hostHeader: string;
+  private readonly agent: http.Agent;
+  private readonly queue: OutgoingRequest[] = [];
+  private queueHead = 0;
+  private queuedBytes = 0;
+  private inflight = 0;
+  private idleWaiters: Array<() => void> = [];
+  private closed = false;
+  private readonly inflightReqs = new Set<http.ClientRequest>();
+
+  constructor(url: string, private readonly opts: DestinationOptions, private readonly obs: ReplayObserver) {
+    this.url = new URL(url);
+    this.label = this.url.origin;
+    this.hostHeader = this.url.host;
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxConcurrency, maxFreeSockets: opts.maxConcurrency, scheduling: 'lifo' });
+  }
+
+  get queueDepth(): number {
+    return this.queue.length - this.queueHead;
+  }
+  get inFlight(): number {
+    return this.inflight;
+  }
+
+  enqueue(req: OutgoingRequest): void {
+    if (this.closed) {
+      this.obs.dropped('shutdown', 1, this.label);
+      return;
+    }
+    if (this.inflight < this.opts.maxConcurrency && this.queueDepth === 0) {
+      this.send(req, false);
+      return;
+    }
+    if (this.queueDepth >= this.opts.maxQueue || this.queuedBytes + req.body.length > this.opts.maxQueueBytes) {
+      this.obs.dropped('queue_full', 1, this.label);
+      return;
+    }
+    this.queue.push(req);
+    this.queuedBytes += req.body.length;
+  }
+
+  /** Resolves when nothing is queued or in flight, or after `ms` (what is left is dropped, counted). */
+  async drain(ms: number): Promise<void> {
+    this.closed = true;
+    if (this.inflight > 0 || this.queueDepth > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, ms);
+        this.idleWaiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    const left = this.queueDepth;
+    if (left) this.obs.dropped('shutdown', left, this.label);
+    this.queue.length = 0;
+    this.queueHead = 0;
+    for (const r of this.inflightReqs) {
+      (r as http.ClientRequest & { mrShutdown?: boolean }).mrShutdown = true;
+      r.destroy();
+    }
+    this.agent.destroy();
+  }
+
+  private next(): void {
+    while (this.inflight < this.opts.maxConcurrency && this.queueDepth > 0) {
+      const req = this.queue[this.queueHead];
+      (this.queue as unknown[])[this.queueHead++] = undefined;
+      this.queuedBytes -= req.body.length;
+      if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+        this.queue.splice(0, this.queueHead);
+        this.queueHead = 0;
+      }
+      this.send(req, false);
+    }
+    if (this.inflight === 0 && this.queueDepth === 0 && this.idleWaiters.length) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
+    }
+  }
+
+  private send(req: OutgoingRequest, isRetry: boolean): void {
+    this.inflight++;
+    const start = performance.now();
+    let done = false;
+    let cr: http.ClientRequest;
+    const finish = (err: (Error & { code?: string }) | null, status: number) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      this.inflightReqs.delete(cr);
+      this.inflight--;
+      if (err) {
+        const code = err.code ?? 'UNKNOWN';
+        if (!isRetry && code === 'ECONNRESET' && cr.reusedSocket && IDEMPOTENT.has(req.method) && !this.closed) {
+          // The keep-alive socket was closed by the server as we reused it: safe to send again.
+          this.send(req, true);
+          this.next();
+          return;
+        }
+        this.obs.error(this.label, code);
+        let reason: DropReason = 'upstream_error';
+        if ((cr as http.ClientRequest & { mrShutdown?: boolean }).mrShutdown) reason = 'shutdown';
+        else if (err instanceof TimeoutError) reason = 'timeout';
+        else if (CONNECT_CODES.has(code) || (code === 'ECONNRESET' && !cr.reusedSocket && !cr.socket?.bytesWritten)) reason = 'connect_error';
+        this.obs.dropped(reason, 1, this.label);
+      } else {
+        this.obs.replayed(this.label, status, (performance.now() - start) / 1000);
+      }
+      this.next();
+    };
+    try {
+      cr = http.request({
+        protocol: this.url.protocol,
+        hostname: this.url.hostname,
+        port: this.url.port || 80,
+        method: req.method,
+        path: req.target,
+        headers: req.headers,
+        setHost: false,
+        agent: this.agent,
+      });
+    } catch (e) {
+      this.inflight--;
+      this.obs.error(this.label, (e as { code?: string }).code ?? 'UNKNOWN');
+      this.obs.dropped('invalid_for_replay', 1, this.label);
+      return;
+    }
+    this.inflightReqs.add(cr);
+    const timer = setTimeout(() => cr.destroy(new TimeoutError(`no answer within ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
+    cr.on('response', (res) => {
+      res.on('end', () => finish(null, res.statusCode ?? 0));
+      res.on('error', (e) => finish(e, 0));
+      res.resume();
+    });
+    cr.on('error', (e) => finish(e, 0));
+    if (req.chunked) {
+      if (req.body.length) cr.write(req.body);
+      if (req.trailers.length) {
+        const t: Array<[string, string]> = [];
+        for (let i = 0; i < req.trailers.length; i += 2) t.push([req.trailers[i], req.trailers[i + 1]]);
+        cr.addTrailers(t);
+      }
+      cr.end();
+    } else {
+      if (req.body.length === 0 && (cr as unknown as { useChunkedEncodingByDefault: boolean }).useChunkedEncodingByDefault && !hasContentLength(req.headers)) {
+        // node:http frames a body-less POST/PUT/PATCH without Content-Length as chunked.
+        this.obs.altered('empty_body_framing');
+      }
+      cr.end(req.body.length ? req.body : undefined);
+    }
+  }
+}
+
+function hasContentLength(h: string[]): boolean {
+  for (let i = 0; i < h.length; i += 2) if (h[i].length === 14 && h[i].toLowerCase() === 'content-length') return true;
+  return false;
+}

@@ -1,0 +1,35 @@
+import { HTTP_DROP_REASONS } from '../http/types.js';
+
+/** Why a request that production received was not replayed. One label value each, all documented. */
+export const REPLAY_DROP_REASONS = [
+  /** --percentage sampling left it out: a choice, not a loss. */
+  'sampled_out',
+  /** The destination's queue was full: capture never waits for replay. */
+  'queue_full',
+  /** No answer within --timeout. */
+  'timeout',
+  /** The destination refused or could not be reached. */
+  'connect_error',
+  /** The connection failed after the request was sent (reset, protocol error). */
+  'upstream_error',
+  /** Still queued or in flight when the drain timeout ran out at shutdown. */
+  'shutdown',
+  /** node:http refused to build the request (should not happen: the parser validates first). */
+  'invalid_for_replay',
+] as const;
+
+export const DROP_REASONS = [...HTTP_DROP_REASONS.filter((r) => r !== 'http_midstream_skipped'), ...REPLAY_DROP_REASONS] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+export type StatusClass = (typeof STATUS_CLASSES)[number];
+
+/** How a stage tells the metrics what happened to a request. */
+export interface ReplayObserver {
+  dropped(reason: DropReason, count?: number, destination?: string): void;
+  replayed(destination: string, status: number, seconds: number): void;
+  /** A replay error by its code (ECONNREFUSED, MR_TIMEOUT, ...). */
+  error(destination: string, code: string): void;
+  /** A request whose framing we had to change (see README). */
+  altered(what: 'empty_body_framing'): void;
+}
