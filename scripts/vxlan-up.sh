@@ -2,12 +2,16 @@
 # vxlan-up.sh: create (or confirm) the VXLAN interface that decapsulates AWS VPC
 # Traffic Mirroring on the adapter, so that production's Ethernet frames appear on it.
 #
-# Usage: vxlan-up.sh --vni N [--dev IFACE] [--name vxlan0] [--port 4789]
+# Usage: vxlan-up.sh --vni N [--dev IFACE] [--name vxlan0] [--port 4789] [--no-gro]
 #   --vni N       the mirror session's VXLAN network identifier, 1-16777215 (required)
 #   --dev IFACE   the underlying interface the mirrored UDP arrives on
 #                 (default: the interface of the default route)
 #   --name NAME   the interface to create (default: vxlan0)
 #   --port P      the UDP destination port (default: 4789, the one AWS uses)
+#   --no-gro      stop GRO on NAME from merging mirrored TCP segments into frames of up
+#                 to 64 KiB (sets gro_max_size 0; no ethtool needed). Without it the
+#                 capture must take frames of up to 64 KiB. On AWS the underlying NIC's GRO
+#                 can merge VXLAN too: that is `ethtool -K DEV gro off` on DEV, not done here.
 #   -h, --help    print this and exit 0
 #
 # Runs the same inside `ip netns exec NS`. Idempotent: an existing interface with the
@@ -34,7 +38,7 @@ readonly VXLAN_OVERHEAD=50 # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
 prog=${0##*/}
 
 usage() {
-  echo "usage: $prog --vni N [--dev IFACE] [--name vxlan0] [--port 4789]"
+  echo "usage: $prog --vni N [--dev IFACE] [--name vxlan0] [--port 4789] [--no-gro]"
 }
 
 die() { # die CODE MESSAGE...
@@ -76,7 +80,7 @@ default_route_dev() {
   ip route show default 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -n 1
 }
 
-vni="" dev="" name=vxlan0 port=4789
+vni="" dev="" name=vxlan0 port=4789 no_gro=0
 need_value() { # need_value FLAG REMAINING_ARGC
   (($2 >= 2)) || { usage >&2; die $EX_USAGE "$1 needs a value"; }
 }
@@ -90,6 +94,7 @@ while (($# > 0)); do
     --dev=*) dev=${1#*=}; shift ;;
     --name=*) name=${1#*=}; shift ;;
     --port=*) port=${1#*=}; shift ;;
+    --no-gro) no_gro=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die $EX_USAGE "unknown argument: $1" ;;
   esac
@@ -134,6 +139,18 @@ print_mtu() {
   fi
 }
 
+# gro_max_size 0 makes every GRO merge on NAME fail its size check. Best effort: an older
+# kernel or iproute2 without the attribute gets a warning, not a failure.
+apply_gro() {
+  ((no_gro == 1)) || return 0
+  local err
+  if err=$(ip link set dev "$name" gro_max_size 0 2>&1); then
+    echo "$name: GRO off (gro_max_size 0): one frame per mirrored packet"
+  else
+    echo "$prog: warning: could not turn GRO off on $name, frames may be merged up to 64 KiB: $err" >&2
+  fi
+}
+
 if link_exists "$name"; then
   details=$(ip -d -o link show dev "$name")
   if [[ $details != *" vxlan id "* ]]; then
@@ -155,6 +172,7 @@ if link_exists "$name"; then
   fi
   echo "$name already exists with vni $vni dev $dev port $port; nothing to do"
   run_ip link set dev "$name" up
+  apply_gro
   print_mtu
   exit 0
 fi
@@ -162,4 +180,5 @@ fi
 run_ip link add "$name" type vxlan id "$vni" dev "$dev" dstport "$port"
 run_ip link set dev "$name" up
 echo "created $name: vxlan id $vni dev $dev dstport $port, up"
+apply_gro
 print_mtu
