@@ -1,0 +1,159 @@
+/**
+ * The real ring, in a pair of network namespaces joined by a veth (MTU 9000). Needs root: skipped
+ * otherwise, except in CI (CI=true), where skipping would hide a broken ring, so it fails.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { PacketRing } from '../../src/capture/ring.js';
+import { CaptureError } from '../../src/errors.js';
+import { INJECTED } from './ring-child.js';
+
+const CHILD = fileURLToPath(new URL('./ring-child.js', import.meta.url));
+const PORT = 8080;
+const OTHER = 9090;
+
+function needsRoot(t: { skip: (msg: string) => void }): boolean {
+  if (process.getuid?.() === 0) return false;
+  if (process.env.CI === 'true') assert.fail('ring tests need root (network namespaces); CI must run them as root');
+  t.skip('needs root for network namespaces');
+  return true;
+}
+
+function ip(...args: string[]): string {
+  return execFileSync('ip', args, { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+interface Lab {
+  a: string;
+  b: string;
+  addrA: string;
+}
+
+function labUp(): Lab {
+  const a = `mr-cap-${process.pid}-a`;
+  const b = `mr-cap-${process.pid}-b`;
+  const net = `10.213.${process.pid % 256}`;
+  labDown({ a, b, addrA: '' });
+  ip('netns', 'add', a);
+  ip('netns', 'add', b);
+  // Created inside the namespaces, so the names va/vb never exist on the host.
+  ip('-n', a, 'link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb', 'netns', b);
+  ip('-n', a, 'link', 'set', 'va', 'mtu', '9000', 'up');
+  ip('-n', b, 'link', 'set', 'vb', 'mtu', '9000', 'up');
+  ip('-n', a, 'addr', 'add', `${net}.1/30`, 'dev', 'va');
+  ip('-n', b, 'addr', 'add', `${net}.2/30`, 'dev', 'vb');
+  return { a, b, addrA: `${net}.1` };
+}
+
+function labDown(lab: Lab): void {
+  for (const ns of [lab.a, lab.b]) {
+    try {
+      ip('netns', 'del', ns);
+    } catch {
+      // not there
+    }
+  }
+}
+
+/** Resolves with the first stdout line matching `pred`, or rejects after `ms`. */
+function lineFrom(child: ChildProcessWithoutNullStreams, pred: (l: string) => boolean, ms: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      rl.close();
+      reject(new Error(`no matching line from child within ${ms} ms; stderr: ${stderr}`));
+    }, ms);
+    rl.on('line', (l) => {
+      if (!pred(l)) return;
+      clearTimeout(timer);
+      rl.close();
+      resolve(l);
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`child exited (${code}) before the line; stderr: ${stderr}`));
+    });
+  });
+}
+
+function one_(out: { one: { seen: { frames: number; maxCapLen: number; ipv6Ext: number }; ring: { blocks: number; polls: number } } }): string {
+  const { seen, ring } = out.one;
+  return `${seen.frames} frames (max ${seen.maxCapLen} B, ${seen.ipv6Ext} IPv6 ext), ${ring.blocks} blocks, ${ring.polls} polls`;
+}
+
+function killIfRunning(child: ChildProcessWithoutNullStreams | undefined): void {
+  if (child && child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+}
+
+test('ring: bad options and a missing interface are CaptureErrors', async () => {
+  const isCapture = (e: unknown): boolean => e instanceof CaptureError && e.code === 'MR_CAPTURE';
+  assert.throws(() => new PacketRing({ interface: 'lo', port: 0 }), isCapture);
+  assert.throws(() => new PacketRing({ interface: 'a/b', port: 80 }), isCapture);
+  assert.throws(() => new PacketRing({ interface: 'lo', port: 80, blockKiB: 64 }), isCapture);
+  assert.throws(() => new PacketRing({ interface: 'lo', port: 80, ringMiB: 1, blockKiB: 1024 }), isCapture);
+  assert.throws(() => new PacketRing({ interface: 'lo', port: 80, fanoutGroup: 70000 }), isCapture);
+  await assert.rejects(new PacketRing({ interface: 'mrnope0', port: 80 }).run(() => {}), (e: unknown) => isCapture(e) && /does not exist/.test(String(e)));
+  // stop() before run(): run() ends at once and opens nothing.
+  const r = new PacketRing({ interface: 'mrnope0', port: 80 });
+  r.stop();
+  await r.run(() => {});
+});
+
+test('ring: in a namespace pair, only port-P TCP arrives, whole, counted, and stop() ends run()', { timeout: 60_000 }, async (t) => {
+  if (needsRoot(t)) return;
+  let lab: Lab | undefined;
+  let capture: ChildProcessWithoutNullStreams | undefined;
+  try {
+    lab = labUp();
+    capture = spawn('ip', ['netns', 'exec', lab.a, process.execPath, CHILD, 'capture', 'va', String(PORT), String(OTHER)]);
+    await lineFrom(capture, (l) => l === 'READY', 15_000);
+    const result = lineFrom(capture, (l) => l.startsWith('{'), 40_000);
+
+    const clientOut = execFileSync('ip', ['netns', 'exec', lab.b, process.execPath, CHILD, 'client', lab.addrA, String(PORT), String(OTHER), 'vb'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    assert.match(clientOut, /"injected"/);
+    await new Promise((r) => setTimeout(r, 300)); // blocks retire after 10 ms
+    capture.stdin.write('stop\n');
+    const out = JSON.parse(await result);
+
+    t.diagnostic(`one: ${one_(out)}; both: ${out.both.seen.frames} frames; stop took ${Math.round(out.stopMs)} ms`);
+    assert.match(out.downError, /CaptureError: interface lo is down/);
+    assert.deepEqual(out.runs, ['ok', 'ok', 'ok']);
+    assert.ok(out.stopMs < 2000, `stop() took ${out.stopMs} ms`);
+
+    const one = out.one;
+    assert.equal(one.seen.nonTcp, 0, `UDP/ARP reached the handler: ${one.seen.nonTcpHead}`);
+    assert.deepEqual(Object.keys(one.seen.dports), [String(PORT)], `dports ${JSON.stringify(one.seen.dports)}`);
+    assert.ok(one.seen.dports[PORT] > 10, 'the TCP exchange to PORT was captured');
+    assert.ok(one.seen.whole, 'every frame arrived whole');
+    const marks = Object.keys(one.seen.marks).map(Number).sort((x, y) => x - y);
+    assert.deepEqual(marks, [INJECTED.vlan, INJECTED.qinq, INJECTED.dot1ad, INJECTED.ipv6, INJECTED.jumbo]);
+    assert.deepEqual(one.seen.marks[INJECTED.jumbo], { capLen: 9014, wireLen: 9014, inBandTags: 0 });
+    // The kernel moves the outer tag to metadata before taps; QinQ's inner tag stays in-band.
+    assert.equal(one.seen.marks[INJECTED.qinq].inBandTags, 1);
+    assert.equal(one.stats.packets, one.seen.frames);
+    assert.equal(one.stats.truncated, 0);
+    assert.equal(one.stats.kernelDrops, 0);
+    assert.ok(one.ring.blocks > 0 && one.ring.polls > 0);
+
+    const both = out.both;
+    assert.ok(both.seen.sports[PORT] > 0, 'bothDirections captured the server side');
+    assert.ok(both.seen.frames > one.seen.frames);
+    assert.equal(both.seen.dports[OTHER] ?? 0, 0);
+    assert.equal(both.seen.sports[OTHER] ?? 0, 0);
+    assert.equal(both.seen.nonTcp, 0);
+
+    assert.equal(out.throwing.frames, one.seen.frames, 'a throwing handler still saw every frame');
+    assert.equal(out.throwing.handlerErrors, out.throwing.frames);
+  } finally {
+    killIfRunning(capture);
+    if (lab) labDown(lab);
+  }
+});
