@@ -3,6 +3,7 @@
  *   capture IFACE PORT OTHER   servers on PORT and OTHER, three rings on IFACE; prints READY,
  *                              then one JSON line of results after "stop" arrives on stdin
  *   client HOST PORT OTHER IFACE  TCP to both ports, then raw frames injected on IFACE
+ *   eperm                      open a ring on lo and print the error (run it unprivileged)
  *   bench IFACE PORT SECONDS   count frames on a ring, print pps and CPU
  *   blast IFACE PORT SECONDS   inject 1500-byte frames to PORT as fast as one thread can
  * Every wait is bounded; the capture child stops itself after 30 s.
@@ -10,6 +11,7 @@
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { PacketRing } from '../../src/capture/ring.js';
+import type { CaptureError } from '../../src/errors.js';
 import * as libc from '../../src/capture/libc.js';
 import { interfaceInfo } from '../../src/capture/netif.js';
 import { buildFrame, type FrameSpec } from '../fixtures/frames.js';
@@ -151,6 +153,17 @@ function rawSocket(iface: string): { send: (f: Uint8Array) => void; close: () =>
   };
 }
 
+/** Run unprivileged: prints the error PacketRing gives without CAP_NET_RAW. */
+async function eperm(): Promise<void> {
+  try {
+    await new PacketRing({ interface: 'lo', port: 80 }).run(() => {});
+    process.stdout.write(JSON.stringify({ error: null }) + '\n');
+  } catch (e) {
+    const err = e as CaptureError;
+    process.stdout.write(JSON.stringify({ name: err.name, code: err.code, errno: err.errno, message: err.message }) + '\n');
+  }
+}
+
 async function tcpSend(host: string, port: number, bytes: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`tcp to ${port} timed out`)), 10_000);
@@ -239,6 +252,7 @@ const main = async (): Promise<void> => {
   // `node --test dist/test/` also runs this file, with no arguments: nothing to do then.
   if (mode === undefined) return;
   if (mode === 'capture') await capture(args[0], Number(args[1]), Number(args[2]));
+  else if (mode === 'eperm') await eperm();
   else if (mode === 'client') await client(args[0], Number(args[1]), Number(args[2]), args[3]);
   else if (mode === 'bench') await bench(args[0], Number(args[1]), Number(args[2]));
   else if (mode === 'blast') blast(args[0], Number(args[1]), Number(args[2]));

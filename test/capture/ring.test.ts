@@ -104,6 +104,32 @@ test('ring: bad options and a missing interface are CaptureErrors', async () => 
   await r.run(() => {});
 });
 
+test('ring: without CAP_NET_RAW the error says so', async (t) => {
+  let err: { name: string; code: string; errno: number; message: string };
+  if (process.getuid?.() !== 0) {
+    err = await new PacketRing({ interface: 'lo', port: 80 }).run(() => {}).then(
+      () => assert.fail('opened a packet socket unprivileged'),
+      (e: CaptureError) => e as unknown as typeof err,
+    );
+  } else {
+    let out: string;
+    try {
+      out = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, CHILD, 'eperm'], {
+        encoding: 'utf8',
+        timeout: 15_000,
+      });
+    } catch (e) {
+      t.skip(`setpriv unavailable or failed: ${(e as Error).message.split('\n')[0]}`);
+      return;
+    }
+    err = JSON.parse(out);
+  }
+  assert.equal(err.name, 'CaptureError');
+  assert.equal(err.code, 'MR_CAPTURE');
+  assert.equal(err.errno, 1);
+  assert.match(err.message, /socket\(AF_PACKET, SOCK_RAW\) failed: .*needs root or CAP_NET_RAW/);
+});
+
 test('ring: in a namespace pair, only port-P TCP arrives, whole, counted, and stop() ends run()', { timeout: 60_000 }, async (t) => {
   if (needsRoot(t)) return;
   let lab: Lab | undefined;
