@@ -10,6 +10,7 @@
  */
 import net from 'node:net';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { PacketRing } from '../../src/capture/ring.js';
 import type { CaptureError } from '../../src/errors.js';
 import * as libc from '../../src/capture/libc.js';
@@ -249,8 +250,9 @@ function blast(iface: string, port: number, seconds: number): void {
 
 const [mode, ...args] = process.argv.slice(2);
 const main = async (): Promise<void> => {
-  // `node --test dist/test/` also runs this file, with no arguments: nothing to do then.
-  if (mode === undefined) return;
+  // ring.test.ts imports this file for INJECTED, and `node --test dist/test/` runs it with no
+  // arguments: act only as the entry point with a mode.
+  if (process.argv[1] !== fileURLToPath(import.meta.url) || mode === undefined) return;
   if (mode === 'capture') await capture(args[0], Number(args[1]), Number(args[2]));
   else if (mode === 'eperm') await eperm();
   else if (mode === 'client') await client(args[0], Number(args[1]), Number(args[2]), args[3]);
