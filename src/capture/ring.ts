@@ -46,6 +46,8 @@ const PKT_MAC = 24;
 /** Fixed by TPACKET_V3 only through frame_nr bookkeeping; frames are variable-length in blocks. */
 const FRAME_SIZE = 2048;
 const RETIRE_BLOCK_MS = 10;
+/** Bounds how late stop() is noticed. While waiting, each ring occupies one koffi async worker
+ * (napi async work, i.e. the libuv pool of UV_THREADPOOL_SIZE=4 by default). */
 const POLL_MS = 100;
 /** A block must hold one whole 64 KiB GRO frame plus block and frame headers. */
 const MIN_BLOCK_KIB = 128;
