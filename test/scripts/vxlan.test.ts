@@ -134,6 +134,14 @@ test('vxlan-up.sh / vxlan-down.sh in a namespace', async (t) => {
       assert.match(r.stderr, /--dev/);
     });
 
+    await t.test('without CAP_NET_ADMIN it exits 8', (st) => {
+      if (run('sh', ['-c', 'command -v setpriv']).status !== 0) return st.skip('setpriv (util-linux) not installed');
+      const r = run('ip', ['netns', 'exec', NS, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'bash', UP, '--vni', '1', '--dev', 'v0']);
+      assert.equal(r.status, 8, r.stderr);
+      assert.match(r.stderr, /not permitted/);
+      assert.equal(linkInfo('vxlan0'), undefined);
+    });
+
     await t.test('creates a vxlan with the VNI, port and device asked for, and brings it up', () => {
       const r = inNs(UP, ['--vni', '4242', '--dev', 'v0', '--port', '4790']);
       assert.equal(r.status, 0, r.stderr);
