@@ -6,7 +6,6 @@
 #   PREFIX must start with "mr" (e.g. mr-lab, mr-e2e-1234); letters, digits, '.', '_', '-';
 #   at most 32 characters. The namespaces are PREFIX-client, -prod, -adapter, -test.
 #   --quiet   print nothing on success (errors still go to stderr)
-#   `down` of namespaces that exist is refused only if ip cannot delete one (exit 7).
 #
 #   PREFIX-client  eth0 10.213.1.1/24 fd00:213:1::1/64
 #        |  veth, mtu 1500
@@ -40,7 +39,8 @@
 #   2  usage: unknown command or flag, PREFIX missing
 #   3  bad PREFIX (must start with "mr"; [A-Za-z0-9._-]; at most 32 characters)
 #   4  up: a namespace of this PREFIX already exists; run `lab-net.sh down PREFIX` first
-#   7  an ip, tc or sysctl step failed (up deletes what it had made)
+#   7  an ip or tc step failed (up then deletes what it had made), or down could not
+#      delete a namespace
 #   8  not permitted (needs root)
 #  11  ip or tc (iproute2) not found
 set -euo pipefail
