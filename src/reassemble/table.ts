@@ -87,6 +87,7 @@ export class FlowTable {
   readonly events = new Float64Array(REASSEMBLY_EVENTS.length);
   private readonly buckets = new Map<number, Flow>();
   private count = 0;
+  private open = 0;
   private heldTotal = 0;
   private readonly opts: TableOptions;
 
@@ -97,8 +98,12 @@ export class FlowTable {
   event(name: ReassemblyEvent): number {
     return this.events[E[name]];
   }
+  /** Flows in the table, including closed ones kept for a while to absorb retransmissions. */
   get flowCount(): number {
     return this.count;
+  }
+  get openFlows(): number {
+    return this.open;
   }
   get heldBytes(): number {
     return this.heldTotal;
@@ -153,7 +158,7 @@ export class FlowTable {
       f = this.create(p, hash, now, true);
       f.nextSeq = p.seq;
     } else if (f.closed) {
-      ev[E.after_close]++;
+      if (p.payloadLength || p.payloadMissing) ev[E.after_close]++;
       return;
     }
     if (flags & TCP_RST) {
@@ -346,6 +351,7 @@ export class FlowTable {
 
   private close(f: Flow, now: number, reason: number): void {
     this.events[reason]++;
+    this.open--;
     f.closed = true;
     f.closedAt = now;
     this.heldTotal -= f.heldBytes;
@@ -369,6 +375,7 @@ export class FlowTable {
     f.next = this.buckets.get(hash) ?? null;
     this.buckets.set(hash, f);
     this.count++;
+    this.open++;
     this.events[E.flows_created]++;
     if (midstream) this.events[E.flows_midstream]++;
     return f;

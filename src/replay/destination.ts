@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import type { DropReason, ReplayObserver } from './outcome.js';
 
 /** A request ready to send: production's, with forwarded headers already applied. */
@@ -9,6 +10,8 @@ export interface OutgoingRequest {
   body: Buffer;
   chunked: boolean;
   trailers: string[];
+  /** 0 for HTTP/1.0: node:http only speaks 1.1, so these go out over a plain socket. */
+  minorVersion: number;
 }
 
 export interface DestinationOptions {
@@ -45,6 +48,7 @@ export class Destination {
   private idleWaiters: Array<() => void> = [];
   private closed = false;
   private readonly inflightReqs = new Set<http.ClientRequest>();
+  private readonly inflightSockets = new Set<net.Socket>();
 
   constructor(url: string, private readonly opts: DestinationOptions, private readonly obs: ReplayObserver) {
     this.url = new URL(url);
@@ -97,6 +101,7 @@ export class Destination {
       (r as http.ClientRequest & { mrShutdown?: boolean }).mrShutdown = true;
       r.destroy();
     }
+    for (const sock of this.inflightSockets) sock.destroy();
     this.agent.destroy();
   }
 
@@ -119,6 +124,10 @@ export class Destination {
   }
 
   private send(req: OutgoingRequest, isRetry: boolean): void {
+    if (req.minorVersion === 0 && !req.chunked) {
+      this.sendHttp10(req);
+      return;
+    }
     this.inflight++;
     const start = performance.now();
     let done = false;
@@ -188,6 +197,55 @@ export class Destination {
       }
       cr.end(req.body.length ? req.body : undefined);
     }
+  }
+
+  /**
+   * HTTP/1.0 exactly as production got it (node:http only speaks 1.1): one connection per
+   * request, closed by the server after its answer. Only the status line is read.
+   */
+  private sendHttp10(req: OutgoingRequest): void {
+    this.inflight++;
+    const start = performance.now();
+    let head = `${req.method} ${req.target} HTTP/1.0\r\n`;
+    for (let i = 0; i < req.headers.length; i += 2) head += `${req.headers[i]}: ${req.headers[i + 1]}\r\n`;
+    head += '\r\n';
+    const sock = net.connect({ host: this.url.hostname, port: Number(this.url.port || 80) });
+    this.inflightSockets.add(sock);
+    let status = 0;
+    let first = '';
+    let done = false;
+    const finish = (err: (Error & { code?: string }) | null) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      this.inflightSockets.delete(sock);
+      sock.destroy();
+      this.inflight--;
+      if (status > 0) this.obs.replayed(this.label, status, (performance.now() - start) / 1000);
+      else {
+        const e = err ?? Object.assign(new Error('connection closed before a status line'), { code: 'ECONNRESET' });
+        const code = e.code ?? 'UNKNOWN';
+        this.obs.error(this.label, code);
+        const reason: DropReason = this.closed && !(e instanceof TimeoutError) ? 'shutdown' : e instanceof TimeoutError ? 'timeout' : CONNECT_CODES.has(code) ? 'connect_error' : 'upstream_error';
+        this.obs.dropped(reason, 1, this.label);
+      }
+      this.next();
+    };
+    const timer = setTimeout(() => finish(new TimeoutError(`no answer within ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
+    sock.on('connect', () => {
+      sock.write(head, 'latin1');
+      if (req.body.length) sock.write(req.body);
+    });
+    sock.on('data', (d: Buffer) => {
+      if (status) return;
+      first += d.toString('latin1', 0, Math.min(d.length, 64));
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(first);
+      if (m) status = Number(m[1]);
+      else if (first.length >= 16) finish(Object.assign(new Error('not an HTTP response'), { code: 'MR_BAD_RESPONSE' }));
+    });
+    sock.on('end', () => finish(null));
+    sock.on('close', () => finish(null));
+    sock.on('error', (e) => finish(e));
   }
 }
 

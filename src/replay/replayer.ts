@@ -38,6 +38,7 @@ export class Replayer {
         body: req.body,
         chunked: req.chunked,
         trailers: req.trailers,
+        minorVersion: req.minorVersion,
       });
     }
   }

@@ -1,0 +1,237 @@
+/**
+ * Real client behaviours for the lab: node:http, raw sockets and curl. Every request carries
+ * `X-Test-Id` so production's and the test environment's records can be matched.
+ *
+ *   node client.js behaviours --host 10.213.1.2 [--host6 fd00:213:1::2] [--port 80]
+ *   node client.js load --host 10.213.1.2 --requests 20000 --connections 64 [--max-seconds 120]
+ * Prints one JSON line: { ids: [...answered ids], failures: [...], seconds, rps }.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const argv = process.argv.slice(2);
+const mode = argv[0];
+const opt = (name: string, dflt?: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : dflt;
+};
+const HOST = opt('host')!;
+const HOST6 = opt('host6');
+const PORT = Number(opt('port', '80'));
+const ids: string[] = [];
+const failures: string[] = [];
+let seq = 0;
+const newId = (tag: string) => `${tag}-${++seq}`;
+
+function request(o: { id: string; method?: string; path?: string; headers?: Record<string, string | string[]>; body?: Buffer; agent?: http.Agent | false; chunks?: Buffer[]; expect?: boolean; host?: string }): Promise<void> {
+  return new Promise((resolve) => {
+    const headers: Record<string, string | string[]> = { 'X-Test-Id': o.id, ...(o.headers ?? {}) };
+    if (o.body && !o.chunks) headers['Content-Length'] = String(o.body.length);
+    if (o.expect) headers['Expect'] = '100-continue';
+    const req = http.request({ host: o.host ?? HOST, port: PORT, method: o.method ?? 'GET', path: o.path ?? '/', headers, agent: o.agent ?? undefined }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        if (res.statusCode === 200) ids.push(o.id);
+        else failures.push(`${o.id}: status ${res.statusCode}`);
+        resolve();
+      });
+    });
+    req.on('error', (e) => {
+      failures.push(`${o.id}: ${e.message}`);
+      resolve();
+    });
+    if (o.expect) {
+      req.on('continue', () => req.end(o.body));
+      req.flushHeaders();
+    } else if (o.chunks) {
+      let i = 0;
+      const next = () => {
+        if (i < o.chunks!.length) {
+          req.write(o.chunks![i++]);
+          setTimeout(next, 1);
+        } else req.end();
+      };
+      next();
+    } else req.end(o.body);
+  });
+}
+
+/** Writes raw bytes (optionally in pieces), reads until `expect` responses came back. */
+function raw(reqIds: string[], data: Buffer, pieces?: number[], host = HOST): Promise<void> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port: PORT });
+    s.setNoDelay(true);
+    let got = '';
+    let finished = false;
+    const done = (err?: string) => {
+      if (finished) return;
+      finished = true;
+      const n = (got.match(/HTTP\/1\.[01] 200/g) ?? []).length;
+      for (let i = 0; i < reqIds.length; i++) if (i < n) ids.push(reqIds[i]); else failures.push(`${reqIds[i]}: ${err ?? 'no response'}`);
+      s.destroy();
+      resolve();
+    };
+    const timer = setTimeout(() => done('timeout'), 20_000);
+    s.on('data', (d) => {
+      got += d.toString('latin1');
+      if ((got.match(/HTTP\/1\.[01] 200/g) ?? []).length >= reqIds.length) {
+        clearTimeout(timer);
+        done();
+      }
+    });
+    s.on('error', (e) => { clearTimeout(timer); done(e.message); });
+    s.on('close', () => { clearTimeout(timer); done('closed'); });
+    s.on('connect', async () => {
+      if (!pieces) {
+        s.write(data);
+        return;
+      }
+      let off = 0;
+      for (let i = 0; off < data.length; i++) {
+        const n = pieces[i % pieces.length];
+        s.write(data.subarray(off, off + n));
+        off += n;
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    });
+  });
+}
+
+function curl(id: string, extra: string[], host = HOST): void {
+  const r = spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-H', `X-Test-Id: ${id}`, ...extra, `http://${host.includes(':') ? `[${host}]` : host}:${PORT}/curl/${id}`], { encoding: 'utf8', timeout: 30_000 });
+  if (r.stdout === '200') ids.push(id);
+  else failures.push(`${id}: curl ${r.status} ${r.stdout} ${r.stderr}`);
+}
+
+async function behaviours(): Promise<void> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mr-client-'));
+  try {
+    // Sequential keep-alive on one connection, with varied targets and headers.
+    const ka = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    for (let i = 0; i < 30; i++) await request({ id: newId('keepalive'), path: `/ka/${i}?q=${i}&x=%20y#`.replace('#', ''), headers: { Accept: 'text/html', 'X-Seq': String(i) }, agent: ka });
+    for (let i = 0; i < 5; i++) await request({ id: newId('keepalive-post'), method: 'POST', path: '/ka/post', body: randomBytes(100 + i * 1000), headers: { 'Content-Type': 'application/octet-stream' }, agent: ka });
+    ka.destroy();
+
+    // Pipelining: ten requests written at once on one connection.
+    {
+      const pids: string[] = [];
+      let buf = '';
+      for (let i = 0; i < 10; i++) {
+        const id = newId('pipelined');
+        pids.push(id);
+        buf += i % 3 === 2 ? `POST /pipe/${i} HTTP/1.1\r\nHost: prod.example\r\nX-Test-Id: ${id}\r\nContent-Length: 5\r\n\r\nhello` : `GET /pipe/${i} HTTP/1.1\r\nHost: prod.example\r\nX-Test-Id: ${id}\r\n\r\n`;
+      }
+      await raw(pids, Buffer.from(buf, 'latin1'));
+    }
+
+    // Many parallel connections.
+    {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 40 });
+      await Promise.all(Array.from({ length: 40 }, async (_, c) => {
+        for (let i = 0; i < 5; i++) await request({ id: newId('parallel'), path: `/par/${c}/${i}`, agent });
+      }));
+      agent.destroy();
+    }
+
+    // Short Connection: close connections.
+    for (let i = 0; i < 20; i++) await request({ id: newId('close'), path: `/close/${i}`, headers: { Connection: 'close' }, agent: false });
+
+    // Chunked uploads, small and 50 KB, written in pieces.
+    await request({ id: newId('chunked'), method: 'POST', path: '/chunked/small', chunks: [Buffer.from('hel'), Buffer.from('lo')], agent: false });
+    {
+      const big = randomBytes(50 * 1024);
+      const chunks: Buffer[] = [];
+      for (let o = 0; o < big.length; o += 7000) chunks.push(big.subarray(o, o + 7000));
+      await request({ id: newId('chunked-50k'), method: 'PUT', path: '/chunked/50k', chunks, agent: false });
+    }
+    // Chunked with extensions and a trailer, raw.
+    {
+      const id = newId('chunked-raw');
+      await raw([id], Buffer.from(`POST /chunked/raw HTTP/1.1\r\nHost: prod.example\r\nX-Test-Id: ${id}\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n4;ext=1\r\nWiki\r\n6;name="quoted"\r\npedia \r\n0\r\nX-Checksum: abc\r\n\r\n`, 'latin1'));
+    }
+
+    // Expect: 100-continue with a 30 KB body.
+    await request({ id: newId('expect'), method: 'POST', path: '/expect', body: randomBytes(30 * 1024), expect: true, agent: false });
+
+    // 200 KiB and 2 MiB bodies.
+    await request({ id: newId('body-200k'), method: 'POST', path: '/upload/200k', body: randomBytes(200 * 1024), agent: false });
+    await request({ id: newId('body-2m'), method: 'POST', path: '/upload/2m', body: randomBytes(2 * 1024 * 1024), agent: false });
+
+    // A 6 KB URL and a 16 KB cookie.
+    await request({ id: newId('long-url'), path: `/long?${'a'.repeat(6 * 1024)}`, agent: false });
+    await request({ id: newId('cookie-16k'), path: '/cookie', headers: { Cookie: `session=${'c'.repeat(16 * 1024)}` }, agent: false });
+
+    // 40 headers with duplicates and odd case, exactly as written.
+    {
+      const id = newId('headers-40');
+      let h = `GET /headers HTTP/1.1\r\nHost: prod.example\r\nX-Test-Id: ${id}\r\n`;
+      for (let i = 0; i < 36; i++) h += `${i % 2 ? 'x-Mixed-CASE' : `X-H${i}`}: value ${i}\r\n`;
+      h += 'accept: a\r\nACCEPT: b\r\n\r\n';
+      await raw([id], Buffer.from(h, 'latin1'));
+    }
+
+    // HTTP/1.0, with and without a body.
+    {
+      const a = newId('http10');
+      await raw([a], Buffer.from(`GET /ten HTTP/1.0\r\nX-Test-Id: ${a}\r\n\r\n`, 'latin1'));
+      const b = newId('http10-post');
+      await raw([b], Buffer.from(`POST /ten HTTP/1.0\r\nHost: prod.example\r\nX-Test-Id: ${b}\r\nContent-Length: 11\r\n\r\nhello world`, 'latin1'));
+    }
+
+    // A request written in tiny pieces (1-3 bytes per segment).
+    {
+      const id = newId('tiny');
+      const body = 'a tiny body written byte by byte';
+      await raw([id], Buffer.from(`POST /tiny HTTP/1.1\r\nHost: prod.example\r\nX-Test-Id: ${id}\r\nContent-Length: ${body.length}\r\n\r\n${body}`, 'latin1'), [1, 2, 3]);
+    }
+
+    // Other methods.
+    for (const m of ['PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD']) await request({ id: newId(`method-${m}`), method: m, path: `/m/${m}`, body: m === 'PUT' || m === 'PATCH' ? Buffer.from('{"a":1}') : undefined, agent: false });
+
+    // curl: a real third-party client, incl. its own chunked and Expect behaviour.
+    const f = path.join(tmp, 'body');
+    fs.writeFileSync(f, randomBytes(2 * 1024 * 1024));
+    curl(newId('curl-get'), []);
+    curl(newId('curl-post-2m'), ['--data-binary', `@${f}`]);
+    curl(newId('curl-chunked'), ['-H', 'Transfer-Encoding: chunked', '--data-binary', `@${f}`]);
+    curl(newId('curl-http10'), ['--http1.0', '-d', 'a=b']);
+
+    // IPv6 client to production.
+    if (HOST6) {
+      const agent6 = new http.Agent({ keepAlive: true, maxSockets: 2 });
+      for (let i = 0; i < 10; i++) await request({ id: newId('ipv6'), host: HOST6, path: `/v6/${i}`, agent: agent6, method: i % 2 ? 'POST' : 'GET', body: i % 2 ? randomBytes(3000) : undefined });
+      agent6.destroy();
+      curl(newId('curl-ipv6'), [], HOST6);
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+async function load(): Promise<void> {
+  const total = Number(opt('requests', '20000'));
+  const conns = Number(opt('connections', '64'));
+  const deadline = Date.now() + Number(opt('max-seconds', '120')) * 1000;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
+  let next = 0;
+  await Promise.all(Array.from({ length: conns }, async () => {
+    while (next < total && Date.now() < deadline) {
+      const i = next++;
+      await request({ id: `load-${i}`, path: `/load/${i}`, agent });
+    }
+  }));
+  agent.destroy();
+}
+
+const t0 = performance.now();
+const run = mode === 'load' ? load : behaviours;
+run().then(() => {
+  const seconds = (performance.now() - t0) / 1000;
+  // Exit only once the (large) line is flushed: stdout to a pipe is asynchronous.
+  process.stdout.write(`${JSON.stringify({ ids, failures, seconds, rps: ids.length / seconds })}\n`, () => process.exit(0));
+});

@@ -1,0 +1,227 @@
+/**
+ * Drives the namespace lab (scripts/lab-net.sh) for `npm run lab` and the end-to-end tests:
+ * production and test recorders, the daemon on the adapter, real clients. Every process it
+ * starts is tracked by PID and stopped in down(), which also deletes the namespaces.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Repository root (this file is dist/scripts/lab/harness.js once built). */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const NODE = process.execPath;
+const LAB_NET = path.join(ROOT, 'scripts/lab-net.sh');
+const VXLAN_UP = path.join(ROOT, 'scripts/vxlan-up.sh');
+const DAEMON = path.join(ROOT, 'dist/src/cli/main.js');
+const RECORDER = path.join(ROOT, 'dist/scripts/lab/recorder.js');
+const CLIENT = path.join(ROOT, 'dist/scripts/lab/client.js');
+
+export const PROD_V4 = '10.213.1.2';
+export const PROD_V6 = 'fd00:213:1::2';
+export const TEST_HOST = '10.213.3.2';
+export const METRICS = 'http://127.0.0.1:9464';
+
+export type Role = 'client' | 'prod' | 'adapter' | 'test';
+
+export interface ClientResult {
+  ids: string[];
+  failures: string[];
+  seconds: number;
+  rps: number;
+}
+
+export class Lab {
+  readonly dir: string;
+  readonly prodLog: string;
+  readonly testLog: string;
+  readonly daemonLog: string;
+  private readonly procs = new Map<number, ChildProcess>();
+  daemon: ChildProcess | null = null;
+
+  constructor(readonly prefix: string) {
+    if (!/^mr[A-Za-z0-9._-]*$/.test(prefix)) throw new Error(`lab prefix must start with "mr": ${prefix}`);
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
+    this.prodLog = path.join(this.dir, 'prod.jsonl');
+    this.testLog = path.join(this.dir, 'test.jsonl');
+    this.daemonLog = path.join(this.dir, 'daemon.log');
+  }
+
+  ns(role: Role): string {
+    return `${this.prefix}-${role}`;
+  }
+
+  run(role: Role | null, cmd: string, args: string[], timeoutMs = 30_000): { status: number | null; stdout: string; stderr: string } {
+    const full = role ? ['netns', 'exec', this.ns(role), cmd, ...args] : args;
+    const r = spawnSync(role ? 'ip' : cmd, full, { encoding: 'utf8', timeout: timeoutMs });
+    return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  }
+
+  private must(role: Role | null, cmd: string, args: string[]): string {
+    const r = this.run(role, cmd, args);
+    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr || r.stdout}`);
+    return r.stdout;
+  }
+
+  spawnIn(role: Role, cmd: string, args: string[], out?: string): ChildProcess {
+    const fd = out ? fs.openSync(out, 'a') : 'ignore';
+    const p = spawn('ip', ['netns', 'exec', this.ns(role), cmd, ...args], { stdio: ['ignore', out ? fd : 'pipe', out ? fd : 'pipe'] });
+    if (typeof fd === 'number') fs.closeSync(fd);
+    if (p.pid) this.procs.set(p.pid, p);
+    p.on('exit', () => p.pid && this.procs.delete(p.pid));
+    return p;
+  }
+
+  async up(): Promise<void> {
+    this.must(null, 'bash', [LAB_NET, 'up', this.prefix, '--quiet']);
+    this.must('adapter', 'bash', [VXLAN_UP, '--vni', '1']);
+  }
+
+  async startRecorders(): Promise<void> {
+    const prod = this.spawnIn('prod', NODE, [RECORDER, '--out', this.prodLog, '--listen', `${PROD_V4}:80`, '--listen', `[${PROD_V6}]:80`]);
+    const test = this.spawnIn('test', NODE, [RECORDER, '--out', this.testLog, '--listen', `${TEST_HOST}:80`]);
+    await Promise.all([waitForLine(prod, 'ready', 10_000), waitForLine(test, 'ready', 10_000)]);
+  }
+
+  /** Starts the daemon on the adapter and waits until /healthz answers. */
+  async startDaemon(extra: string[] = []): Promise<ChildProcess> {
+    const args = [DAEMON, '-destination', `http://${TEST_HOST}`, '--metrics-host', '127.0.0.1', '--metrics-port', '9464', '--log-level', 'warn', ...extra];
+    this.daemon = this.spawnIn('adapter', NODE, args, this.daemonLog);
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      if (this.daemon.exitCode !== null) throw new Error(`daemon exited with ${this.daemon.exitCode}: ${fs.readFileSync(this.daemonLog, 'utf8')}`);
+      const r = this.run('adapter', 'curl', ['-sf', '-m', '2', `${METRICS}/healthz`]);
+      if (r.status === 0) return this.daemon;
+      await sleep(200);
+    }
+    throw new Error(`daemon did not become healthy: ${fs.readFileSync(this.daemonLog, 'utf8')}`);
+  }
+
+  async client(mode: 'behaviours' | 'load', extra: string[] = [], timeoutMs = 180_000): Promise<ClientResult> {
+    const p = this.spawnIn('client', NODE, [CLIENT, mode, '--host', PROD_V4, '--host6', PROD_V6, ...extra]);
+    let out = '';
+    let err = '';
+    p.stdout!.on('data', (d) => (out += d));
+    p.stderr!.on('data', (d) => (err += d));
+    const code = await new Promise<number | null>((resolve) => {
+      const t = setTimeout(() => {
+        p.kill('SIGKILL');
+        resolve(null);
+      }, timeoutMs);
+      p.on('exit', (c) => {
+        clearTimeout(t);
+        resolve(c);
+      });
+    });
+    if (code !== 0) throw new Error(`client ${mode} failed (${code}): ${err}`);
+    return JSON.parse(out.trim().split('\n').pop()!) as ClientResult;
+  }
+
+  /** The daemon's /metrics as name{labels} -> value. */
+  metrics(): Map<string, number> {
+    const r = this.run('adapter', 'curl', ['-sf', '-m', '5', `${METRICS}/metrics`]);
+    const m = new Map<string, number>();
+    for (const line of r.stdout.split('\n')) {
+      if (!line || line.startsWith('#')) continue;
+      const i = line.lastIndexOf(' ');
+      m.set(line.slice(0, i), Number(line.slice(i + 1)));
+    }
+    return m;
+  }
+
+  /** Sum over every series of a metric whose labels contain `match`. */
+  metric(name: string, match = ''): number {
+    let sum = 0;
+    for (const [k, v] of this.metrics()) if ((k === name || k.startsWith(`${name}{`)) && k.includes(match)) sum += v;
+    return sum;
+  }
+
+  lines(file: string): number {
+    if (!fs.existsSync(file)) return 0;
+    const s = fs.readFileSync(file, 'utf8');
+    let n = 0;
+    for (let i = s.indexOf('\n'); i >= 0; i = s.indexOf('\n', i + 1)) n++;
+    return n;
+  }
+
+  /** Waits until the test environment has as many records as production, or the time is up. */
+  async waitForTest(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = -1;
+    let stableSince = Date.now();
+    while (Date.now() < deadline) {
+      const p = this.lines(this.prodLog);
+      const t = this.lines(this.testLog);
+      if (t >= p && p > 0) return;
+      if (t !== last) {
+        last = t;
+        stableSince = Date.now();
+      } else if (Date.now() - stableSince > 5_000) return; // nothing moving any more
+      await sleep(100);
+    }
+  }
+
+  /** CPU seconds and peak RSS of the daemon, from /proc. */
+  daemonUsage(): { cpuSeconds: number; peakRssMiB: number; rssMiB: number } {
+    const pid = this.daemon?.pid;
+    if (!pid) return { cpuSeconds: 0, peakRssMiB: 0, rssMiB: 0 };
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[11]) + Number(f[12]);
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+    return { cpuSeconds: ticks / 100, peakRssMiB: kb('VmHWM') / 1024, rssMiB: kb('VmRSS') / 1024 };
+  }
+
+  /** Stops the daemon with SIGTERM and waits for its exit code. */
+  async stopDaemon(timeoutMs = 15_000): Promise<number | null> {
+    const d = this.daemon;
+    if (!d || d.exitCode !== null) return d?.exitCode ?? null;
+    d.kill('SIGTERM');
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        d.kill('SIGKILL');
+        resolve(null);
+      }, timeoutMs);
+      d.on('exit', (c) => {
+        clearTimeout(t);
+        resolve(c);
+      });
+    });
+  }
+
+  /** Stops every process this lab started (by PID) and deletes the namespaces. Always safe. */
+  async down(keepDir = false): Promise<void> {
+    for (const p of this.procs.values()) if (p.exitCode === null) p.kill('SIGTERM');
+    const deadline = Date.now() + 5_000;
+    while (this.procs.size && Date.now() < deadline) await sleep(50);
+    for (const p of this.procs.values()) p.kill('SIGKILL');
+    spawnSync('bash', [LAB_NET, 'down', this.prefix], { stdio: 'ignore', timeout: 30_000 });
+    if (!keepDir) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function waitForLine(p: ChildProcess, text: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const t = setTimeout(() => reject(new Error(`no "${text}" within ${timeoutMs} ms: ${buf}`)), timeoutMs);
+    const on = (d: Buffer) => {
+      buf += d.toString();
+      if (buf.includes(text)) {
+        clearTimeout(t);
+        resolve();
+      }
+    };
+    p.stdout?.on('data', on);
+    p.stderr?.on('data', on);
+    p.on('exit', (c) => {
+      clearTimeout(t);
+      reject(new Error(`exited with ${c} before "${text}": ${buf}`));
+    });
+  });
+}

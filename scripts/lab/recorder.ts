@@ -1,0 +1,56 @@
+/**
+ * A real HTTP server that records every request it receives as a JSON line: method, URL, raw
+ * headers in order with their case, and the body's length and SHA-256. Run as production and as
+ * the test environment in the lab.
+ *
+ *   node recorder.js --out FILE --listen 10.213.1.2:80 [--listen [fd00::2]:80]
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+
+const args = process.argv.slice(2);
+const listens: string[] = [];
+let out = '';
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === '--listen') listens.push(args[++i]);
+  else if (args[i] === '--out') out = args[++i];
+}
+if (!out || listens.length === 0) {
+  process.stderr.write('usage: recorder --out FILE --listen HOST:PORT [--listen ...]\n');
+  process.exit(2);
+}
+const sink = fs.createWriteStream(out, { flags: 'a' });
+let n = 0;
+
+const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+  const h = createHash('sha256');
+  let len = 0;
+  req.on('data', (c: Buffer) => {
+    h.update(c);
+    len += c.length;
+  });
+  req.on('end', () => {
+    sink.write(`${JSON.stringify({ method: req.method, url: req.url, version: req.httpVersion, rawHeaders: req.rawHeaders, rawTrailers: req.rawTrailers, bodyLen: len, bodySha: h.digest('hex') })}\n`);
+    n++;
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '2' });
+    res.end('ok');
+  });
+};
+
+let ready = 0;
+for (const l of listens) {
+  const idx = l.lastIndexOf(':');
+  const host = l.slice(0, idx).replace(/^\[|\]$/g, '');
+  const port = Number(l.slice(idx + 1));
+  // Large limits: the lab sends 16 KB cookies and 6 KB URLs on purpose.
+  const server = http.createServer({ maxHeaderSize: 1024 * 1024, keepAliveTimeout: 30_000, requestTimeout: 0, headersTimeout: 60_000 }, handler);
+  server.listen(port, host, () => {
+    if (++ready === listens.length) process.stdout.write('ready\n');
+  });
+}
+const stop = () => sink.end(() => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+setInterval(() => {}, 1 << 30);
+void n;

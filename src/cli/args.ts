@@ -1,0 +1,128 @@
+import yargs from 'yargs';
+import { DEFAULTS, LOG_LEVELS, validateConfig, type Config } from '../config/config.js';
+import { ConfigError } from '../errors.js';
+
+const OPTION_NAMES = [
+  'destination', 'filter-request-port', 'percentage', 'percentage-by', 'percentage-by-header', 'keep-host-header',
+  'interface', 'pcap', 'metrics-port', 'metrics-host', 'log-level', 'max-concurrency', 'max-queue', 'max-queue-bytes',
+  'timeout', 'drain-timeout', 'ring-mb', 'max-body-bytes', 'max-flow-buffer-bytes', 'memcap-bytes', 'hole-timeout',
+  'idle-timeout', 'help', 'version',
+];
+
+/**
+ * The aws-samples replayer is a Go program whose flags take one dash (`-destination http://…`).
+ * Accept that spelling for every long option so its unit files work unchanged.
+ */
+export function normaliseSingleDash(argv: string[]): string[] {
+  return argv.map((a) => {
+    const m = /^-([a-z][a-z-]+)(=.*)?$/.exec(a);
+    return m && OPTION_NAMES.includes(m[1]) ? `-${a}` : a;
+  });
+}
+
+/** "500ms", "10s", "2m" or a plain number of milliseconds. */
+export function parseDuration(flag: string, v: unknown): number {
+  const s = String(v).trim();
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(s);
+  if (!m) throw new ConfigError(`--${flag} must be a duration like 500ms, 10s or 2m, got ${JSON.stringify(v)}`);
+  const n = parseFloat(m[1]) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const)[(m[2] ?? 'ms') as 'ms'];
+  return Math.round(n);
+}
+
+/** "64MiB", "512KiB", "1GiB", "100MB" or a plain number of bytes. */
+export function parseBytes(flag: string, v: unknown): number {
+  const s = String(v).trim();
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?$/i.exec(s);
+  if (!m) throw new ConfigError(`--${flag} must be a size like 4MiB or 512KiB, got ${JSON.stringify(v)}`);
+  const unit = (m[2] ?? 'b').toLowerCase();
+  const mult: Record<string, number> = { b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
+  return Math.round(parseFloat(m[1]) * mult[unit]);
+}
+
+function num(flag: string, v: unknown): number {
+  const n = typeof v === 'number' ? v : Number(v);
+  if (v === '' || v === undefined || !Number.isFinite(n)) throw new ConfigError(`--${flag} must be a number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function list(v: unknown): string[] {
+  if (v === undefined) return [];
+  const a = Array.isArray(v) ? v : [v];
+  // Environment variables carry lists comma-separated.
+  return a.flatMap((x) => String(x).split(',')).map((x) => x.trim()).filter(Boolean);
+}
+
+export function buildParser(argv: string[]) {
+  return yargs(normaliseSingleDash(argv))
+    .scriptName('mirror-replay')
+    .usage('$0 --destination http://TEST-HOST[:PORT] [options]\n\nReplays the HTTP requests mirrored to this host (AWS VPC Traffic Mirroring, decapsulated on vxlan0) to a test environment. Every request not replayed is counted in mirror_replay_requests_dropped_total{reason}.\nFlags also come from MIRROR_REPLAY_<FLAG> environment variables (e.g. MIRROR_REPLAY_DESTINATION); a flag wins over the environment.')
+    .env('MIRROR_REPLAY')
+    .option('destination', { type: 'string', array: true, group: 'Replay:', describe: 'Test environment base URL (repeatable: every destination gets every request)' })
+    .option('keep-host-header', { type: 'boolean', default: DEFAULTS.keepHostHeader, group: 'Replay:', describe: "Send production's Host value instead of the destination's" })
+    .option('max-concurrency', { type: 'number', default: DEFAULTS.maxConcurrency, group: 'Replay:', describe: 'Requests in flight per destination (keep-alive connections)' })
+    .option('max-queue', { type: 'number', default: DEFAULTS.maxQueue, group: 'Replay:', describe: 'Requests waiting per destination; beyond it they are dropped (reason queue_full)' })
+    .option('max-queue-bytes', { type: 'string', default: '256MiB', group: 'Replay:', describe: 'Body bytes waiting per destination; beyond it: queue_full' })
+    .option('timeout', { type: 'string', default: '10s', group: 'Replay:', describe: 'Per-request timeout (reason timeout)' })
+    .option('drain-timeout', { type: 'string', default: '5s', group: 'Replay:', describe: 'On SIGTERM, how long in-flight replays may finish' })
+    .option('percentage', { type: 'number', default: DEFAULTS.percentage, group: 'Sampling:', describe: 'Replay this percentage of requests (0-100)' })
+    .option('percentage-by', { type: 'string', choices: ['header', 'remoteaddr'], group: 'Sampling:', describe: 'Make sampling sticky by a header value or the client address' })
+    .option('percentage-by-header', { type: 'string', group: 'Sampling:', describe: 'Header for --percentage-by header' })
+    .option('interface', { type: 'string', array: true, group: 'Capture:', describe: 'Interface to read mirrored frames from (repeatable) [default: vxlan0]' })
+    .option('pcap', { type: 'string', group: 'Capture:', describe: 'Read frames from a classic pcap file instead, replay, then exit' })
+    .option('filter-request-port', { type: 'number', default: DEFAULTS.port, group: 'Capture:', describe: 'Service port whose requests are replayed' })
+    .option('ring-mb', { type: 'number', default: DEFAULTS.ringMiB, group: 'Capture:', describe: 'AF_PACKET ring size per interface, MiB' })
+    .option('max-body-bytes', { type: 'string', default: '64MiB', group: 'Limits:', describe: 'Largest request body replayed (reason http_body_too_large)' })
+    .option('max-flow-buffer-bytes', { type: 'string', default: '4MiB', group: 'Limits:', describe: 'Out-of-order bytes one connection may hold' })
+    .option('memcap-bytes', { type: 'string', default: '128MiB', group: 'Limits:', describe: 'Out-of-order bytes all connections may hold' })
+    .option('hole-timeout', { type: 'string', default: '2s', group: 'Limits:', describe: 'Give up waiting for a lost segment after this long' })
+    .option('idle-timeout', { type: 'string', default: '120s', group: 'Limits:', describe: 'Forget a connection idle this long' })
+    .option('metrics-port', { type: 'number', default: DEFAULTS.metricsPort, group: 'Operations:', describe: 'Port for /metrics and /healthz (0 turns it off)' })
+    .option('metrics-host', { type: 'string', default: DEFAULTS.metricsHost, group: 'Operations:', describe: 'Address for /metrics and /healthz' })
+    .option('log-level', { type: 'string', choices: LOG_LEVELS as unknown as string[], default: DEFAULTS.logLevel, group: 'Operations:', describe: 'Log level (logs are JSON lines on stderr)' })
+    .strict()
+    .help()
+    .alias('h', 'help')
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .exitProcess(false);
+}
+
+/** argv (without node and script) to a validated Config. Throws ConfigError. */
+export function parseArgs(argv: string[]): Config | null {
+  let err = null as Error | null;
+  const parser = buildParser(argv).fail((msg, e) => {
+    err = e ?? new ConfigError(msg);
+  });
+  const a = parser.parseSync() as Record<string, unknown>;
+  if (err) throw err instanceof ConfigError ? err : new ConfigError(err.message);
+  // yargs has printed help or the version itself.
+  if (a.help || a.version) return null;
+  const dup = (k: string) => Array.isArray(a[k]) && (a[k] as unknown[]).length > 1;
+  for (const k of ['filter-request-port', 'percentage', 'percentage-by', 'percentage-by-header', 'pcap', 'metrics-port', 'metrics-host', 'timeout']) {
+    if (dup(k)) throw new ConfigError(`--${k} is given more than once`);
+  }
+  const ifaces = list(a.interface);
+  return validateConfig({
+    destinations: list(a.destination),
+    port: num('filter-request-port', a['filter-request-port']),
+    percentage: num('percentage', a.percentage),
+    percentageBy: (a['percentage-by'] as 'header' | 'remoteaddr' | undefined) ?? 'random',
+    percentageByHeader: a['percentage-by-header'] as string | undefined,
+    keepHostHeader: Boolean(a['keep-host-header']),
+    interfaces: ifaces.length ? ifaces : DEFAULTS.interfaces,
+    pcap: a.pcap as string | undefined,
+    metricsHost: String(a['metrics-host']),
+    metricsPort: num('metrics-port', a['metrics-port']),
+    logLevel: a['log-level'] as Config['logLevel'],
+    maxConcurrency: num('max-concurrency', a['max-concurrency']),
+    maxQueue: num('max-queue', a['max-queue']),
+    maxQueueBytes: parseBytes('max-queue-bytes', a['max-queue-bytes']),
+    timeoutMs: parseDuration('timeout', a.timeout),
+    drainTimeoutMs: parseDuration('drain-timeout', a['drain-timeout']),
+    ringMiB: num('ring-mb', a['ring-mb']),
+    maxBodyBytes: parseBytes('max-body-bytes', a['max-body-bytes']),
+    maxFlowBufferBytes: parseBytes('max-flow-buffer-bytes', a['max-flow-buffer-bytes']),
+    memcapBytes: parseBytes('memcap-bytes', a['memcap-bytes']),
+    holeTimeoutMs: parseDuration('hole-timeout', a['hole-timeout']),
+    idleTimeoutMs: parseDuration('idle-timeout', a['idle-timeout']),
+  });
+}

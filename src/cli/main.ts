@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+import { pino } from 'pino';
+import { MirrorReplayError } from '../errors.js';
+import { parseArgs } from './args.js';
+import { startDaemon } from '../daemon.js';
+
+async function main(): Promise<number> {
+  let cfg;
+  try {
+    cfg = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`mirror-replay: ${(e as Error).message}\nTry mirror-replay --help\n`);
+    return 2;
+  }
+  if (!cfg) return 0;
+  const log = pino({ level: cfg.logLevel, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: false }));
+  let daemon;
+  try {
+    daemon = await startDaemon(cfg, log);
+  } catch (e) {
+    const code = e instanceof MirrorReplayError ? e.code : 'MR_START';
+    log.fatal({ err: e, code }, 'could not start');
+    process.stderr.write(`mirror-replay: ${(e as Error).message}\n`);
+    log.flush();
+    return 1;
+  }
+  const onSignal = (sig: string) => {
+    log.info({ signal: sig }, 'stopping: draining replays');
+    void daemon.stop();
+  };
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  const code = await daemon.done;
+  const m = daemon.metrics;
+  const summary = {
+    parsed: await m.total('mirror_replay_requests_parsed_total'),
+    replayed: await m.total('mirror_replay_requests_replayed_total'),
+    dropped: await m.total('mirror_replay_requests_dropped_total'),
+    kernelDrops: await m.total('mirror_replay_capture_kernel_drops_total'),
+  };
+  log.info(summary, 'stopped');
+  if (cfg.pcap) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  log.flush();
+  return code;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => {
+    process.stderr.write(`mirror-replay: unexpected error: ${(e as Error).stack ?? e}\n`);
+    process.exitCode = 70;
+  },
+);

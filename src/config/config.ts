@@ -1,0 +1,100 @@
+import { ConfigError } from '../errors.js';
+import type { PercentageBy } from '../replay/sampling.js';
+
+/** Everything the daemon needs, typed and validated once at startup. */
+export interface Config {
+  destinations: string[];
+  /** The service port whose client-to-server traffic is replayed (--filter-request-port). */
+  port: number;
+  percentage: number;
+  percentageBy: PercentageBy;
+  percentageByHeader: string | undefined;
+  keepHostHeader: boolean;
+  interfaces: string[];
+  pcap: string | undefined;
+  metricsHost: string;
+  /** 0 turns the metrics server off. */
+  metricsPort: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  maxConcurrency: number;
+  maxQueue: number;
+  maxQueueBytes: number;
+  timeoutMs: number;
+  drainTimeoutMs: number;
+  ringMiB: number;
+  maxBodyBytes: number;
+  maxFlowBufferBytes: number;
+  memcapBytes: number;
+  holeTimeoutMs: number;
+  idleTimeoutMs: number;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const DEFAULTS: Omit<Config, 'destinations' | 'pcap' | 'percentageByHeader'> = {
+  port: 80,
+  percentage: 100,
+  percentageBy: 'random',
+  keepHostHeader: false,
+  interfaces: ['vxlan0'],
+  metricsHost: '0.0.0.0',
+  metricsPort: 9464,
+  logLevel: 'info',
+  maxConcurrency: 64,
+  maxQueue: 20_000,
+  maxQueueBytes: 256 * 1024 * 1024,
+  timeoutMs: 10_000,
+  drainTimeoutMs: 5_000,
+  ringMiB: 64,
+  maxBodyBytes: 64 * 1024 * 1024,
+  maxFlowBufferBytes: 4 * 1024 * 1024,
+  memcapBytes: 128 * 1024 * 1024,
+  holeTimeoutMs: 2_000,
+  idleTimeoutMs: 120_000,
+};
+
+function int(name: string, v: number, min: number, max: number): void {
+  if (!Number.isInteger(v) || v < min || v > max) throw new ConfigError(`--${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+}
+
+/** Checks every value and names the flag in the message. Throws ConfigError. */
+export function validateConfig(c: Config): Config {
+  if (c.destinations.length === 0) throw new ConfigError('--destination is required, e.g. --destination http://10.0.0.37');
+  for (const d of c.destinations) {
+    let u: URL;
+    try {
+      u = new URL(d);
+    } catch {
+      throw new ConfigError(`--destination ${JSON.stringify(d)} is not a URL; expected e.g. http://10.0.0.37:8080`);
+    }
+    if (u.protocol !== 'http:') throw new ConfigError(`--destination ${d}: only http:// is supported (got ${u.protocol})`);
+    if (u.pathname !== '/' || u.search || u.hash) throw new ConfigError(`--destination ${d}: give only scheme, host and port; the request target is production's`);
+    if (u.username || u.password) throw new ConfigError(`--destination ${d}: credentials in the URL are not supported`);
+  }
+  if (new Set(c.destinations.map((d) => new URL(d).origin)).size !== c.destinations.length) throw new ConfigError('--destination: the same destination is given twice');
+  int('filter-request-port', c.port, 1, 65535);
+  if (!(typeof c.percentage === 'number' && c.percentage >= 0 && c.percentage <= 100)) throw new ConfigError(`--percentage must be between 0 and 100, got ${JSON.stringify(c.percentage)}`);
+  if (!['random', 'header', 'remoteaddr'].includes(c.percentageBy)) throw new ConfigError(`--percentage-by must be header or remoteaddr, got ${JSON.stringify(c.percentageBy)}`);
+  if (c.percentageBy === 'header' && !c.percentageByHeader) throw new ConfigError('--percentage-by header needs --percentage-by-header NAME');
+  if (c.percentageByHeader !== undefined && !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(c.percentageByHeader)) throw new ConfigError(`--percentage-by-header ${JSON.stringify(c.percentageByHeader)} is not a header name`);
+  if (c.pcap === undefined) {
+    if (c.interfaces.length === 0) throw new ConfigError('--interface: give at least one interface, or --pcap FILE');
+    for (const i of c.interfaces) if (!/^[^\s/]{1,15}$/.test(i)) throw new ConfigError(`--interface ${JSON.stringify(i)} is not an interface name (1-15 characters, no '/' or spaces)`);
+    if (new Set(c.interfaces).size !== c.interfaces.length) throw new ConfigError('--interface: the same interface is given twice');
+  }
+  int('metrics-port', c.metricsPort, 0, 65535);
+  if (!c.metricsHost) throw new ConfigError('--metrics-host must not be empty');
+  if (!LOG_LEVELS.includes(c.logLevel)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(c.logLevel)}`);
+  int('max-concurrency', c.maxConcurrency, 1, 10_000);
+  int('max-queue', c.maxQueue, 0, 10_000_000);
+  int('max-queue-bytes', c.maxQueueBytes, 0, 2 ** 40);
+  int('timeout', c.timeoutMs, 1, 3_600_000);
+  int('drain-timeout', c.drainTimeoutMs, 0, 3_600_000);
+  int('ring-mb', c.ringMiB, 2, 16384);
+  int('max-body-bytes', c.maxBodyBytes, 0, 2 ** 40);
+  int('max-flow-buffer-bytes', c.maxFlowBufferBytes, 0, 2 ** 40);
+  int('memcap-bytes', c.memcapBytes, 0, 2 ** 40);
+  int('hole-timeout', c.holeTimeoutMs, 1, 3_600_000);
+  int('idle-timeout', c.idleTimeoutMs, 1, 86_400_000);
+  return c;
+}
