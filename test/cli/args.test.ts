@@ -1,0 +1,87 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { normaliseSingleDash, parseArgs, parseBytes, parseDuration } from '../../src/cli/args.js';
+import { ConfigError } from '../../src/errors.js';
+
+const MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+
+test("the Go replayer's single-dash flags work unchanged", () => {
+  const c = parseArgs(['-destination', 'http://10.0.0.37', '-filter-request-port', '8080', '-percentage', '50', '-percentage-by', 'header', '-percentage-by-header', 'X-User', '-keep-host-header'])!;
+  assert.deepEqual(c.destinations, ['http://10.0.0.37']);
+  assert.equal(c.port, 8080);
+  assert.equal(c.percentage, 50);
+  assert.equal(c.percentageBy, 'header');
+  assert.equal(c.percentageByHeader, 'X-User');
+  assert.equal(c.keepHostHeader, true);
+  assert.deepEqual(c.interfaces, ['vxlan0']);
+  assert.deepEqual(normaliseSingleDash(['-destination=http://x', '-h', '-v', '-nope']), ['--destination=http://x', '-h', '-v', '-nope']);
+});
+
+test('defaults and new flags', () => {
+  const c = parseArgs(['--destination', 'http://a:81', '--destination', 'http://b', '--interface', 'vx1', '--interface', 'vx2', '--timeout', '1.5s', '--max-queue-bytes', '1MiB', '--metrics-port', '0'])!;
+  assert.deepEqual(c.destinations, ['http://a:81', 'http://b']);
+  assert.deepEqual(c.interfaces, ['vx1', 'vx2']);
+  assert.equal(c.timeoutMs, 1500);
+  assert.equal(c.maxQueueBytes, 1048576);
+  assert.equal(c.metricsPort, 0);
+  assert.equal(c.port, 80);
+  assert.equal(c.percentage, 100);
+});
+
+test('environment variables, with flags winning', () => {
+  process.env.MIRROR_REPLAY_DESTINATION = 'http://env-dest';
+  process.env.MIRROR_REPLAY_FILTER_REQUEST_PORT = '8081';
+  try {
+    assert.equal(parseArgs([])!.port, 8081);
+    assert.deepEqual(parseArgs([])!.destinations, ['http://env-dest']);
+    assert.equal(parseArgs(['--filter-request-port', '90'])!.port, 90);
+  } finally {
+    delete process.env.MIRROR_REPLAY_DESTINATION;
+    delete process.env.MIRROR_REPLAY_FILTER_REQUEST_PORT;
+  }
+});
+
+test('every bad value gets a clear ConfigError naming the flag', () => {
+  const bad: Array<[string[], RegExp]> = [
+    [[], /--destination is required/],
+    [['--destination', 'nope'], /not a URL/],
+    [['--destination', 'https://x'], /only http/],
+    [['--destination', 'http://x/path'], /only scheme, host and port/],
+    [['--destination', 'http://x', '--filter-request-port', '70000'], /filter-request-port must be an integer from 1 to 65535/],
+    [['--destination', 'http://x', '--filter-request-port', 'abc'], /filter-request-port/],
+    [['--destination', 'http://x', '--percentage', '101'], /percentage must be between 0 and 100/],
+    [['--destination', 'http://x', '--percentage-by', 'cookie'], /percentage-by|Invalid values/],
+    [['--destination', 'http://x', '--percentage-by', 'header'], /needs --percentage-by-header/],
+    [['--destination', 'http://x', '--interface', 'a/b'], /not an interface name/],
+    [['--destination', 'http://x', '--timeout', '5 minutes'], /--timeout must be a duration/],
+    [['--destination', 'http://x', '--max-concurrency', '0'], /max-concurrency/],
+    [['--destination', 'http://x', '--log-level', 'loud'], /log-level|Invalid values/],
+    [['--destination', 'http://x', '--bogus'], /Unknown argument/],
+    [['--destination', 'http://x', '--destination', 'http://x'], /given twice/],
+  ];
+  for (const [argv, re] of bad) {
+    assert.throws(() => parseArgs(argv), (e: unknown) => e instanceof ConfigError && e.code === 'MR_CONFIG' && re.test(e.message), argv.join(' '));
+  }
+  assert.throws(() => parseDuration('x', '-1s'), ConfigError);
+  assert.throws(() => parseBytes('x', '1 parsec'), ConfigError);
+  assert.equal(parseBytes('x', '4MiB'), 4 * 1024 * 1024);
+  assert.equal(parseDuration('x', '2m'), 120000);
+});
+
+test('the binary: --help lists the groups; a wrong flag exits 2 with a message', () => {
+  const h = spawnSync(process.execPath, [MAIN, '--help'], { encoding: 'utf8' });
+  assert.equal(h.status, 0);
+  for (const g of ['Replay:', 'Sampling:', 'Capture:', 'Limits:', 'Operations:', '--destination', '--percentage-by-header', '--metrics-port']) assert.ok(h.stdout.includes(g), g);
+  const b = spawnSync(process.execPath, [MAIN, '-destination', 'http://x', '-percentage', '300'], { encoding: 'utf8' });
+  assert.equal(b.status, 2);
+  assert.match(b.stderr, /--percentage must be between 0 and 100/);
+});
+
+test('the binary: a missing interface fails with a clear capture error', { skip: process.getuid?.() !== 0 ? 'needs root to open AF_PACKET' : false }, () => {
+  const r = spawnSync(process.execPath, [MAIN, '--destination', 'http://127.0.0.1:9', '--interface', 'mrnosuch0', '--metrics-port', '0'], { encoding: 'utf8', timeout: 10_000 });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /mrnosuch0/);
+});
