@@ -1,0 +1,851 @@
+/**
+ * Incremental HTTP/1.x request parser for one client-to-server stream (RFC 9112).
+ *
+ * Byte accounting: every byte handed to push() ends up either in an emitted request or in the
+ * `skippedBytes` of exactly one onDrop call. A dropped request reports the bytes it had consumed
+ * so far in its own onDrop(reason, 1, n); bytes it still occupies afterwards (the rest of a
+ * Content-Length or chunked body skipped to stay in sync, everything after an upgrade) follow as
+ * onDrop(reason, 0, n); bytes skipped while hunting for the next request line are
+ * onDrop('http_midstream_skipped', 0, n). Gap bytes were never pushed and are not counted here.
+ *
+ * Choices where RFC 9112 leaves room:
+ * - A bare LF line terminator is rejected (http_malformed), as is a bare CR: the server we mirror
+ *   may have read the bytes differently, so the request is not replayed.
+ * - Resync (midstream pickup, after a gap or an error) accepts a request line only at stream
+ *   start, right after a gap, or right after CRLF, and only as `UPPERCASE-METHOD SP target SP
+ *   HTTP/1.[01] CRLF`. Body bytes that form such a line after a CRLF are taken for a request:
+ *   an accepted risk, no passive observer can tell them apart.
+ * - A request whose header section is invalid is skipped as a whole (up to its empty line) and
+ *   parsing resumes by the resync rule: we never rescan bytes, so the work stays linear.
+ * - Upgrade (Connection: upgrade + Upgrade) and CONNECT end HTTP parsing for the connection: we
+ *   cannot see whether the server answered 101/2xx, so we assume it switched.
+ */
+import {
+  DEFAULT_HTTP_LIMITS,
+  type HttpDropReason,
+  type HttpParserEvents,
+  type HttpParserLimits,
+  type HttpRequest,
+} from './types.js';
+
+export interface HttpRequestParserOptions {
+  /** The connection was picked up without its SYN: the stream may start inside a request. */
+  midstream?: boolean;
+}
+
+// Parser states.
+const LINE = 0; // request line (strict: expected here; not strict: candidate during a resync)
+const SEEK = 1; // resync: skipping to the next CRLF
+const HEAD = 2; // header section
+const BODY = 3; // Content-Length body
+const CHUNK_SIZE = 4;
+const CHUNK_DATA = 5;
+const CHUNK_CRLF = 6;
+const TRAILER = 7;
+const UPGRADED = 8;
+const CLOSED = 9;
+
+// Request-line phases.
+const PH_START = 0;
+const PH_EMPTY_LF = 1; // strict only: CR of an empty line before the request line
+const PH_METHOD = 2;
+const PH_TARGET = 3;
+const PH_VERSION = 4;
+const PH_MINOR = 5;
+const PH_CR = 6;
+const PH_LF = 7;
+
+const MAX_METHOD = 20;
+const CR = 13;
+const LF = 10;
+const SP = 32;
+const HTAB = 9;
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+const HTTP1 = Buffer.from('HTTP/1.', 'latin1');
+const EMPTY = Buffer.alloc(0);
+// Placeholder between requests; every request gets fresh arrays in completeHead.
+const NO_FIELDS: string[] = [];
+// Keep small buffers between requests; big ones go back to the GC.
+const KEEP_BUFFER = 16 * 1024;
+
+/** RFC 9110 tchar. */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  TCHAR[c.charCodeAt(0)] = 1;
+}
+/** Method characters accepted while resyncing: stricter than tchar to avoid false positives. */
+const SCAN_METHOD = new Uint8Array(256);
+for (const c of '-_ABCDEFGHIJKLMNOPQRSTUVWXYZ') SCAN_METHOD[c.charCodeAt(0)] = 1;
+const HEX = new Int8Array(256).fill(-1);
+for (let i = 0; i < 16; i++) {
+  HEX['0123456789abcdef'.charCodeAt(i)] = i;
+  HEX['0123456789ABCDEF'.charCodeAt(i)] = i;
+}
+
+export class HttpRequestParser {
+  private readonly events: HttpParserEvents;
+  private readonly limits: HttpParserLimits;
+
+  private state: number;
+  /** In LINE: true when a request must start here (error if not), false while resyncing. */
+  private strict: boolean;
+  /** Last byte of the previous push (-1 after a gap), to see a CRLF split across pushes. */
+  private lastByte = -1;
+  private lastByte2 = -1;
+
+  // Request line, parsed incrementally so garbage is rejected at its first bad byte.
+  private ph = PH_START;
+  private methodLen = 0;
+  private targetLen = 0;
+  private versionIdx = 0;
+  private minor = 1;
+
+  // Request line + header section, when they span pushes.
+  private headBuf: Buffer | null = null;
+  private headLen = 0;
+  private reqLineLen = 0; // request line incl. CRLF, at the start of headBuf
+  // When the whole request line is in the current push: its bounds there.
+  private headFast = false;
+  private headStart = 0;
+  private lineEnd = 0;
+
+  // Request being built.
+  private method = '';
+  private target = '';
+  private headers: string[] = NO_FIELDS;
+  private trailers: string[] = NO_FIELDS;
+  private chunked = false;
+  private remaining = 0;
+  private crlfIdx = 0;
+  private trailerBytes = 0;
+  /** Body pieces; those from index `viewsFrom` on are views into the current push. */
+  private parts: Buffer[] = [];
+  private viewsFrom = 0;
+  private bodyLen = 0;
+
+  // Chunk-size and trailer lines that span pushes.
+  private lineBuf: Buffer | null = null;
+  private lineLen = 0;
+  private lnSrc: Buffer | null = null;
+  private lnS = 0;
+  private lnE = 0; // position of the LF
+  private lnOver = false;
+
+  // Field line bounds set by fieldLine().
+  private fNameEnd = 0;
+  private fValStart = 0;
+  private fValEnd = 0;
+
+  /** Bytes of the current request consumed so far (or of the current resync candidate). */
+  private reqBytes = 0;
+  /** A request line has begun (leading empty lines do not count). */
+  private reqStarted = false;
+  /** The current request was already dropped; its remaining body is being skipped to stay in sync. */
+  private discarding = false;
+  private discardReason: HttpDropReason = 'stream_gap';
+
+  private skipReason: HttpDropReason = 'http_midstream_skipped';
+  private skipBytes = 0;
+
+  constructor(events: HttpParserEvents, limits: HttpParserLimits = DEFAULT_HTTP_LIMITS, opts: HttpRequestParserOptions = {}) {
+    this.events = events;
+    this.limits = limits;
+    this.state = LINE;
+    this.strict = opts.midstream !== true;
+  }
+
+  /** Bytes held across pushes: partial request line/header section, body pieces, partial chunk lines. */
+  get bufferedBytes(): number {
+    return this.headLen + this.lineLen + this.bodyLen;
+  }
+
+  /** In-order stream bytes `buf[off..off+len)`, valid only during the call. */
+  push(buf: Uint8Array, off: number, len: number): void {
+    if (len <= 0 || this.state === CLOSED) return;
+    const d = Buffer.from(buf.buffer, buf.byteOffset + off, len);
+    let p = 0;
+    while (p < len) {
+      switch (this.state) {
+        case LINE: p = this.onLine(d, p); break;
+        case SEEK: p = this.onSeek(d, p); break;
+        case HEAD: p = this.onHead(d, p); break;
+        case BODY: p = this.onBody(d, p); break;
+        case CHUNK_SIZE: p = this.onChunkSize(d, p); break;
+        case CHUNK_DATA: p = this.onChunkData(d, p); break;
+        case CHUNK_CRLF: p = this.onChunkCrlf(d, p); break;
+        case TRAILER: p = this.onTrailer(d, p); break;
+        case UPGRADED: this.addSkip('http_upgrade', len - p); p = len; break;
+        default: return; // CLOSED from a callback
+      }
+    }
+    this.lastByte2 = len >= 2 ? d[len - 2] : this.lastByte;
+    this.lastByte = d[len - 1];
+    this.settle();
+  }
+
+  /** A hole of `bytes` unknown bytes in the stream. */
+  gap(bytes: number): void {
+    if (bytes <= 0 || this.state === CLOSED || this.state === UPGRADED) return;
+    this.lastByte = -1;
+    this.lastByte2 = -1;
+    const st = this.state;
+    if (st === LINE) {
+      if (this.strict && this.reqStarted) this.drop('stream_gap', this.reqBytes);
+      else this.addSkip('http_midstream_skipped', this.reqBytes);
+    } else if (st === BODY || st === CHUNK_DATA) {
+      if (!this.discarding) {
+        this.drop('stream_gap', this.reqBytes);
+        this.startDiscard('stream_gap');
+      }
+      // The body length is known, so the gap can be stepped over without a resync.
+      if (this.remaining >= bytes) {
+        this.remaining -= bytes;
+        if (this.remaining === 0) {
+          if (st === BODY) this.reset(LINE, true);
+          else { this.state = CHUNK_CRLF; this.crlfIdx = 0; }
+        }
+        this.settle();
+        return;
+      }
+    } else if (st !== SEEK && !this.discarding) {
+      this.drop('stream_gap', this.reqBytes);
+    }
+    // The byte after a gap is as good a request start as the first byte of a stream.
+    this.reset(LINE, false);
+    this.settle();
+  }
+
+  /** The connection closed: a partial request is lost. */
+  end(): void {
+    if (this.state === CLOSED) return;
+    const st = this.state;
+    if (st === LINE) {
+      if (this.strict && this.reqStarted) this.drop('http_incomplete', this.reqBytes);
+      else this.addSkip('http_midstream_skipped', this.reqBytes);
+    } else if (st !== SEEK && st !== UPGRADED && !this.discarding) {
+      this.drop('http_incomplete', this.reqBytes);
+    }
+    this.reset(CLOSED, false);
+    this.flushSkip();
+    this.headBuf = null;
+    this.lineBuf = null;
+  }
+
+  // ---- states ----
+
+  private onLine(d: Buffer, p: number): number {
+    const n = d.length;
+    const start = p;
+    const strict = this.strict;
+    const methodChars = strict ? TCHAR : SCAN_METHOD;
+    const maxLine = this.limits.maxRequestLineBytes;
+    let ph = this.ph;
+    let mlen = this.methodLen;
+    let tlen = this.targetLen;
+    let vi = this.versionIdx;
+    let begin = ph >= PH_METHOD ? start : -1;
+    let result: 'need' | 'accept' | 'reject' | 'long' = 'need';
+    scan: while (p < n) {
+      const c = d[p];
+      switch (ph) {
+        case PH_START:
+          if (strict ? TCHAR[c] === 1 : c >= 65 && c <= 90) {
+            ph = PH_METHOD;
+            mlen = 1;
+            begin = p++;
+            if (strict) this.reqStarted = true;
+            break;
+          }
+          if (strict && c === CR) { ph = PH_EMPTY_LF; p++; break; }
+          result = 'reject';
+          break scan;
+        case PH_EMPTY_LF:
+          if (c === LF) { ph = PH_START; p++; break; }
+          result = 'reject';
+          break scan;
+        case PH_METHOD:
+          if (c === SP) { ph = PH_TARGET; tlen = 0; p++; break; }
+          if (mlen < MAX_METHOD && methodChars[c] === 1) { mlen++; p++; break; }
+          result = 'reject';
+          break scan;
+        case PH_TARGET: {
+          // Tight loop: targets are the long part of the line. obs-text (>= 0x80) is kept as is.
+          // Stop one byte past the limit so the failure point does not depend on push sizes.
+          const maxTarget = maxLine - 10 - mlen;
+          const lim = Math.min(n, p + maxTarget - tlen + 1);
+          let q = p;
+          while (q < lim) {
+            const x = d[q];
+            if (x > SP && x !== 127) q++;
+            else break;
+          }
+          tlen += q - p;
+          p = q;
+          if (tlen > maxTarget) { result = 'long'; break scan; }
+          if (p === n) break scan;
+          if (d[p] === SP && tlen > 0) { ph = PH_VERSION; vi = 0; p++; break; }
+          result = 'reject';
+          break scan;
+        }
+        case PH_VERSION:
+          if (c === HTTP1[vi]) { p++; if (++vi === HTTP1.length) ph = PH_MINOR; break; }
+          result = 'reject';
+          break scan;
+        case PH_MINOR:
+          if (c === 48 || c === 49) { this.minor = c - 48; ph = PH_CR; p++; break; }
+          result = 'reject';
+          break scan;
+        case PH_CR:
+          if (c === CR) { ph = PH_LF; p++; break; }
+          result = 'reject';
+          break scan;
+        default: // PH_LF
+          if (c === LF) { p++; result = 'accept'; break scan; }
+          result = 'reject';
+          break scan;
+      }
+    }
+    this.reqBytes += p - start;
+
+    if (result === 'need') {
+      this.ph = ph;
+      this.methodLen = mlen;
+      this.targetLen = tlen;
+      this.versionIdx = vi;
+      if (begin >= 0) this.appendHead(d, begin, n);
+      return n;
+    }
+    this.ph = PH_START;
+    if (result === 'accept') {
+      this.methodLen = mlen;
+      this.targetLen = tlen;
+      if (!strict) {
+        this.flushSkip();
+        this.strict = true;
+        this.reqStarted = true;
+      }
+      this.state = HEAD;
+      // Positions in `d` are only good for this push: buffer the line if the push ends here.
+      if (this.headLen > 0 || p === n) {
+        this.appendHead(d, begin, p);
+        this.reqLineLen = this.headLen;
+        this.headFast = false;
+      } else {
+        this.headFast = true;
+        this.headStart = begin;
+        this.lineEnd = p;
+      }
+      return p;
+    }
+    // The byte at p is not consumed: the resync scan starts on it.
+    if (strict) this.drop(result === 'long' ? 'http_line_too_long' : 'http_malformed', this.reqBytes);
+    else this.addSkip('http_midstream_skipped', this.reqBytes);
+    this.reset(SEEK, false);
+    return p;
+  }
+
+  private onSeek(d: Buffer, p: number): number {
+    const i = d.indexOf(LF, p);
+    if (i < 0) {
+      this.addSkip('http_midstream_skipped', d.length - p);
+      return d.length;
+    }
+    this.addSkip('http_midstream_skipped', i + 1 - p);
+    if ((i > 0 ? d[i - 1] : this.lastByte) === CR) {
+      this.state = LINE;
+      this.strict = false;
+    }
+    return i + 1;
+  }
+
+  private onHead(d: Buffer, p: number): number {
+    const n = d.length;
+    const fast = this.headFast;
+    this.headFast = false;
+    let he = -1;
+    let sectionSoFar = 0;
+    if (fast) {
+      // Searching from the request line's CRLF also finds an empty header section.
+      const i = d.indexOf(CRLFCRLF, this.lineEnd - 2);
+      if (i >= 0) he = i + 4;
+    } else {
+      const hb = this.headBuf!;
+      const hl = this.headLen;
+      sectionSoFar = hl - this.reqLineLen;
+      // A terminator split across pushes: k of its bytes are already buffered.
+      for (let k = Math.min(3, sectionSoFar + 2); k >= 1 && he < 0; k--) {
+        if (n - p < 4 - k) continue;
+        let ok = true;
+        for (let j = 0; j < 4 && ok; j++) ok = (j < k ? hb[hl - k + j] : d[p + j - k]) === CRLFCRLF[j];
+        if (ok) he = p + 4 - k;
+      }
+      if (he < 0) {
+        const i = d.indexOf(CRLFCRLF, p);
+        if (i >= 0) he = i + 4;
+      }
+    }
+    // The section may not pass this point; failing exactly here keeps results independent of
+    // how the stream was cut into pushes.
+    const limitAt = p + this.limits.maxHeaderBytes - sectionSoFar;
+    if ((he < 0 ? n : he) > limitAt) {
+      this.reqBytes += limitAt - p;
+      this.drop('http_headers_too_large', this.reqBytes);
+      this.reset(this.lineStartAt(d, limitAt) ? LINE : SEEK, false);
+      return limitAt;
+    }
+    const stop = he < 0 ? n : he;
+    this.reqBytes += stop - p;
+    if (fast) {
+      if (he >= 0) {
+        this.completeHead(d, this.headStart, this.lineEnd, he);
+        return he;
+      }
+      this.appendHead(d, this.headStart, n);
+      this.reqLineLen = this.lineEnd - this.headStart;
+      return n;
+    }
+    this.appendHead(d, p, stop);
+    if (he >= 0) this.completeHead(this.headBuf!, 0, this.reqLineLen, this.headLen);
+    return stop;
+  }
+
+  private onBody(d: Buffer, p: number): number {
+    const take = Math.min(this.remaining, d.length - p);
+    this.bodyPiece(d, p, take);
+    this.remaining -= take;
+    if (this.remaining === 0) this.finish();
+    return p + take;
+  }
+
+  private onChunkSize(d: Buffer, p: number): number {
+    const q = this.readLine(d, p, this.limits.maxRequestLineBytes);
+    if (this.lnOver) return this.failBody('http_ambiguous_framing', d, q);
+    const src = this.lnSrc;
+    if (src === null) return q;
+    const cr = this.lnE - 1;
+    let i = this.lnS;
+    let size = 0;
+    if (cr < i || src[cr] !== CR) return this.failBody('http_ambiguous_framing', d, q);
+    while (i < cr) {
+      const h = HEX[src[i]];
+      if (h < 0) break;
+      size = size * 16 + h;
+      if (size > Number.MAX_SAFE_INTEGER) return this.failBody('http_ambiguous_framing', d, q);
+      i++;
+    }
+    if (i === this.lnS || !validChunkExt(src, i, cr)) return this.failBody('http_ambiguous_framing', d, q);
+    if (size === 0) {
+      this.state = TRAILER;
+      this.trailerBytes = 0;
+      return q;
+    }
+    if (!this.discarding && this.bodyLen + size > this.limits.maxBodyBytes) {
+      this.drop('http_body_too_large', this.reqBytes);
+      this.startDiscard('http_body_too_large');
+    }
+    this.remaining = size;
+    this.state = CHUNK_DATA;
+    return q;
+  }
+
+  private onChunkData(d: Buffer, p: number): number {
+    const take = Math.min(this.remaining, d.length - p);
+    this.bodyPiece(d, p, take);
+    this.remaining -= take;
+    if (this.remaining === 0) {
+      this.state = CHUNK_CRLF;
+      this.crlfIdx = 0;
+    }
+    return p + take;
+  }
+
+  private onChunkCrlf(d: Buffer, p: number): number {
+    const c = d[p];
+    if (c !== (this.crlfIdx === 0 ? CR : LF)) return this.failBody('http_ambiguous_framing', d, p);
+    this.count(1);
+    if (++this.crlfIdx === 2) this.state = CHUNK_SIZE;
+    return p + 1;
+  }
+
+  private onTrailer(d: Buffer, p: number): number {
+    const maxHeader = this.limits.maxHeaderBytes;
+    const q = this.readLine(d, p, maxHeader - this.trailerBytes);
+    if (this.lnOver) return this.failBody('http_headers_too_large', d, q);
+    const src = this.lnSrc;
+    if (src === null) return q;
+    const s = this.lnS;
+    const cr = this.lnE - 1;
+    this.trailerBytes += this.lnE + 1 - s;
+    if (cr === s && src[cr] === CR) {
+      this.finish();
+      return q;
+    }
+    if (this.trailerBytes > maxHeader || this.trailers.length >= 2 * this.limits.maxHeaderCount) {
+      return this.failBody('http_headers_too_large', d, q);
+    }
+    if (cr < s || src[cr] !== CR || !this.fieldLine(src, s, cr)) return this.failBody('http_malformed', d, q);
+    if (!this.discarding) {
+      this.trailers.push(src.toString('latin1', s, this.fNameEnd), src.toString('latin1', this.fValStart, this.fValEnd));
+    }
+    return q;
+  }
+
+  // ---- header section ----
+
+  /** Parse a complete head at src[hs..he) (request line ends at le) and set up the body. */
+  private completeHead(src: Buffer, hs: number, le: number, he: number): void {
+    const mlen = this.methodLen;
+    const method = src.toString('latin1', hs, hs + mlen);
+    const target = src.toString('latin1', hs + mlen + 1, hs + mlen + 1 + this.targetLen);
+    const headers: string[] = [];
+    const maxCount = this.limits.maxHeaderCount;
+    let cl = -1;
+    let badLength = false;
+    let te: string | null = null;
+    let connUpgrade = false;
+    let upgrade = false;
+    let p = le;
+    const last = he - 2;
+    while (p < last) {
+      const i = src.indexOf(LF, p);
+      const cr = i - 1;
+      // Bare LF, bare CR, obs-fold, bad name or CTL in value.
+      if (cr < p || src[cr] !== CR || !this.fieldLine(src, p, cr)) return void this.failHead('http_malformed', 0);
+      if (headers.length >= 2 * maxCount) return void this.failHead('http_headers_too_large', 0);
+      const name = src.toString('latin1', p, this.fNameEnd);
+      const value = src.toString('latin1', this.fValStart, this.fValEnd);
+      headers.push(name, value);
+      switch (name.length) {
+        case 14:
+          if (name.toLowerCase() === 'content-length') {
+            const v = parseContentLength(value);
+            if (v < 0 || (cl >= 0 && v !== cl)) badLength = true;
+            else cl = v;
+          }
+          break;
+        case 17:
+          if (name.toLowerCase() === 'transfer-encoding') te = te === null ? value : `${te},${value}`;
+          break;
+        case 10:
+          if (name.toLowerCase() === 'connection' && hasToken(value, 'upgrade')) connUpgrade = true;
+          break;
+        case 7:
+          if (name.toLowerCase() === 'upgrade') upgrade = true;
+          break;
+      }
+      p = i + 1;
+    }
+    this.headLen = 0;
+    if (this.headBuf !== null && this.headBuf.length > KEEP_BUFFER) this.headBuf = null;
+
+    if (method === 'CONNECT' || (upgrade && connUpgrade)) {
+      this.drop('http_upgrade', this.reqBytes);
+      this.reset(UPGRADED, false);
+      return;
+    }
+    // RFC 9112 §6.1/6.3: TE with CL, TE on HTTP/1.0, or a final coding other than chunked
+    // leave the body length to guesswork.
+    if (te !== null && (cl >= 0 || badLength || this.minor === 0 || !chunkedLast(te))) {
+      return void this.failHead('http_ambiguous_framing', 0);
+    }
+    if (badLength) return void this.failHead('http_ambiguous_framing', 0);
+
+    this.method = method;
+    this.target = target;
+    this.headers = headers;
+    this.trailers = [];
+    if (te !== null) {
+      this.chunked = true;
+      this.state = CHUNK_SIZE;
+    } else if (cl > 0) {
+      this.remaining = cl;
+      this.state = BODY;
+      if (cl > this.limits.maxBodyBytes) {
+        // Stay in sync: skip exactly the declared body.
+        this.drop('http_body_too_large', this.reqBytes);
+        this.startDiscard('http_body_too_large');
+      }
+    } else {
+      this.finish();
+    }
+  }
+
+  /**
+   * Validates `name ":" OWS value OWS` in src[s..cr) and sets fNameEnd/fValStart/fValEnd.
+   * Rejects obs-fold (leading whitespace), whitespace before the colon, non-token names and
+   * CTLs other than HTAB in the value (which includes a bare CR).
+   */
+  private fieldLine(src: Buffer, s: number, cr: number): boolean {
+    let j = s;
+    while (j < cr && TCHAR[src[j]] === 1) j++;
+    if (j === s || j === cr || src[j] !== 58) return false;
+    let vs = j + 1;
+    for (let k = vs; k < cr; k++) {
+      const c = src[k];
+      if ((c < SP && c !== HTAB) || c === 127) return false;
+    }
+    while (vs < cr && (src[vs] === SP || src[vs] === HTAB)) vs++;
+    let ve = cr;
+    while (ve > vs && (src[ve - 1] === SP || src[ve - 1] === HTAB)) ve--;
+    this.fNameEnd = j;
+    this.fValStart = vs;
+    this.fValEnd = ve;
+    return true;
+  }
+
+  /** Drop the request whose head is complete, resync right after its empty line. */
+  private failHead(reason: HttpDropReason, pos: number): number {
+    this.drop(reason, this.reqBytes);
+    this.reset(LINE, false);
+    return pos;
+  }
+
+  /** Framing error inside a body: drop the request (unless already dropped) and resync at `pos`. */
+  private failBody(reason: HttpDropReason, d: Buffer, pos: number): number {
+    if (!this.discarding) this.drop(reason, this.reqBytes);
+    this.reset(this.lineStartAt(d, pos) ? LINE : SEEK, false);
+    return pos;
+  }
+
+  /** Does stream position `pos` of the current push follow a CRLF? */
+  private lineStartAt(d: Buffer, pos: number): boolean {
+    const b1 = pos >= 1 ? d[pos - 1] : this.lastByte;
+    const b2 = pos >= 2 ? d[pos - 2] : pos === 1 ? this.lastByte : this.lastByte2;
+    return b2 === CR && b1 === LF;
+  }
+
+  // ---- lines in a body (chunk-size, trailers) ----
+
+  /**
+   * Consumes up to and including the next LF. When the line is complete, lnSrc[lnS..lnE) is the
+   * line and lnE is the LF; otherwise lnSrc is null. lnOver: the line would exceed `limit`.
+   */
+  private readLine(d: Buffer, p: number, limit: number): number {
+    this.lnSrc = null;
+    this.lnOver = false;
+    const i = d.indexOf(LF, p);
+    const stop = i < 0 ? d.length : i + 1;
+    if (this.lineLen + stop - p > limit) {
+      // Consume exactly one byte past the limit, wherever the push boundaries fall.
+      const over = p + limit - this.lineLen + 1;
+      this.lnOver = true;
+      this.lineLen = 0;
+      this.count(over - p);
+      return over;
+    }
+    this.count(stop - p);
+    if (i >= 0 && this.lineLen === 0) {
+      this.lnSrc = d;
+      this.lnS = p;
+      this.lnE = i;
+      return stop;
+    }
+    const need = this.lineLen + stop - p;
+    if (this.lineBuf === null || this.lineBuf.length < need) {
+      const nb = Buffer.allocUnsafeSlow(Math.max(need, 256, (this.lineBuf?.length ?? 0) * 2));
+      if (this.lineBuf !== null) this.lineBuf.copy(nb, 0, 0, this.lineLen);
+      this.lineBuf = nb;
+    }
+    d.copy(this.lineBuf, this.lineLen, p, stop);
+    this.lineLen = need;
+    if (i >= 0) {
+      this.lnSrc = this.lineBuf;
+      this.lnS = 0;
+      this.lnE = need - 1;
+      this.lineLen = 0; // lineBuf stays valid until the next readLine
+    }
+    return stop;
+  }
+
+  // ---- body and emission ----
+
+  private bodyPiece(d: Buffer, p: number, n: number): void {
+    if (this.discarding) {
+      this.addSkip(this.discardReason, n);
+      return;
+    }
+    this.reqBytes += n;
+    if (n === 0) return;
+    this.parts.push(d.subarray(p, p + n));
+    this.bodyLen += n;
+  }
+
+  /** The request's framing ended: emit it, or end the skip of an already-dropped one. */
+  private finish(): void {
+    if (this.discarding) {
+      this.reset(LINE, true);
+      return;
+    }
+    const parts = this.parts;
+    let body: Buffer;
+    if (parts.length === 0) body = EMPTY;
+    else if (parts.length === 1) body = this.viewsFrom === 0 ? Buffer.from(parts[0]) : parts[0];
+    else body = Buffer.concat(parts, this.bodyLen);
+    const req: HttpRequest = {
+      method: this.method,
+      target: this.target,
+      minorVersion: this.minor,
+      headers: this.headers,
+      body,
+      chunked: this.chunked,
+      trailers: this.trailers,
+    };
+    this.reset(LINE, true);
+    this.flushSkip();
+    this.events.onRequest(req);
+  }
+
+  private startDiscard(reason: HttpDropReason): void {
+    this.discarding = true;
+    this.discardReason = reason;
+    this.parts.length = 0;
+    this.viewsFrom = 0;
+    this.bodyLen = 0;
+  }
+
+  private count(n: number): void {
+    if (this.discarding) this.addSkip(this.discardReason, n);
+    else this.reqBytes += n;
+  }
+
+  private reset(state: number, strict: boolean): void {
+    this.state = state;
+    this.strict = strict;
+    this.ph = PH_START;
+    this.headLen = 0;
+    this.headFast = false;
+    this.lineLen = 0;
+    this.reqBytes = 0;
+    this.reqStarted = false;
+    this.discarding = false;
+    this.chunked = false;
+    this.remaining = 0;
+    this.parts.length = 0;
+    this.viewsFrom = 0;
+    this.bodyLen = 0;
+    this.headers = NO_FIELDS;
+    this.trailers = NO_FIELDS;
+    if (this.headBuf !== null && this.headBuf.length > KEEP_BUFFER) this.headBuf = null;
+  }
+
+  private appendHead(d: Buffer, s: number, e: number): void {
+    const need = this.headLen + e - s;
+    if (this.headBuf === null || this.headBuf.length < need) {
+      const nb = Buffer.allocUnsafeSlow(Math.max(need, 1024, (this.headBuf?.length ?? 0) * 2));
+      if (this.headBuf !== null) this.headBuf.copy(nb, 0, 0, this.headLen);
+      this.headBuf = nb;
+    }
+    d.copy(this.headBuf, this.headLen, s, e);
+    this.headLen = need;
+  }
+
+  /** End of a push: copy body views out of the caller's buffer, report skipped bytes. */
+  private settle(): void {
+    const parts = this.parts;
+    const k = this.viewsFrom;
+    if (parts.length > k) {
+      const owned = parts.length - k === 1 ? Buffer.from(parts[k]) : Buffer.concat(parts.slice(k));
+      parts.length = k;
+      parts.push(owned);
+      this.viewsFrom = parts.length;
+    }
+    this.flushSkip();
+  }
+
+  // ---- events ----
+
+  private drop(reason: HttpDropReason, bytes: number): void {
+    this.flushSkip();
+    this.reqBytes = 0;
+    this.events.onDrop(reason, 1, bytes);
+  }
+
+  private addSkip(reason: HttpDropReason, n: number): void {
+    if (n <= 0) return;
+    if (this.skipBytes > 0 && this.skipReason !== reason) this.flushSkip();
+    this.skipReason = reason;
+    this.skipBytes += n;
+  }
+
+  private flushSkip(): void {
+    const n = this.skipBytes;
+    if (n === 0) return;
+    this.skipBytes = 0;
+    this.events.onDrop(this.skipReason, 0, n);
+  }
+}
+
+/** RFC 9110 OWS trim; String.trim() would also eat latin1 NBSP (0xA0), which is field content. */
+function trimOws(s: string): string {
+  return s.replace(/^[ \t]+|[ \t]+$/g, '');
+}
+
+/** 1*DIGIT, or a comma list of identical ones ("5, 5"); -1 if invalid or the values differ. */
+function parseContentLength(v: string): number {
+  let result = -1;
+  for (const el of v.split(',')) {
+    const digits = trimOws(el);
+    if (!/^[0-9]+$/.test(digits)) return -1;
+    // Beyond 2^53 the exact value does not matter: it is over any body limit.
+    const n = digits.length > 15 ? Number.MAX_SAFE_INTEGER + 1 : Number(digits);
+    if (result >= 0 && n !== result) return -1;
+    result = n;
+  }
+  return result;
+}
+
+/** Is `token` an element of the comma-separated list `v` (case-insensitive)? */
+function hasToken(v: string, token: string): boolean {
+  for (const el of v.split(',')) if (trimOws(el).toLowerCase() === token) return true;
+  return false;
+}
+
+/** Transfer-Encoding list whose last coding is chunked, applied once, no empty elements. */
+function chunkedLast(te: string): boolean {
+  const codings = te.split(',').map((s) => trimOws(s).toLowerCase());
+  if (codings.some((c) => c === '')) return false;
+  return codings.indexOf('chunked') === codings.length - 1;
+}
+
+/** chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ) in src[i..e). */
+function validChunkExt(src: Buffer, i: number, e: number): boolean {
+  while (i < e) {
+    while (i < e && (src[i] === SP || src[i] === HTAB)) i++;
+    if (i === e || src[i] !== 59) return false;
+    i++;
+    while (i < e && (src[i] === SP || src[i] === HTAB)) i++;
+    const ns = i;
+    while (i < e && TCHAR[src[i]] === 1) i++;
+    if (i === ns) return false;
+    let j = i;
+    while (j < e && (src[j] === SP || src[j] === HTAB)) j++;
+    if (j < e && src[j] === 61) {
+      i = j + 1;
+      while (i < e && (src[i] === SP || src[i] === HTAB)) i++;
+      if (i < e && src[i] === 34) {
+        i++;
+        for (;;) {
+          if (i >= e) return false;
+          const c = src[i];
+          if (c === 34) { i++; break; }
+          if (c === 92) {
+            i++;
+            if (i >= e) return false;
+            const q = src[i];
+            if ((q < SP && q !== HTAB) || q === 127) return false;
+            i++;
+          } else if ((c < SP && c !== HTAB) || c === 127) {
+            return false;
+          } else {
+            i++;
+          }
+        }
+      } else {
+        const vs = i;
+        while (i < e && TCHAR[src[i]] === 1) i++;
+        if (i === vs) return false;
+      }
+    }
+  }
+  return true;
+}

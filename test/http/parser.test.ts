@@ -1,0 +1,514 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { HttpRequestParser } from '../../src/http/parser.js';
+import { DEFAULT_HTTP_LIMITS, type HttpDropReason, type HttpParserLimits, type HttpRequest } from '../../src/http/types.js';
+import { CASES, expectedSkipped, wireBytes, type Case } from './corpus.js';
+
+// ---- harness ----
+
+type Step = Buffer | { gap: number };
+
+interface Outcome {
+  requests: HttpRequest[];
+  /** Emitted requests and lost requests, in stream order. */
+  order: string[];
+  lost: Partial<Record<HttpDropReason, number>>;
+  skipped: number;
+  skippedBy: Partial<Record<HttpDropReason, number>>;
+  maxBuffered: number;
+  bufferedAfterEachPush: number[];
+}
+
+interface RunOpts {
+  midstream?: boolean;
+  limits?: Partial<HttpParserLimits>;
+  end?: boolean;
+}
+
+/**
+ * Pushes each piece from a scratch buffer at an odd offset and scribbles over the scratch
+ * afterwards, so a parser that keeps a view instead of a copy yields wrong bytes.
+ */
+function run(steps: Step[], o: RunOpts = {}): Outcome {
+  const out: Outcome = { requests: [], order: [], lost: {}, skipped: 0, skippedBy: {}, maxBuffered: 0, bufferedAfterEachPush: [] };
+  const limits = { ...DEFAULT_HTTP_LIMITS, ...o.limits };
+  const parser = new HttpRequestParser(
+    {
+      onRequest(req) {
+        out.requests.push(req);
+        out.order.push(`req ${req.method} ${req.target}`);
+      },
+      onDrop(reason, requests, skippedBytes) {
+        assert.ok(requests === 0 || requests === 1, `requests=${requests}`);
+        assert.ok(skippedBytes >= 0 && Number.isInteger(skippedBytes));
+        assert.ok(requests > 0 || skippedBytes > 0, 'empty drop event');
+        if (requests > 0) {
+          out.lost[reason] = (out.lost[reason] ?? 0) + requests;
+          out.order.push(`drop ${reason}`);
+        }
+        out.skipped += skippedBytes;
+        out.skippedBy[reason] = (out.skippedBy[reason] ?? 0) + skippedBytes;
+      },
+    },
+    limits,
+    { midstream: o.midstream },
+  );
+  let scratch = Buffer.alloc(0);
+  for (const s of steps) {
+    if (Buffer.isBuffer(s)) {
+      if (scratch.length < s.length + 16) scratch = Buffer.alloc(s.length + 16);
+      s.copy(scratch, 7);
+      parser.push(scratch, 7, s.length);
+      scratch.fill(0xee);
+      out.bufferedAfterEachPush.push(parser.bufferedBytes);
+      out.maxBuffered = Math.max(out.maxBuffered, parser.bufferedBytes);
+    } else {
+      parser.gap(s.gap);
+    }
+  }
+  if (o.end !== false) parser.end();
+  return out;
+}
+
+function splitEvery(b: Buffer, n: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < b.length; i += n) out.push(b.subarray(i, i + n));
+  return out;
+}
+
+/** Cut `b` into pieces whose sizes cycle through `sizes`. */
+function splitSizes(b: Buffer, sizes: number[]): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0, k = 0; i < b.length; k++) {
+    const n = Math.max(1, sizes[k % sizes.length]);
+    out.push(b.subarray(i, i + n));
+    i += n;
+  }
+  return out;
+}
+
+/** Deterministic pseudo-random split (xorshift), sizes 1..max. */
+function splitRandom(b: Buffer, seed: number, max: number): Buffer[] {
+  let x = seed | 1;
+  const sizes: number[] = [];
+  for (let i = 0; i < 64; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    sizes.push(1 + ((x >>> 0) % max));
+  }
+  return splitSizes(b, sizes);
+}
+
+const L = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+function plain(r: HttpRequest) {
+  return {
+    method: r.method,
+    target: r.target,
+    minorVersion: r.minorVersion,
+    headers: r.headers,
+    body: r.body.toString('latin1'),
+    chunked: r.chunked,
+    trailers: r.trailers,
+  };
+}
+
+/** What must not depend on how the stream was cut. */
+function summary(o: Outcome) {
+  return { requests: o.requests.map(plain), order: o.order, lost: o.lost, skipped: o.skipped };
+}
+
+function checkCase(c: Case, o: Outcome): void {
+  assert.equal(o.requests.length, c.requests.length, `request count; order: ${o.order.join(', ')}`);
+  c.requests.forEach((exp, i) => {
+    const got = plain(o.requests[i]);
+    for (const k of Object.keys(exp) as (keyof typeof exp)[]) assert.deepEqual(got[k], exp[k], `request ${i} ${k}`);
+    assert.ok(Buffer.isBuffer(o.requests[i].body));
+  });
+  assert.deepEqual(o.lost, c.drops ?? {});
+  assert.equal(o.skipped, expectedSkipped(c), `skipped bytes ${JSON.stringify(o.skippedBy)}`);
+}
+
+// ---- corpus: exact outcome in one push, and the same outcome however the stream is cut ----
+
+describe('corpus', () => {
+  for (const c of CASES) {
+    it(c.name, () => {
+      const wire = wireBytes(c);
+      const opts: RunOpts = { midstream: c.midstream, limits: c.limits, end: c.end };
+      const whole = run([wire], opts);
+      checkCase(c, whole);
+      const expected = summary(whole);
+      assert.deepEqual(summary(run(splitEvery(wire, 1), opts)), expected, '1-byte pieces');
+      for (const seed of [1, 7, 42, 1234]) {
+        assert.deepEqual(summary(run(splitRandom(wire, seed, 16), opts)), expected, `random split ${seed}`);
+      }
+    });
+  }
+});
+
+// ---- sizes ----
+
+describe('large messages with the default limits', () => {
+  const bigBody = Buffer.alloc(2 * 1024 * 1024);
+  for (let i = 0; i < bigBody.length; i++) bigBody[i] = (i * 31 + (i >>> 9)) & 0xff;
+
+  it('2 MiB Content-Length body, one push and 1448-byte segments', () => {
+    const wire = Buffer.concat([L(`POST /upload HTTP/1.1\r\nContent-Length: ${bigBody.length}\r\n\r\n`), bigBody, L('GET /after HTTP/1.1\r\n\r\n')]);
+    for (const steps of [[wire], splitEvery(wire, 1448)]) {
+      const o = run(steps);
+      assert.equal(o.requests.length, 2);
+      assert.ok(o.requests[0].body.equals(bigBody));
+      assert.equal(o.requests[1].target, '/after');
+      assert.equal(o.skipped, 0);
+    }
+  });
+
+  it('2 MiB chunked body in 64 KiB chunks over 1448-byte segments', () => {
+    const parts: Buffer[] = [L('POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n')];
+    for (let i = 0; i < bigBody.length; i += 65536) {
+      const piece = bigBody.subarray(i, i + 65536);
+      parts.push(L(`${piece.length.toString(16)}\r\n`), piece, L('\r\n'));
+    }
+    parts.push(L('0\r\n\r\n'));
+    const o = run(splitEvery(Buffer.concat(parts), 1448));
+    assert.equal(o.requests.length, 1);
+    assert.ok(o.requests[0].body.equals(bigBody));
+    assert.equal(o.requests[0].chunked, true);
+  });
+
+  it('8 KB request target and 16 KB cookie', () => {
+    const target = `/search?q=${'x'.repeat(8 * 1024)}`;
+    const cookie = Array.from({ length: 800 }, (_, i) => `c${i}=${'v'.repeat(16)}`).join('; ');
+    assert.ok(cookie.length > 16 * 1024);
+    const wire = L(`GET ${target} HTTP/1.1\r\nHost: h\r\nCookie: ${cookie}\r\n\r\n`);
+    for (const steps of [[wire], splitEvery(wire, 1448), splitEvery(wire, 1)]) {
+      const o = run(steps);
+      assert.equal(o.requests.length, 1);
+      assert.equal(o.requests[0].target, target);
+      assert.deepEqual(o.requests[0].headers, ['Host', 'h', 'Cookie', cookie]);
+    }
+  });
+});
+
+// ---- gaps, end, upgrade, buffering ----
+
+const GET_A = 'GET /a HTTP/1.1\r\nHost: h\r\n\r\n';
+const GET_B = 'GET /b HTTP/1.1\r\nHost: h\r\n\r\n';
+
+describe('gaps', () => {
+  it('inside a header section: that request is lost, the next one is replayed', () => {
+    const o = run([L('GET /a HTTP/1.1\r\nHo'), { gap: 10 }, L('ue\r\n\r\n' + GET_B)]);
+    assert.deepEqual(o.order, ['drop stream_gap', 'req GET /b']);
+    assert.equal(o.skipped, 'GET /a HTTP/1.1\r\nHo'.length + 'ue\r\n\r\n'.length);
+  });
+
+  it('inside a request line', () => {
+    const o = run([L('GET /a'), { gap: 3 }, L('TP/1.1\r\n\r\n' + GET_B)]);
+    assert.deepEqual(o.order, ['drop stream_gap', 'req GET /b']);
+  });
+
+  it('between requests: nothing lost', () => {
+    const o = run([L(GET_A), { gap: 40 }, L(GET_B)]);
+    assert.deepEqual(o.order, ['req GET /a', 'req GET /b']);
+    assert.equal(o.skipped, 0);
+  });
+
+  it('between requests, ending mid-request: the tail is skipped, not counted as a request', () => {
+    const o = run([L(GET_A), { gap: 12 }, L('Host: h\r\n\r\n' + GET_B)]);
+    assert.deepEqual(o.order, ['req GET /a', 'req GET /b']);
+    assert.deepEqual(o.skippedBy, { http_midstream_skipped: 'Host: h\r\n\r\n'.length });
+  });
+
+  it('inside a Content-Length body it covers: dropped, next request parsed without a resync scan', () => {
+    const head = 'POST /p HTTP/1.1\r\nContent-Length: 20\r\n\r\n';
+    // The bytes after the gap look like a request line; they are body, and must be skipped by length.
+    const o = run([L(head + 'abcde'), { gap: 5 }, L('GET /fake HTTP/1.1\r\n'.slice(0, 10) + GET_B)]);
+    assert.deepEqual(o.order, ['drop stream_gap', 'req GET /b']);
+    assert.equal(o.skippedBy.stream_gap, head.length + 5 + 10);
+    assert.equal(o.skippedBy.http_midstream_skipped, undefined);
+  });
+
+  it('gap ending exactly at the end of a Content-Length body', () => {
+    const o = run([L('POST /p HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc'), { gap: 7 }, L(GET_B)]);
+    assert.deepEqual(o.order, ['drop stream_gap', 'req GET /b']);
+  });
+
+  it('inside a Content-Length body, running past its end: resync', () => {
+    const o = run([L('POST /p HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc'), { gap: 30 }, L('t: h\r\n\r\n' + GET_B)]);
+    assert.deepEqual(o.order, ['drop stream_gap', 'req GET /b']);
+  });
+
+  it('inside chunk data it covers: stays in sync through the chunked framing', () => {
+    const o = run([
+      L('POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123'),
+      { gap: 8 },
+      L('CDEF\r\n3\r\nxyz\r\n0\r\n\r\n' + GET_B),
+    ]);
+    assert.deepEqual(o.order, ['drop stream_gap', 'req GET /b']);
+    assert.equal(o.skippedBy.http_midstream_skipped, undefined);
+  });
+
+  it('inside a chunk-size line: resync', () => {
+    const o = run([L('POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1'), { gap: 2 }, L('\r\nxyz\r\n0\r\n\r\n' + GET_B)]);
+    assert.deepEqual(o.order, ['drop stream_gap', 'req GET /b']);
+  });
+
+  it('during a midstream scan, and a second gap in a dropped body', () => {
+    const o = run([L('tail of something'), { gap: 5 }, L(GET_A + 'POST /x HTTP/1.1\r\nContent-Length: 9\r\n\r\n1'), { gap: 2 }, { gap: 3 }, L('xyz' + GET_B)], {
+      midstream: true,
+    });
+    assert.deepEqual(o.order, ['req GET /a', 'drop stream_gap', 'req GET /b']);
+  });
+});
+
+describe('end of connection', () => {
+  it('mid-request: http_incomplete with the bytes seen', () => {
+    const partial = 'POST /p HTTP/1.1\r\nContent-Length: 100\r\n\r\nsome';
+    const o = run([L(GET_A + partial)]);
+    assert.deepEqual(o.order, ['req GET /a', 'drop http_incomplete']);
+    assert.deepEqual(o.skippedBy, { http_incomplete: partial.length });
+  });
+
+  it('mid request line and mid chunked body', () => {
+    assert.deepEqual(run([L('GE')]).lost, { http_incomplete: 1 });
+    assert.deepEqual(run([L('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab')]).lost, { http_incomplete: 1 });
+    assert.deepEqual(run([L('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: v\r\n')]).lost, { http_incomplete: 1 });
+  });
+
+  it('empty state drops nothing; end() twice is harmless; pushes after end are ignored', () => {
+    const events: string[] = [];
+    const p = new HttpRequestParser({ onRequest: () => events.push('req'), onDrop: (r) => events.push(r) });
+    p.end();
+    p.end();
+    p.push(L(GET_A), 0, GET_A.length);
+    assert.equal(events.length, 0);
+    const q = new HttpRequestParser({ onRequest: () => events.push('req'), onDrop: (r) => events.push(r) });
+    q.push(L(GET_A), 0, GET_A.length);
+    q.end();
+    assert.deepEqual(events, ['req']);
+  });
+});
+
+describe('upgrade', () => {
+  it('everything after CONNECT is counted as http_upgrade, gaps ignored', () => {
+    const head = 'CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n';
+    const o = run([L(head + 'abc'), { gap: 100 }, L(GET_B), L('\x17\x03\x03')]);
+    assert.deepEqual(o.order, ['drop http_upgrade']);
+    assert.deepEqual(o.skippedBy, { http_upgrade: head.length + 3 + GET_B.length + 3 });
+  });
+});
+
+describe('buffering is bounded by the limits', () => {
+  const limits = { maxRequestLineBytes: 1024, maxHeaderBytes: 4096, maxHeaderCount: 50, maxBodyBytes: 8192 };
+
+  it('a header section that never ends stops growing at maxHeaderBytes', () => {
+    const junk = L('GET / HTTP/1.1\r\n' + 'X-Filler: yes\r\n'.repeat(20000));
+    const o = run(splitEvery(junk, 1448), { limits });
+    assert.ok(o.maxBuffered <= limits.maxRequestLineBytes + 2 + limits.maxHeaderBytes, `max ${o.maxBuffered}`);
+    assert.deepEqual(o.lost, { http_headers_too_large: 1 });
+    assert.equal(o.bufferedAfterEachPush.at(-1), 0);
+    assert.equal(o.skipped, junk.length);
+  });
+
+  it('a request line that never ends stops at maxRequestLineBytes', () => {
+    const o = run(splitEvery(L('GET /' + 'a'.repeat(100000)), 1000), { limits });
+    assert.ok(o.maxBuffered <= limits.maxRequestLineBytes, `max ${o.maxBuffered}`);
+    assert.deepEqual(o.lost, { http_line_too_long: 1 });
+  });
+
+  it('a midstream candidate line never exceeds maxRequestLineBytes', () => {
+    const o = run(splitEvery(L('x\r\nGET /' + 'a'.repeat(100000)), 999), { limits, midstream: true });
+    assert.ok(o.maxBuffered <= limits.maxRequestLineBytes, `max ${o.maxBuffered}`);
+    assert.deepEqual(o.lost, {});
+  });
+
+  it('body pieces are held until the request completes, then released', () => {
+    const o = run([L('POST / HTTP/1.1\r\nContent-Length: 6000\r\n\r\n'), L('a'.repeat(3000)), L('a'.repeat(3000))], { limits });
+    assert.deepEqual(o.bufferedAfterEachPush, [0, 3000, 0]);
+    assert.equal(o.requests[0].body.length, 6000);
+  });
+
+  it('a long chunk extension is bounded', () => {
+    const o = run(splitEvery(L('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;' + 'e'.repeat(50000)), 700), { limits });
+    assert.ok(o.maxBuffered <= limits.maxRequestLineBytes, `max ${o.maxBuffered}`);
+    assert.deepEqual(o.lost, { http_ambiguous_framing: 1 });
+  });
+});
+
+// ---- properties ----
+
+const TCHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".split('');
+const TARGET_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/?%\xe9\xff".split('');
+const VALUE_CHARS = [...TCHARS, ' ', '\t', '"', '(', ')', ',', '/', ':', ';', '<', '=', '>', '?', '@', '[', '\\', ']', '{', '}', '\x80', '\xa0', '\xff'];
+const FRAMING_NAMES = new Set(['content-length', 'transfer-encoding', 'connection', 'upgrade']);
+
+const randomCase = (s: string) =>
+  fc.array(fc.boolean(), { minLength: s.length, maxLength: s.length }).map((flips) =>
+    s
+      .split('')
+      .map((ch, i) => (flips[i] ? ch.toUpperCase() : ch.toLowerCase()))
+      .join(''),
+  );
+const ows = fc.constantFrom('', ' ', '\t', ' \t ');
+
+const fieldArb = fc.record({
+  name: fc.string({ unit: fc.constantFrom(...TCHARS), minLength: 1, maxLength: 16 }).filter((n) => !FRAMING_NAMES.has(n.toLowerCase())),
+  value: fc.string({ unit: fc.constantFrom(...VALUE_CHARS), maxLength: 24 }).map((v) => v.replace(/^[ \t]+|[ \t]+$/g, '')),
+  pre: ows,
+  post: ows,
+});
+
+const chunkExtArb = fc.constantFrom('', ';a', ';a=b', ' ; n="q \\" ;"', ';x=1;y');
+
+const requestArb = fc
+  .record({
+    leading: fc.constantFrom('', '', '\r\n'),
+    method: fc.oneof(
+      fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'TRACE', 'PATCH', 'PROPFIND', 'M-SEARCH'),
+      fc.string({ unit: fc.constantFrom(...TCHARS), minLength: 1, maxLength: 20 }),
+    ),
+    target: fc.string({ unit: fc.constantFrom(...TARGET_CHARS), maxLength: 40 }).map((t) => `/${t}`),
+    minor: fc.constantFrom(0, 1),
+    fields: fc.array(fieldArb, { maxLength: 8 }),
+    framing: fc.constantFrom('none', 'cl', 'chunked'),
+    framingName: fc.oneof(randomCase('content-length'), randomCase('transfer-encoding')),
+    body: fc.uint8Array({ maxLength: 300 }),
+    cuts: fc.array(fc.nat({ max: 300 }), { maxLength: 5 }),
+    exts: fc.array(chunkExtArb, { minLength: 7, maxLength: 7 }),
+    upperHex: fc.boolean(),
+    trailers: fc.array(fieldArb, { maxLength: 3 }),
+    framingPos: fc.nat(),
+  })
+  .map((g) => {
+    const framing = g.framing === 'chunked' && g.minor === 0 ? 'cl' : g.framing;
+    const bodyStr = Buffer.from(g.body).toString('latin1');
+    const fields = g.fields.map((f) => [f.name, f.value, `${f.name}:${f.pre}${f.value}${f.post}\r\n`]);
+    if (framing !== 'none') {
+      const name = framing === 'cl' ? `Content-Length` : `Transfer-Encoding`;
+      const cased = g.framingName.length === name.length ? g.framingName : name;
+      const value = framing === 'cl' ? String(g.body.length) : 'chunked';
+      fields.splice(g.framingPos % (fields.length + 1), 0, [cased, value, `${cased}: ${value}\r\n`]);
+    }
+    let wire = `${g.leading}${g.method} ${g.target} HTTP/1.${g.minor}\r\n${fields.map((f) => f[2]).join('')}\r\n`;
+    let body = '';
+    const trailers: string[] = [];
+    if (framing === 'cl') {
+      wire += bodyStr;
+      body = bodyStr;
+    } else if (framing === 'chunked') {
+      const cuts = [...new Set(g.cuts.map((c) => c % (bodyStr.length + 1)))].sort((a, b) => a - b);
+      let prev = 0;
+      for (const [i, c] of [...cuts, bodyStr.length].entries()) {
+        if (c === prev) continue;
+        const size = (c - prev).toString(16);
+        wire += `${g.upperHex ? size.toUpperCase() : size}${g.exts[i % 7]}\r\n${bodyStr.slice(prev, c)}\r\n`;
+        prev = c;
+      }
+      wire += `0${g.exts[6]}\r\n`;
+      for (const t of g.trailers) {
+        wire += `${t.name}:${t.pre}${t.value}${t.post}\r\n`;
+        trailers.push(t.name, t.value);
+      }
+      wire += '\r\n';
+      body = bodyStr;
+    }
+    const expected = {
+      method: g.method,
+      target: g.target,
+      minorVersion: g.minor,
+      headers: fields.flatMap((f) => [f[0], f[1]]),
+      body,
+      chunked: framing === 'chunked',
+      trailers,
+    };
+    return { wire, expected };
+  });
+
+const sizesArb = fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 16 });
+
+describe('properties', () => {
+  it('valid requests cut anywhere parse exactly as generated, with nothing skipped', () => {
+    fc.assert(
+      fc.property(fc.array(requestArb, { minLength: 1, maxLength: 6 }), sizesArb, (reqs, sizes) => {
+        const wire = L(reqs.map((r) => r.wire).join(''));
+        const expected = reqs.map((r) => r.expected);
+        const whole = run([wire]);
+        assert.deepEqual(whole.requests.map(plain), expected);
+        assert.deepEqual(whole.lost, {});
+        assert.equal(whole.skipped, 0);
+        assert.deepEqual(summary(run(splitSizes(wire, sizes))), summary(whole));
+        assert.deepEqual(summary(run(splitEvery(wire, 1))), summary(whole));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('midstream pickup after arbitrary bytes finds every following request and skips exactly the prefix', () => {
+    // No CR in the prefix, so the only possible request start before the requests is the stream start.
+    const prefixArb = fc
+      .uint8Array({ maxLength: 200 })
+      .map((b) => Buffer.from(b.filter((x) => x !== 13)).toString('latin1') + '\r\n')
+      .filter((s) => !/^[A-Z_-]{1,20} [^\x00-\x20\x7f]+ HTTP\/1\.[01]\r\n$/.test(s.split('\n')[0] + '\n'));
+    fc.assert(
+      fc.property(prefixArb, fc.array(requestArb, { minLength: 1, maxLength: 4 }), sizesArb, (prefix, reqs, sizes) => {
+        // A resync only takes upper-case methods; after that the parser is strict again.
+        fc.pre(/^[A-Z_-]+ /.test(reqs[0].wire));
+        const wire = L(prefix + reqs.map((r) => r.wire).join(''));
+        for (const steps of [[wire], splitSizes(wire, sizes)]) {
+          const o = run(steps, { midstream: true });
+          assert.deepEqual(o.requests.map(plain), reqs.map((r) => r.expected));
+          assert.deepEqual(o.lost, {});
+          assert.equal(o.skipped, prefix.length);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  const FRAGMENTS = [
+    'GET ', 'POST ', 'CONNECT ', '/ ', '/x ', 'HTTP/1.1', 'HTTP/1.0', '\r\n', '\r\n\r\n', '\r', '\n', ' ', '\t', ':',
+    'Host: h', 'Content-Length: ', 'Content-Length: 5', 'Transfer-Encoding: chunked', 'Connection: upgrade', 'Upgrade: ws',
+    '0', '5', 'ff', 'fffffffffffffff', ';a="b"', 'hello', '\x00', '\x7f', '\xff', 'GET / HTTP/1.1\r\n\r\n',
+    'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n', 'POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n',
+  ];
+  const streamArb = fc
+    .array(fc.oneof(fc.constantFrom(...FRAGMENTS), fc.uint8Array({ maxLength: 12 }).map((b) => Buffer.from(b).toString('latin1'))), {
+      maxLength: 60,
+    })
+    .map((a) => L(a.join('')));
+  const smallLimits = { maxRequestLineBytes: 64, maxHeaderBytes: 128, maxHeaderCount: 4, maxBodyBytes: 64 };
+
+  it('any byte stream gives the same outcome however it is cut, and every byte is accounted for once', () => {
+    fc.assert(
+      fc.property(streamArb, sizesArb, fc.boolean(), (wire, sizes, midstream) => {
+        const whole = run([wire], { limits: smallLimits, midstream });
+        const cut = run(splitSizes(wire, sizes), { limits: smallLimits, midstream });
+        assert.deepEqual(summary(cut), summary(whole));
+        // Emitted bytes + skipped bytes = pushed bytes; emitted requests are at least 16 bytes each.
+        assert.ok(whole.skipped <= wire.length - 16 * whole.requests.length);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('arbitrary bytes and gaps never throw, and buffering stays within the limits', () => {
+    const bound = smallLimits.maxRequestLineBytes + 2 + smallLimits.maxHeaderBytes + smallLimits.maxBodyBytes;
+    const stepArb = fc.oneof(
+      { weight: 4, arbitrary: streamArb },
+      { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)) },
+      { weight: 1, arbitrary: fc.integer({ min: 1, max: 100 }).map((gap) => ({ gap })) },
+    );
+    fc.assert(
+      fc.property(fc.array(stepArb, { maxLength: 12 }), fc.boolean(), (steps, midstream) => {
+        const o = run(steps, { limits: smallLimits, midstream });
+        assert.ok(o.maxBuffered <= bound, `buffered ${o.maxBuffered}`);
+        const pushed = steps.reduce((n, s) => n + (Buffer.isBuffer(s) ? s.length : 0), 0);
+        assert.ok(o.skipped <= pushed);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
