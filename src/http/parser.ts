@@ -17,6 +17,10 @@
  *   an accepted risk, no passive observer can tell them apart.
  * - A request whose header section is invalid is skipped as a whole (up to its empty line) and
  *   parsing resumes by the resync rule: we never rescan bytes, so the work stays linear.
+ * - A limit fails at the exact byte that passes it, never at a push boundary, so the outcome
+ *   does not depend on how the stream was cut. An oversized Content-Length body, a gap inside a
+ *   body of known length and an oversized chunked body are skipped by their framing (in sync).
+ * - Transfer-Encoding on HTTP/1.0 is http_ambiguous_framing (RFC 9112 §6.1: treat as faulty).
  * - Upgrade (Connection: upgrade + Upgrade) and CONNECT end HTTP parsing for the connection: we
  *   cannot see whether the server answered 101/2xx, so we assume it switched.
  */
