@@ -451,11 +451,11 @@ describe('properties', () => {
     const prefixArb = fc
       .uint8Array({ maxLength: 200 })
       .map((b) => Buffer.from(b.filter((x) => x !== 13)).toString('latin1') + '\r\n')
-      .filter((s) => !/^[A-Z_-]{1,20} [^\x00-\x20\x7f]+ HTTP\/1\.[01]\r\n$/.test(s.split('\n')[0] + '\n'));
+      .filter((s) => !/^[A-Z][A-Z_-]{0,19} [^\x00-\x20\x7f]+ HTTP\/1\.[01]\r\n$/.test(s.split('\n')[0] + '\n'));
     fc.assert(
       fc.property(prefixArb, fc.array(requestArb, { minLength: 1, maxLength: 4 }), sizesArb, (prefix, reqs, sizes) => {
         // A resync only takes upper-case methods; after that the parser is strict again.
-        fc.pre(/^[A-Z_-]+ /.test(reqs[0].wire));
+        fc.pre(/^[A-Z][A-Z_-]* /.test(reqs[0].wire));
         const wire = L(prefix + reqs.map((r) => r.wire).join(''));
         for (const steps of [[wire], splitSizes(wire, sizes)]) {
           const o = run(steps, { midstream: true });
