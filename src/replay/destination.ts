@@ -1,5 +1,7 @@
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { DropReason, ReplayObserver } from './outcome.js';
 
 /** A request ready to send: production's, with forwarded headers already applied. */
@@ -20,6 +22,8 @@ export interface DestinationOptions {
   /** Bytes of request bodies that may wait in the queue. */
   maxQueueBytes: number;
   timeoutMs: number;
+  /** https destinations: accept any certificate (test environments often self-sign). */
+  tlsInsecure?: boolean;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -41,6 +45,7 @@ export class Destination {
   readonly label: string;
   readonly hostHeader: string;
   private readonly agent: http.Agent;
+  private readonly tls: boolean;
   private readonly queue: OutgoingRequest[] = [];
   private queueHead = 0;
   private queuedBytes = 0;
@@ -54,7 +59,9 @@ export class Destination {
     this.url = new URL(url);
     this.label = this.url.origin;
     this.hostHeader = this.url.host;
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxConcurrency, maxFreeSockets: opts.maxConcurrency, scheduling: 'lifo' });
+    const agentOpts = { keepAlive: true, maxSockets: opts.maxConcurrency, maxFreeSockets: opts.maxConcurrency, scheduling: 'lifo' as const };
+    this.tls = this.url.protocol === 'https:';
+    this.agent = this.tls ? new https.Agent({ ...agentOpts, rejectUnauthorized: !opts.tlsInsecure }) : new http.Agent(agentOpts);
   }
 
   get queueDepth(): number {
@@ -67,6 +74,10 @@ export class Destination {
   enqueue(req: OutgoingRequest): void {
     if (this.closed) {
       this.obs.dropped('shutdown', 1, this.label);
+      return;
+    }
+    if (req.body.length > this.opts.maxQueueBytes) {
+      this.obs.dropped('body_too_large', 1, this.label);
       return;
     }
     if (this.inflight < this.opts.maxConcurrency && this.queueDepth === 0) {
@@ -158,10 +169,10 @@ export class Destination {
       this.next();
     };
     try {
-      cr = http.request({
+      cr = (this.tls ? https : http).request({
         protocol: this.url.protocol,
         hostname: this.url.hostname,
-        port: this.url.port || 80,
+        port: this.url.port || (this.tls ? 443 : 80),
         method: req.method,
         path: req.target,
         headers: req.headers,
@@ -209,7 +220,10 @@ export class Destination {
     let head = `${req.method} ${req.target} HTTP/1.0\r\n`;
     for (let i = 0; i < req.headers.length; i += 2) head += `${req.headers[i]}: ${req.headers[i + 1]}\r\n`;
     head += '\r\n';
-    const sock = net.connect({ host: this.url.hostname, port: Number(this.url.port || 80) });
+    const port = Number(this.url.port || (this.tls ? 443 : 80));
+    const sock = this.tls
+      ? tls.connect({ host: this.url.hostname, port, servername: net.isIP(this.url.hostname) ? undefined : this.url.hostname, rejectUnauthorized: !this.opts.tlsInsecure })
+      : net.connect({ host: this.url.hostname, port });
     this.inflightSockets.add(sock);
     let status = 0;
     let first = '';
@@ -232,7 +246,7 @@ export class Destination {
       this.next();
     };
     const timer = setTimeout(() => finish(new TimeoutError(`no answer within ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
-    sock.on('connect', () => {
+    sock.on(this.tls ? 'secureConnect' : 'connect', () => {
       sock.write(head, 'latin1');
       if (req.body.length) sock.write(req.body);
     });

@@ -1,11 +1,22 @@
 import { HTTP_DROP_REASONS } from '../http/types.js';
 
-/** Why a request that production received was not replayed. One label value each, all documented. */
+/**
+ * Why a request that production received was not replayed. One label value each, all documented.
+ * Replay-stage reasons (queue_full onwards) count once per destination that lost the request.
+ */
 export const REPLAY_DROP_REASONS = [
+  /** Carries our --mark-header, or its server is one of our destinations: replaying would loop. */
+  'loop',
+  /** Left out by an --http-allow-... or --http-disallow-... filter: a choice, not a loss. */
+  'filtered',
   /** --percentage sampling left it out: a choice, not a loss. */
   'sampled_out',
+  /** Over --rate requests per second. */
+  'rate_limited',
   /** The destination's queue was full: capture never waits for replay. */
   'queue_full',
+  /** The body alone is larger than the destination's --max-queue-bytes: it could never be held. */
+  'body_too_large',
   /** No answer within --timeout. */
   'timeout',
   /** The destination refused or could not be reached. */
@@ -20,6 +31,8 @@ export const REPLAY_DROP_REASONS = [
 
 export const DROP_REASONS = [...HTTP_DROP_REASONS.filter((r) => r !== 'http_midstream_skipped'), ...REPLAY_DROP_REASONS] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
+/** Reasons that a destination, not the capture or the policy, is responsible for. */
+export const DESTINATION_DROP_REASONS = ['queue_full', 'body_too_large', 'timeout', 'connect_error', 'upstream_error', 'shutdown', 'invalid_for_replay'] as const satisfies readonly DropReason[];
 
 export const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 export type StatusClass = (typeof STATUS_CLASSES)[number];
