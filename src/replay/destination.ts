@@ -113,6 +113,9 @@ export class Destination {
       r.destroy();
     }
     for (const sock of this.inflightSockets) sock.destroy();
+    // Their error handlers count them as shutdown; wait so the counts are final when we return.
+    const until = Date.now() + 1000;
+    while (this.inflight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
     this.agent.destroy();
   }
 
