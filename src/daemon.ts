@@ -2,6 +2,7 @@
  * Wires the stages left to right: capture → decode → reassemble → http → replay, with metrics
  * beside them. The only module that knows all of them; owns the lifecycle and signals.
  */
+import dns from 'node:dns/promises';
 import type http from 'node:http';
 import type { Logger } from 'pino';
 import { PacketRing } from './capture/ring.js';
@@ -14,10 +15,16 @@ import { DEFAULT_HTTP_LIMITS, type HttpParserLimits } from './http/types.js';
 import { Metrics } from './metrics/registry.js';
 import { startMetricsServer } from './metrics/server.js';
 import type { DropReason } from './replay/outcome.js';
-import { Replayer } from './replay/replayer.js';
+import { Replayer, type ReplayOptions } from './replay/replayer.js';
 import { FlowTable } from './reassemble/table.js';
+import { ConfigError } from './errors.js';
+import { rateLimitedWarn } from './log.js';
+import { startHealthPort, type HealthPort } from './ops/health-port.js';
+import type { Notifier } from './ops/notify.js';
 
 const SWEEP_MS = 250;
+/** A capture loop that has not polled or walked a block for this long is stuck. */
+const STALE_MS = 5_000;
 
 export interface Daemon {
   metrics: Metrics;
@@ -27,9 +34,19 @@ export interface Daemon {
   stop(): Promise<void>;
   /** The metrics server's address, when it listens. */
   metricsAddress(): { host: string; port: number } | null;
+  /** Same as /healthz: capture bound, every loop making progress, not stopping. */
+  health(): { ok: boolean; detail: string };
+  /** SIGHUP: swap the replay policy for `next`'s; flows, queues and connections stay. Throws ConfigError. */
+  reload(next: Config): void;
 }
 
-export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
+export interface DaemonOptions {
+  /** Told READY=1, WATCHDOG=1 (while healthy) and STOPPING=1. */
+  notifier?: Notifier;
+}
+
+export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions = {}): Promise<Daemon> {
+  const notifier = opts.notifier;
   const sources: FrameSource[] = cfg.pcap
     ? [new PcapFileSource(cfg.pcap)]
     : cfg.interfaces.map((i) => new PacketRing({ interface: i, port: cfg.port, ringMiB: cfg.ringMiB }));
@@ -37,14 +54,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
 
   let table: FlowTable;
   const metrics: Metrics = new Metrics(cfg.destinations, {
-    capture: () => {
-      const t = { packets: 0, bytes: 0, kernelDrops: 0, kernelFreezes: 0, truncated: 0 };
-      for (const s of sources) {
-        const x = s.stats();
-        t.packets += x.packets; t.bytes += x.bytes; t.kernelDrops += x.kernelDrops; t.kernelFreezes += x.kernelFreezes; t.truncated += x.truncated;
-      }
-      return t;
-    },
+    capture: () => sources.map((s) => ({ interface: s.name, ...s.stats() })),
     decodeAnomalies: () => sumArrays(decoders.map((d) => d.counters.anomalies)),
     decodeSkips: () => sumArrays(decoders.map((d) => d.counters.skips)),
     reassemblyEvents: () => table.events,
@@ -54,17 +64,19 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     destinations: () => replayer.destinations.map((d) => ({ label: d.label, queueDepth: d.queueDepth, inFlight: d.inFlight })),
   });
 
-  const replayer = new Replayer(
-    {
-      destinations: cfg.destinations,
-      keepHost: cfg.keepHostHeader,
-      sampling: { percentage: cfg.percentage, by: cfg.percentageBy, header: cfg.percentageByHeader },
-      maxConcurrency: cfg.maxConcurrency,
-      maxQueue: cfg.maxQueue,
-      maxQueueBytes: cfg.maxQueueBytes,
-      timeoutMs: cfg.timeoutMs,
+  const destinationAddresses = await resolveDestinations(cfg);
+  const warn = rateLimitedWarn(log);
+  const observer = {
+    dropped: metrics.dropped.bind(metrics),
+    replayed: metrics.replayed.bind(metrics),
+    altered: metrics.altered.bind(metrics),
+    error: (destination: string, code: string) => {
+      metrics.error(destination, code);
+      warn(`${destination}|${code}`, { destination, code }, 'replay failed');
     },
-    metrics,
+  };
+  const replayer = new Replayer({ ...replayOptions(cfg), destinationAddresses }, observer, (flow) =>
+    warn(`loop|${flow.serverAddr}|${flow.serverPort}`, { server: `${flow.serverAddr}:${flow.serverPort}` }, 'captured traffic goes to a destination: replaying it would loop; dropping (reason loop)'),
   );
 
   const limits: HttpParserLimits = { ...DEFAULT_HTTP_LIMITS, maxBodyBytes: cfg.maxBodyBytes };
@@ -100,35 +112,71 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
   }, SWEEP_MS);
 
   let server: http.Server | null = null;
-  let lastProgress = sources.map((s) => s.progress());
-  let lastProgressAt = Date.now();
+  let ready = false;
+  // Per source, so one stuck loop among several interfaces is noticed.
+  const lastProgress = sources.map((s) => s.progress());
+  const lastProgressAt = sources.map(() => Date.now());
   const healthy = () => {
-    const p = sources.map((s) => s.progress());
-    if (p.some((v, i) => v !== lastProgress[i])) {
-      lastProgress = p;
-      lastProgressAt = Date.now();
-    }
-    const stale = Date.now() - lastProgressAt > 5_000;
-    return { ok: !stopping && !stale, detail: stopping ? 'stopping' : stale ? 'capture loop is not making progress' : 'ok' };
+    const t = Date.now();
+    let stuck: string | null = null;
+    sources.forEach((s, i) => {
+      const p = s.progress();
+      if (p !== lastProgress[i]) {
+        lastProgress[i] = p;
+        lastProgressAt[i] = t;
+      } else if (t - lastProgressAt[i] > STALE_MS) stuck ??= s.name;
+    });
+    if (stopping) return { ok: false, detail: 'stopping' };
+    if (!ready) return { ok: false, detail: 'starting' };
+    if (stuck) return { ok: false, detail: `capture loop on ${stuck} is not making progress` };
+    return { ok: true, detail: 'ok' };
   };
-  if (cfg.metricsPort > 0) {
-    server = await startMetricsServer(metrics.registry, cfg.metricsHost, cfg.metricsPort, healthy);
-    log.info({ address: server.address() }, 'metrics listening on /metrics and /healthz');
+  let healthPort: HealthPort | null = null;
+  try {
+    if (cfg.metricsPort > 0) {
+      server = await startMetricsServer(metrics.registry, cfg.metricsHost, cfg.metricsPort, healthy);
+      log.info({ address: server.address() }, 'metrics listening on /metrics and /healthz');
+    }
+    if (cfg.healthCheckPort > 0) healthPort = await startHealthPort(cfg.metricsHost, cfg.healthCheckPort, () => healthy().ok);
+  } catch (e) {
+    clearInterval(sweep);
+    if (server) await new Promise<void>((r) => server!.close(() => r()));
+    throw e;
   }
 
   let stopping = false;
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
 
+  let failed = false;
   const runs = sources.map((s, i) =>
     s.run(onFrames[i]).then(
       () => null,
-      (e: unknown) => e as Error,
+      (e: unknown) => {
+        failed = true;
+        return e as Error;
+      },
     ),
   );
   log.info({ sources: sources.map((s) => s.name), port: cfg.port, destinations: cfg.destinations }, 'capturing');
 
+  // run() opens the socket, filter, ring and bind before its first await, so once every source
+  // has had a turn without failing, capture is bound.
+  await new Promise((r) => setImmediate(r));
+  let watchdog: NodeJS.Timeout | undefined;
+  if (!failed && !stopping) {
+    ready = true;
+    await healthPort?.refresh().catch((e: unknown) => log.error({ err: e, port: cfg.healthCheckPort }, 'health-check port could not listen'));
+    notifier?.send(`READY=1\nSTATUS=capturing on ${sources.map((s) => s.name).join(', ')}`);
+    const every = notifier?.watchdogIntervalMs;
+    // Only a loop that makes progress is alive: a stuck loop misses pings and systemd restarts us.
+    if (every) watchdog = setInterval(() => healthy().ok && notifier!.send('WATCHDOG=1'), every);
+  }
+
   const finish = async (code: number) => {
+    notifier?.send('STOPPING=1');
+    clearInterval(watchdog);
+    await healthPort?.close();
     clearInterval(sweep);
     now = Date.now();
     table.closeAll(now);
@@ -161,7 +209,63 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
       const a = server?.address();
       return a && typeof a === 'object' ? { host: a.address, port: a.port } : null;
     },
+    health: healthy,
+    reload: (next: Config) => {
+      const changed = RESTART_ONLY.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(cfg[k]));
+      if (changed.length) log.warn({ changed }, 'reload: these settings take effect only after a restart');
+      replayer.reconfigure(policyOptions(next));
+      log.info('reload: replay policy replaced');
+    },
   };
+}
+
+/** Settings SIGHUP does not apply: they size or bind something that lives as long as the process. */
+const RESTART_ONLY = ['destinations', 'interfaces', 'pcap', 'port', 'metricsHost', 'metricsPort', 'healthCheckPort', 'maxConcurrency', 'maxQueue', 'maxQueueBytes', 'timeoutMs', 'ringMiB', 'maxBodyBytes', 'maxFlowBufferBytes', 'memcapBytes', 'serviceAddresses', 'tlsInsecure'] as const satisfies ReadonlyArray<keyof Config>;
+
+function replayOptions(cfg: Config): ReplayOptions {
+  return {
+    destinations: cfg.destinations,
+    ...policyOptions(cfg),
+    maxConcurrency: cfg.maxConcurrency,
+    maxQueue: cfg.maxQueue,
+    maxQueueBytes: cfg.maxQueueBytes,
+    timeoutMs: cfg.timeoutMs,
+    tlsInsecure: cfg.tlsInsecure,
+  };
+}
+
+/** The policy part of the config: what SIGHUP may reload. */
+export function policyOptions(cfg: Config) {
+  return {
+    keepHost: cfg.keepHostHeader,
+    sampling: { percentage: cfg.percentage, by: cfg.percentageBy, header: cfg.percentageByHeader },
+    rate: cfg.rate,
+    filters: cfg.filters,
+    rewrites: cfg.rewrites,
+    markHeader: cfg.markHeader,
+  };
+}
+
+/**
+ * Every address each destination resolves to, for the loop guard; refuses a destination that
+ * is the mirrored service itself (--service-address).
+ */
+async function resolveDestinations(cfg: Config): Promise<string[][]> {
+  const service = new Set(cfg.serviceAddresses);
+  return Promise.all(
+    cfg.destinations.map(async (d) => {
+      const host = new URL(d).hostname.replace(/^\[|\]$/g, '');
+      let addrs: string[];
+      try {
+        addrs = (await dns.lookup(host, { all: true })).map((a) => a.address);
+      } catch {
+        addrs = [host]; // unresolvable now: replays will count connect_error, not stop startup
+      }
+      const hit = addrs.find((a) => service.has(a));
+      if (hit) throw new ConfigError(`--destination ${d} is the mirrored service itself (${hit}): its replays would be mirrored again, forever`);
+      return addrs;
+    }),
+  );
 }
 
 function sumArrays(arrs: Float64Array[]): Float64Array {

@@ -30,7 +30,7 @@ async function recordingServer() {
 }
 
 function config(pcap: string, destination: string): Config {
-  return { ...DEFAULTS, destinations: [destination], pcap, percentageByHeader: undefined, metricsPort: 0, logLevel: 'silent' };
+  return { ...DEFAULTS, destinations: [destination], pcap, percentageByHeader: undefined, markHeader: undefined, metricsPort: 0, logLevel: 'silent' };
 }
 
 test('offline: the committed pcap fixture replays exactly the expected requests', async () => {

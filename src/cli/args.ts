@@ -1,12 +1,15 @@
 import yargs from 'yargs';
 import { DEFAULTS, LOG_LEVELS, validateConfig, type Config } from '../config/config.js';
 import { ConfigError } from '../errors.js';
+import { loadConfigFile } from '../config/file.js';
 
 const OPTION_NAMES = [
   'destination', 'filter-request-port', 'percentage', 'percentage-by', 'percentage-by-header', 'keep-host-header',
-  'interface', 'pcap', 'metrics-port', 'metrics-host', 'log-level', 'max-concurrency', 'max-queue', 'max-queue-bytes',
+  'interface', 'pcap', 'config', 'health-check-port', 'metrics-port', 'metrics-host', 'log-level', 'max-concurrency', 'max-queue', 'max-queue-bytes',
   'timeout', 'drain-timeout', 'ring-mb', 'max-body-bytes', 'max-flow-buffer-bytes', 'memcap-bytes', 'hole-timeout',
-  'idle-timeout', 'help', 'version',
+  'idle-timeout', 'help', 'version', 'rate', 'http-allow-method', 'http-disallow-method', 'http-allow-url',
+  'http-disallow-url', 'http-allow-header', 'http-disallow-header', 'http-set-header', 'http-remove-header',
+  'http-rewrite-url', 'mark-header', 'service-address', 'tls-insecure',
 ];
 
 /**
@@ -52,10 +55,16 @@ function list(v: unknown): string[] {
   return a.flatMap((x) => String(x).split(',')).map((x) => x.trim()).filter(Boolean);
 }
 
+/** Values that may contain commas themselves (regexes, header values): never split. */
+function raw(v: unknown): string[] {
+  if (v === undefined) return [];
+  return (Array.isArray(v) ? v : [v]).map(String);
+}
+
 export function buildParser(argv: string[]) {
   return yargs(normaliseSingleDash(argv))
     .scriptName('mirror-replay')
-    .usage('$0 --destination http://TEST-HOST[:PORT] [options]\n\nReplays the HTTP requests mirrored to this host (AWS VPC Traffic Mirroring, decapsulated on vxlan0) to a test environment. Every request not replayed is counted in mirror_replay_requests_dropped_total{reason}.\nFlags also come from MIRROR_REPLAY_<FLAG> environment variables (e.g. MIRROR_REPLAY_DESTINATION); a flag wins over the environment.')
+    .usage('$0 --destination http://TEST-HOST[:PORT] [options]\n\nReplays the HTTP requests mirrored to this host (AWS VPC Traffic Mirroring, decapsulated on vxlan0) to a test environment. Every request not replayed is counted in mirror_replay_requests_dropped_total{reason}.\nFlags also come from MIRROR_REPLAY_<FLAG> environment variables (e.g. MIRROR_REPLAY_DESTINATION); a flag wins over the environment, which wins over --config FILE, which wins over the defaults.')
     .env('MIRROR_REPLAY')
     .option('destination', { type: 'string', array: true, group: 'Replay:', describe: 'Test environment base URL (repeatable: every destination gets every request)' })
     .option('keep-host-header', { type: 'boolean', default: DEFAULTS.keepHostHeader, group: 'Replay:', describe: "Send production's Host value instead of the destination's" })
@@ -64,6 +73,19 @@ export function buildParser(argv: string[]) {
     .option('max-queue-bytes', { type: 'string', default: '256MiB', group: 'Replay:', describe: 'Body bytes waiting per destination; beyond it: queue_full' })
     .option('timeout', { type: 'string', default: '10s', group: 'Replay:', describe: 'Per-request timeout (reason timeout)' })
     .option('drain-timeout', { type: 'string', default: '5s', group: 'Replay:', describe: 'On SIGTERM, how long in-flight replays may finish' })
+    .option('tls-insecure', { type: 'boolean', default: false, group: 'Replay:', describe: 'https destinations: accept any certificate' })
+    .option('mark-header', { type: 'string', group: 'Replay:', describe: "Add this header ('Name' or 'Name: value') to replays; captured requests carrying it are dropped (reason loop)" })
+    .option('service-address', { type: 'string', array: true, group: 'Replay:', describe: 'Address of the mirrored service; a destination resolving to it is refused (loop guard)' })
+    .option('http-allow-method', { type: 'string', array: true, group: 'Filters (reason filtered):', describe: 'Replay only these methods (repeatable)' })
+    .option('http-disallow-method', { type: 'string', array: true, group: 'Filters (reason filtered):', describe: 'Never replay these methods (repeatable)' })
+    .option('http-allow-url', { type: 'string', array: true, group: 'Filters (reason filtered):', describe: 'Replay only targets (path?query) matching one of these regexes' })
+    .option('http-disallow-url', { type: 'string', array: true, group: 'Filters (reason filtered):', describe: 'Never replay targets matching this regex' })
+    .option('http-allow-header', { type: 'string', array: true, group: 'Filters (reason filtered):', describe: "'Name: regex': replay only requests with a matching header (all rules must match)" })
+    .option('http-disallow-header', { type: 'string', array: true, group: 'Filters (reason filtered):', describe: "'Name: regex': never replay requests with a matching header" })
+    .option('http-set-header', { type: 'string', array: true, group: 'Rewrites:', describe: "'Name: value': set a header (replaces every occurrence)" })
+    .option('http-remove-header', { type: 'string', array: true, group: 'Rewrites:', describe: 'Remove a header, e.g. Authorization or Cookie (repeatable)' })
+    .option('http-rewrite-url', { type: 'string', array: true, group: 'Rewrites:', describe: "'regex:replacement' on the target; $1 refers to a group" })
+    .option('rate', { type: 'number', default: 0, group: 'Sampling:', describe: 'Replay at most N requests per second (reason rate_limited); 0 = no cap' })
     .option('percentage', { type: 'number', default: DEFAULTS.percentage, group: 'Sampling:', describe: 'Replay this percentage of requests (0-100)' })
     .option('percentage-by', { type: 'string', choices: ['header', 'remoteaddr'], group: 'Sampling:', describe: 'Make sampling sticky by a header value or the client address' })
     .option('percentage-by-header', { type: 'string', group: 'Sampling:', describe: 'Header for --percentage-by header' })
@@ -78,6 +100,9 @@ export function buildParser(argv: string[]) {
     .option('idle-timeout', { type: 'string', default: '120s', group: 'Limits:', describe: 'Forget a connection idle this long' })
     .option('metrics-port', { type: 'number', default: DEFAULTS.metricsPort, group: 'Operations:', describe: 'Port for /metrics and /healthz (0 turns it off)' })
     .option('metrics-host', { type: 'string', default: DEFAULTS.metricsHost, group: 'Operations:', describe: 'Address for /metrics and /healthz' })
+    .option('health-check-port', { type: 'number', default: DEFAULTS.healthCheckPort, group: 'Operations:', describe: 'TCP port for NLB health checks, open only while healthy (0 turns it off)' })
+    .option('config', { type: 'string', group: 'Operations:', describe: 'YAML or JSON file of flag: value; re-read on SIGHUP (the replay policy changes live)' })
+    .config('config', (file: string) => loadConfigFile(file))
     .option('log-level', { type: 'string', choices: LOG_LEVELS as unknown as string[], default: DEFAULTS.logLevel, group: 'Operations:', describe: 'Log level (logs are JSON lines on stderr)' })
     .strict()
     .help()
@@ -97,7 +122,7 @@ export function parseArgs(argv: string[]): Config | null {
   // yargs has printed help or the version itself.
   if (a.help || a.version) return null;
   const dup = (k: string) => Array.isArray(a[k]) && (a[k] as unknown[]).length > 1;
-  for (const k of ['filter-request-port', 'percentage', 'percentage-by', 'percentage-by-header', 'pcap', 'metrics-port', 'metrics-host', 'timeout']) {
+  for (const k of ['filter-request-port', 'percentage', 'percentage-by', 'percentage-by-header', 'pcap', 'metrics-port', 'metrics-host', 'timeout', 'health-check-port', 'config']) {
     if (dup(k)) throw new ConfigError(`--${k} is given more than once`);
   }
   const ifaces = list(a.interface);
@@ -112,6 +137,8 @@ export function parseArgs(argv: string[]): Config | null {
     pcap: a.pcap as string | undefined,
     metricsHost: String(a['metrics-host']),
     metricsPort: num('metrics-port', a['metrics-port']),
+    healthCheckPort: num('health-check-port', a['health-check-port']),
+    configFile: a.config as string | undefined,
     logLevel: a['log-level'] as Config['logLevel'],
     maxConcurrency: num('max-concurrency', a['max-concurrency']),
     maxQueue: num('max-queue', a['max-queue']),
@@ -124,5 +151,18 @@ export function parseArgs(argv: string[]): Config | null {
     memcapBytes: parseBytes('memcap-bytes', a['memcap-bytes']),
     holeTimeoutMs: parseDuration('hole-timeout', a['hole-timeout']),
     idleTimeoutMs: parseDuration('idle-timeout', a['idle-timeout']),
+    rate: num('rate', a.rate),
+    filters: {
+      allowMethods: list(a['http-allow-method']),
+      disallowMethods: list(a['http-disallow-method']),
+      allowUrls: raw(a['http-allow-url']),
+      disallowUrls: raw(a['http-disallow-url']),
+      allowHeaders: raw(a['http-allow-header']),
+      disallowHeaders: raw(a['http-disallow-header']),
+    },
+    rewrites: { setHeaders: raw(a['http-set-header']), removeHeaders: list(a['http-remove-header']), rewriteUrls: raw(a['http-rewrite-url']) },
+    markHeader: a['mark-header'] as string | undefined,
+    serviceAddresses: list(a['service-address']),
+    tlsInsecure: Boolean(a['tls-insecure']),
   });
 }

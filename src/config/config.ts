@@ -1,4 +1,7 @@
 import { ConfigError } from '../errors.js';
+import { buildFilter, type FilterOptions } from '../replay/filters.js';
+import { parseMarker } from '../replay/loop.js';
+import { buildRewriter, type RewriteOptions } from '../replay/rewrite.js';
 import type { PercentageBy } from '../replay/sampling.js';
 
 /** Everything the daemon needs, typed and validated once at startup. */
@@ -15,6 +18,10 @@ export interface Config {
   metricsHost: string;
   /** 0 turns the metrics server off. */
   metricsPort: number;
+  /** TCP port for NLB health checks (accepts while healthy); 0 = off. */
+  healthCheckPort: number;
+  /** --config FILE, re-read on SIGHUP. */
+  configFile?: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   maxConcurrency: number;
   maxQueue: number;
@@ -27,11 +34,19 @@ export interface Config {
   memcapBytes: number;
   holeTimeoutMs: number;
   idleTimeoutMs: number;
+  /** Requests per second replayed after filters and sampling; 0 = no cap. */
+  rate: number;
+  filters: FilterOptions;
+  rewrites: RewriteOptions;
+  markHeader: string | undefined;
+  /** Addresses of the mirrored service: a destination resolving to one is refused (loop). */
+  serviceAddresses: string[];
+  tlsInsecure: boolean;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-export const DEFAULTS: Omit<Config, 'destinations' | 'pcap' | 'percentageByHeader'> = {
+export const DEFAULTS: Omit<Config, 'destinations' | 'pcap' | 'percentageByHeader' | 'markHeader'> = {
   port: 80,
   percentage: 100,
   percentageBy: 'random',
@@ -39,6 +54,7 @@ export const DEFAULTS: Omit<Config, 'destinations' | 'pcap' | 'percentageByHeade
   interfaces: ['vxlan0'],
   metricsHost: '0.0.0.0',
   metricsPort: 9464,
+  healthCheckPort: 0,
   logLevel: 'info',
   maxConcurrency: 64,
   maxQueue: 20_000,
@@ -51,6 +67,11 @@ export const DEFAULTS: Omit<Config, 'destinations' | 'pcap' | 'percentageByHeade
   memcapBytes: 128 * 1024 * 1024,
   holeTimeoutMs: 2_000,
   idleTimeoutMs: 120_000,
+  rate: 0,
+  filters: { allowMethods: [], disallowMethods: [], allowUrls: [], disallowUrls: [], allowHeaders: [], disallowHeaders: [] },
+  rewrites: { setHeaders: [], removeHeaders: [], rewriteUrls: [] },
+  serviceAddresses: [],
+  tlsInsecure: false,
 };
 
 function int(name: string, v: number, min: number, max: number): void {
@@ -67,7 +88,7 @@ export function validateConfig(c: Config): Config {
     } catch {
       throw new ConfigError(`--destination ${JSON.stringify(d)} is not a URL; expected e.g. http://10.0.0.37:8080`);
     }
-    if (u.protocol !== 'http:') throw new ConfigError(`--destination ${d}: only http:// is supported (got ${u.protocol})`);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`--destination ${d}: must be http:// or https:// (got ${u.protocol})`);
     if (u.pathname !== '/' || u.search || u.hash) throw new ConfigError(`--destination ${d}: give only scheme, host and port; the request target is production's`);
     if (u.username || u.password) throw new ConfigError(`--destination ${d}: credentials in the URL are not supported`);
   }
@@ -83,6 +104,8 @@ export function validateConfig(c: Config): Config {
     if (new Set(c.interfaces).size !== c.interfaces.length) throw new ConfigError('--interface: the same interface is given twice');
   }
   int('metrics-port', c.metricsPort, 0, 65535);
+  int('health-check-port', c.healthCheckPort, 0, 65535);
+  if (c.healthCheckPort !== 0 && c.healthCheckPort === c.metricsPort) throw new ConfigError('--health-check-port must differ from --metrics-port');
   if (!c.metricsHost) throw new ConfigError('--metrics-host must not be empty');
   if (!LOG_LEVELS.includes(c.logLevel)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(c.logLevel)}`);
   int('max-concurrency', c.maxConcurrency, 1, 10_000);
@@ -96,5 +119,11 @@ export function validateConfig(c: Config): Config {
   int('memcap-bytes', c.memcapBytes, 0, 2 ** 40);
   int('hole-timeout', c.holeTimeoutMs, 1, 3_600_000);
   int('idle-timeout', c.idleTimeoutMs, 1, 86_400_000);
+  if (!(Number.isFinite(c.rate) && c.rate >= 0 && c.rate <= 10_000_000)) throw new ConfigError(`--rate must be a number of requests per second from 0 (no cap) to 10000000, got ${JSON.stringify(c.rate)}`);
+  // Compile once here so a bad regex or header rule stops startup with its flag named.
+  buildFilter(c.filters);
+  buildRewriter(c.rewrites);
+  parseMarker(c.markHeader);
+  for (const a of c.serviceAddresses) if (!/^[0-9a-fA-F:.]+$/.test(a)) throw new ConfigError(`--service-address ${JSON.stringify(a)} must be an IP address`);
   return c;
 }

@@ -1,12 +1,13 @@
 import client from 'prom-client';
 import { ANOMALIES, SKIPS } from '../decode/anomalies.js';
 import { HTTP_DROP_REASONS } from '../http/types.js';
-import { DROP_REASONS, STATUS_CLASSES, type DropReason, type ReplayObserver } from '../replay/outcome.js';
+import { DESTINATION_DROP_REASONS, DROP_REASONS, STATUS_CLASSES, type DropReason, type ReplayObserver } from '../replay/outcome.js';
 import { REASSEMBLY_EVENTS } from '../reassemble/table.js';
 
 /** What the metrics read at scrape time from the stages (plain numbers: no per-packet cost). */
 export interface PipelineProbe {
-  capture(): { packets: number; bytes: number; kernelDrops: number; kernelFreezes: number; truncated: number };
+  /** One entry per capture source; `interface` is the interface name (or the pcap path). */
+  capture(): SourceCounts[];
   decodeAnomalies(): Float64Array;
   decodeSkips(): Float64Array;
   reassemblyEvents(): Float64Array;
@@ -14,6 +15,15 @@ export interface PipelineProbe {
   reassemblyHeldBytes(): number;
   httpBufferedBytes(): number;
   destinations(): Array<{ label: string; queueDepth: number; inFlight: number }>;
+}
+
+export interface SourceCounts {
+  interface: string;
+  packets: number;
+  bytes: number;
+  kernelDrops: number;
+  kernelFreezes: number;
+  truncated: number;
 }
 
 const KNOWN_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'MR_TIMEOUT', 'HPE_INVALID_CONSTANT', 'UND_ERR_SOCKET']);
@@ -38,16 +48,20 @@ function arrayCounter(reg: client.Registry, name: string, help: string, label: s
   });
 }
 
-function scalarCounter(reg: client.Registry, name: string, help: string, read: () => number) {
-  let last = 0;
+/** A counter per capture source, labelled `interface`, so each mirror session is seen alone. */
+function sourceCounter(reg: client.Registry, name: string, help: string, key: Exclude<keyof SourceCounts, 'interface'>, read: () => SourceCounts[]) {
+  const last = new Map<string, number>();
   return new client.Counter({
     name,
     help,
+    labelNames: ['interface'],
     registers: [reg],
     collect() {
-      const cur = read();
-      this.inc(Math.max(0, cur - last));
-      last = cur;
+      for (const s of read()) {
+        const prev = last.get(s.interface) ?? 0;
+        this.inc({ interface: s.interface }, Math.max(0, s[key] - prev));
+        last.set(s.interface, s[key]);
+      }
     },
   });
 }
@@ -63,6 +77,7 @@ export class Metrics implements ReplayObserver {
   private readonly alteredTotal: client.Counter<'what'>;
   readonly parsedTotal: client.Counter;
   private readonly bytesSkipped: client.Counter<'reason'>;
+  private readonly destinationDropped: client.Counter<'destination' | 'reason'>;
 
   constructor(destinations: string[], probe: PipelineProbe, opts: { defaultMetrics?: boolean } = {}) {
     const reg = this.registry;
@@ -75,6 +90,8 @@ export class Metrics implements ReplayObserver {
     this.replayedTotal = new client.Counter({ name: 'mirror_replay_requests_replayed_total', help: 'Requests replayed and answered, by destination and status class', labelNames: ['destination', 'status_class'], registers: [reg] });
     for (const d of destinations) for (const s of STATUS_CLASSES) this.replayedTotal.inc({ destination: new URL(d).origin, status_class: s }, 0);
 
+    this.destinationDropped = new client.Counter({ name: 'mirror_replay_destination_dropped_total', help: 'Requests a destination did not get, by destination and reason (queue_full, timeout, connect_error, ...)', labelNames: ['destination', 'reason'], registers: [reg] });
+    for (const d of destinations) for (const r of DESTINATION_DROP_REASONS) this.destinationDropped.inc({ destination: new URL(d).origin, reason: r }, 0);
     this.latency = new client.Histogram({ name: 'mirror_replay_replay_duration_seconds', help: 'Time from sending a replayed request to the end of its response', labelNames: ['destination'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [reg] });
     this.errors = new client.Counter({ name: 'mirror_replay_replay_errors_total', help: 'Replay failures by destination and error code', labelNames: ['destination', 'code'], registers: [reg] });
     this.alteredTotal = new client.Counter({ name: 'mirror_replay_requests_altered_total', help: 'Replayed requests whose framing had to change (see README)', labelNames: ['what'], registers: [reg] });
@@ -83,10 +100,11 @@ export class Metrics implements ReplayObserver {
     this.bytesSkipped = new client.Counter({ name: 'mirror_replay_stream_bytes_skipped_total', help: 'Client stream bytes not parsed as requests (midstream pickup, resync after errors), by reason', labelNames: ['reason'], registers: [reg] });
     for (const r of HTTP_DROP_REASONS) this.bytesSkipped.inc({ reason: r }, 0);
 
-    scalarCounter(reg, 'mirror_replay_capture_packets_total', 'Frames read from the capture source', () => probe.capture().packets);
-    scalarCounter(reg, 'mirror_replay_capture_bytes_total', 'Bytes read from the capture source', () => probe.capture().bytes);
-    scalarCounter(reg, 'mirror_replay_capture_kernel_drops_total', 'Frames the kernel dropped because the ring was full (PACKET_STATISTICS)', () => probe.capture().kernelDrops);
-    scalarCounter(reg, 'mirror_replay_capture_truncated_frames_total', 'Frames captured shorter than on the wire (their bytes become gaps)', () => probe.capture().truncated);
+    const cap = () => probe.capture();
+    sourceCounter(reg, 'mirror_replay_capture_packets_total', 'Frames read from the capture source, by interface', 'packets', cap);
+    sourceCounter(reg, 'mirror_replay_capture_bytes_total', 'Bytes read from the capture source, by interface', 'bytes', cap);
+    sourceCounter(reg, 'mirror_replay_capture_kernel_drops_total', 'Frames the kernel dropped because the ring was full (PACKET_STATISTICS), by interface', 'kernelDrops', cap);
+    sourceCounter(reg, 'mirror_replay_capture_truncated_frames_total', 'Frames captured shorter than on the wire (their bytes become gaps), by interface', 'truncated', cap);
     arrayCounter(reg, 'mirror_replay_decode_anomalies_total', 'Malformed frames, by anomaly', 'anomaly', ANOMALIES, () => probe.decodeAnomalies());
     arrayCounter(reg, 'mirror_replay_decode_skipped_total', 'Well-formed frames that are not ours, by reason', 'reason', SKIPS, () => probe.decodeSkips());
     arrayCounter(reg, 'mirror_replay_reassembly_events_total', 'TCP reassembly events', 'event', REASSEMBLY_EVENTS, () => probe.reassemblyEvents());
@@ -103,8 +121,9 @@ export class Metrics implements ReplayObserver {
     });
   }
 
-  dropped(reason: DropReason, count = 1): void {
+  dropped(reason: DropReason, count = 1, destination?: string): void {
     this.dropChildren.get(reason)!.inc(count);
+    if (destination !== undefined) this.destinationDropped.inc({ destination, reason }, count);
   }
   replayed(destination: string, status: number, seconds: number): void {
     const cls = status >= 100 && status < 600 ? STATUS_CLASSES[Math.floor(status / 100) - 1] : '5xx';
