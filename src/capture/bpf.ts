@@ -156,3 +156,41 @@ export function buildTcpPortFilter(port: number, opts: TcpPortFilterOptions = {}
   a.stmt(RET_K, SNAP_LEN);
   return a.assemble();
 }
+
+const IPPROTO_UDP = 17;
+
+/**
+ * Keeps UDP datagrams to `port` (VXLAN: 4789) over IPv4 or IPv6, untagged, whole; rejects
+ * the rest, including IPv4 fragments after the first (they carry no UDP header). Used by
+ * `mirror-replay doctor` to sample what arrives on the underlying device.
+ */
+export function buildUdpPortFilter(port: number): Buffer {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new CaptureError(`UDP port must be an integer in 1..65535, got ${String(port)}`);
+  }
+  const a = new Assembler();
+  a.stmt(LD_H_ABS, 12);
+  a.jump(JEQ_K, ETH_IPV4, 'ip4');
+  a.jump(JEQ_K, ETH_IPV6, 'ip6', 'reject');
+
+  a.label('ip4');
+  a.stmt(LD_B_ABS, 14 + 9);
+  a.jump(JEQ_K, IPPROTO_UDP, 0, 'reject');
+  a.stmt(LD_H_ABS, 14 + 6);
+  a.jump(JSET_K, 0x1fff, 'reject');
+  a.stmt(LDX_B_MSH, 14);
+  a.stmt(LD_H_IND, 14 + 2);
+  a.jump(JEQ_K, port, 'accept', 'reject');
+
+  a.label('ip6');
+  a.stmt(LD_B_ABS, 14 + 6);
+  a.jump(JEQ_K, IPPROTO_UDP, 0, 'reject');
+  a.stmt(LD_H_ABS, 14 + 40 + 2);
+  a.jump(JEQ_K, port, 'accept', 'reject');
+
+  a.label('reject');
+  a.stmt(RET_K, 0);
+  a.label('accept');
+  a.stmt(RET_K, SNAP_LEN);
+  return a.assemble();
+}

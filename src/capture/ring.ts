@@ -63,6 +63,8 @@ export interface PacketRingOptions {
   bothDirections?: boolean;
   /** Join PACKET_FANOUT group N (hash mode, with defrag) so several rings can share a link. */
   fanoutGroup?: number;
+  /** A classic BPF program from bpf.ts to attach instead of the TCP port filter (doctor's UDP 4789 sample). */
+  filter?: Buffer;
 }
 
 /** Counters outside the CaptureStats contract. */
@@ -111,7 +113,8 @@ export class PacketRing implements FrameSource {
   constructor(opts: PacketRingOptions) {
     validateInterfaceName(opts.interface);
     this.name = opts.interface;
-    this.filter = buildTcpPortFilter(opts.port, { bothDirections: opts.bothDirections === true });
+    this.filter = opts.filter ?? buildTcpPortFilter(opts.port, { bothDirections: opts.bothDirections === true });
+    if (this.filter.length === 0 || this.filter.length % 8 !== 0) throw new CaptureError('filter must be a non-empty array of 8-byte sock_filter instructions');
     const ringMiB = opts.ringMiB ?? 64;
     const blockKiB = opts.blockKiB ?? 1024;
     const pageKiB = libc.pageSize() / 1024;

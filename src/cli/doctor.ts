@@ -1,0 +1,53 @@
+/**
+ * `mirror-replay doctor [--interface vxlan0]… [--destination URL]… [--seconds 3] [--config FILE]`:
+ * one line per check, "ok", "warning" or "error", with the fix. Exit 0 unless a check is an error.
+ */
+import yargs from 'yargs';
+import { runChecks, type Check } from '../doctor/checks.js';
+import { loadConfigFile } from '../config/file.js';
+
+function strings(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  return (Array.isArray(v) ? v : [v]).flatMap((x) => String(x).split(',')).map((x) => x.trim()).filter(Boolean);
+}
+
+export function formatCheck(c: Check): string {
+  return `${c.status.padEnd(7)} ${c.name}: ${c.message}${c.fix ? ` — fix: ${c.fix}` : ''}`;
+}
+
+export async function runDoctor(argv: string[]): Promise<number> {
+  let a: Record<string, unknown>;
+  let failure: string | null = null;
+  try {
+    a = yargs(argv)
+      .scriptName('mirror-replay doctor')
+      .usage('$0 [options]\n\nChecks the adapter: capability, VXLAN interfaces, the VXLAN datagrams that arrive (VNIs, truncation) and the destinations. Reads --interface/--destination like the daemon: flags, then MIRROR_REPLAY_* variables, then --config FILE.')
+      .env('MIRROR_REPLAY')
+      .option('interface', { type: 'string', array: true, describe: 'Capture interface to check (repeatable) [default: vxlan0]' })
+      .option('destination', { type: 'string', array: true, describe: 'Destination to test for reachability (repeatable)' })
+      .option('seconds', { type: 'number', default: 3, describe: 'How long to sample VXLAN datagrams' })
+      .option('config', { type: 'string', describe: "The daemon's YAML or JSON config file" })
+      .help()
+      .exitProcess(false)
+      .fail((msg, e) => {
+        failure = e?.message ?? msg;
+      })
+      .parseSync() as Record<string, unknown>;
+    if (failure) throw new Error(failure);
+    if (a.help) return 0;
+    const file = typeof a.config === 'string' ? loadConfigFile(a.config) : {};
+    const seconds = Number(a.seconds);
+    if (!(seconds > 0 && seconds <= 600)) throw new Error(`--seconds must be between 0 and 600, got ${String(a.seconds)}`);
+    const interfaces = strings(a.interface).length ? strings(a.interface) : strings(file.interface).length ? strings(file.interface) : ['vxlan0'];
+    const destinations = strings(a.destination).length ? strings(a.destination) : strings(file.destination);
+    const checks = await runChecks({ interfaces, destinations, seconds });
+    for (const c of checks) process.stdout.write(`${formatCheck(c)}\n`);
+    const errors = checks.filter((c) => c.status === 'error').length;
+    const warnings = checks.filter((c) => c.status === 'warning').length;
+    process.stdout.write(`${errors} error(s), ${warnings} warning(s)\n`);
+    return errors ? 1 : 0;
+  } catch (e) {
+    process.stderr.write(`mirror-replay doctor: ${(e as Error).message}\n`);
+    return 2;
+  }
+}

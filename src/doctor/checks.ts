@@ -1,0 +1,178 @@
+/**
+ * `mirror-replay doctor`: checks the adapter the way an experienced operator would and says,
+ * for each finding, what to do. The one that matters most: the VNI the mirror session sends
+ * must equal the VNI of the capture interface, or the kernel drops every packet silently.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import { defaultRouteDevice, readLinks, type LinkFacts } from './links.js';
+import { sampleVxlan, type Sample } from './sample.js';
+
+export type Status = 'ok' | 'warning' | 'error';
+
+export interface Check {
+  status: Status;
+  /** Short and stable: "interface vxlan0", "vni", "traffic eth0", "destination http://…". */
+  name: string;
+  message: string;
+  fix?: string;
+}
+
+export interface DoctorOptions {
+  interfaces: string[];
+  destinations: string[];
+  /** How long to sample VXLAN on each underlying device. */
+  seconds: number;
+  connectTimeoutMs?: number;
+}
+
+const CAP_NET_RAW = 13;
+
+/** CAP_NET_RAW in this process's effective set, from /proc/self/status. */
+export function hasNetRaw(status = fs.readFileSync('/proc/self/status', 'utf8')): boolean {
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
+  return m !== null && (BigInt(`0x${m[1]}`) & (1n << BigInt(CAP_NET_RAW))) !== 0n;
+}
+
+export async function runChecks(o: DoctorOptions): Promise<Check[]> {
+  const out: Check[] = [];
+  const netRaw = hasNetRaw();
+  out.push(
+    netRaw
+      ? { status: 'ok', name: 'capability', message: 'CAP_NET_RAW is present: AF_PACKET capture can open' }
+      : { status: 'error', name: 'capability', message: 'CAP_NET_RAW is missing: capture cannot open AF_PACKET sockets', fix: 'run as root, or give the service AmbientCapabilities=CAP_NET_RAW (deploy/systemd/mirror-replay.service does)' },
+  );
+
+  let links: LinkFacts[];
+  try {
+    links = readLinks();
+  } catch (e) {
+    out.push({ status: 'error', name: 'links', message: (e as Error).message, fix: 'install iproute2 (apt-get install iproute2)' });
+    return out;
+  }
+  const byName = new Map(links.map((l) => [l.name, l]));
+  const configured: LinkFacts[] = [];
+  for (const name of o.interfaces) {
+    const l = byName.get(name);
+    if (!l) {
+      out.push({ status: 'error', name: `interface ${name}`, message: `${name} does not exist`, fix: `create it with the mirror session's VNI: scripts/vxlan-up.sh --vni N --name ${name}` });
+      continue;
+    }
+    configured.push(l);
+    const facts = l.kind === 'vxlan' ? `VNI ${l.vni}, UDP port ${l.port}, device ${l.device ?? '(any)'}, MTU ${l.mtu}` : `kind ${l.kind ?? 'physical'}, MTU ${l.mtu}`;
+    if (!l.up) out.push({ status: 'error', name: `interface ${name}`, message: `${name} is down (${facts}): nothing reaches the capture`, fix: `ip link set ${name} up (or run scripts/vxlan-up.sh again)` });
+    else if (l.kind !== 'vxlan') out.push({ status: 'warning', name: `interface ${name}`, message: `${name} is up but is not a VXLAN interface (${facts})`, fix: 'mirrored traffic arrives as VXLAN: capture the interface made by scripts/vxlan-up.sh' });
+    else if (!l.device) out.push({ status: 'warning', name: `interface ${name}`, message: `${name} is up (${facts}) but not tied to a device: datagrams are accepted from any interface`, fix: `recreate it with --dev (the ENI the mirror targets): scripts/vxlan-up.sh --vni ${l.vni} --name ${name} --dev DEV` });
+    else out.push({ status: 'ok', name: `interface ${name}`, message: `${name} is up: ${facts}` });
+  }
+
+  const vxlans = links.filter((l) => l.kind === 'vxlan');
+  // One sample per underlying device and port of the configured VXLAN interfaces.
+  const targets = new Map<string, { device: string; port: number }>();
+  for (const l of configured) {
+    if (l.kind !== 'vxlan') continue;
+    const device = l.device ?? defaultRouteDevice();
+    if (!device) {
+      out.push({ status: 'warning', name: `traffic ${l.name}`, message: `${l.name} has no device and there is no default route: cannot tell where VXLAN arrives`, fix: `recreate it with --dev DEV` });
+      continue;
+    }
+    targets.set(`${device}:${l.port}`, { device, port: l.port! });
+  }
+  if (!netRaw && targets.size) {
+    out.push({ status: 'warning', name: 'traffic', message: 'not sampled: capturing needs CAP_NET_RAW', fix: 'run doctor as root' });
+  } else {
+    const samples = await Promise.all(
+      [...targets.values()].map((t) => sampleVxlan(t.device, t.port, o.seconds).catch((e: unknown) => ({ error: e as Error, ...t }))),
+    );
+    for (const s of samples) {
+      if ('error' in s) {
+        out.push({ status: 'error', name: `traffic ${s.device}`, message: `could not capture on ${s.device}: ${s.error.message}` });
+        continue;
+      }
+      out.push(...judgeSample(s, vxlans, configured, byName.get(s.device)?.mtu ?? 0));
+    }
+  }
+
+  for (const d of o.destinations) out.push(await checkDestination(d, o.connectTimeoutMs ?? 3000));
+  return out;
+}
+
+/** Turns what arrived into findings; exported so every branch is testable without a network. */
+export function judgeSample(s: Sample, vxlans: LinkFacts[], configured: LinkFacts[], deviceMtu: number): Check[] {
+  const out: Check[] = [];
+  const where = `on ${s.device} (UDP ${s.port}) in ${s.seconds} s`;
+  if (s.datagrams === 0) {
+    out.push({
+      status: 'error',
+      name: `traffic ${s.device}`,
+      message: `no VXLAN datagrams arrived ${where}`,
+      fix: `allow inbound UDP ${s.port} from the mirror source in the adapter's security group and the subnet's network ACLs; check that the mirror session is active, targets this ENI, and that its filter accepts production's traffic (e.g. inbound TCP 80); and that production has traffic`,
+    });
+    return out;
+  }
+  const here = vxlans.filter((l) => l.port === s.port && (l.device === null || l.device === s.device));
+  const mine = configured.filter((l) => here.includes(l));
+  const seen = [...s.vnis.entries()].sort((a, b) => b[1] - a[1]);
+  const seenText = seen.map(([v, n]) => `VNI ${v} (${n})`).join(', ');
+  out.push({ status: 'ok', name: `traffic ${s.device}`, message: `${s.datagrams} VXLAN datagrams arrived ${where}: ${seenText || 'none with a VNI'}` });
+  if (s.notVxlan) out.push({ status: 'warning', name: `traffic ${s.device}`, message: `${s.notVxlan} datagrams to UDP ${s.port} were not VXLAN (no I flag)`, fix: `something other than the mirror sends to UDP ${s.port}; the kernel drops these` });
+
+  for (const [vni, n] of seen) {
+    const owner = here.find((l) => l.vni === vni);
+    if (owner && mine.includes(owner)) {
+      out.push({ status: 'ok', name: 'vni', message: `mirror session uses VNI ${vni}, ${owner.name} has VNI ${vni}: they match (${n} datagrams)` });
+    } else if (owner) {
+      out.push({ status: 'warning', name: 'vni', message: `mirror session uses VNI ${vni}, decapsulated by ${owner.name}, which mirror-replay does not capture`, fix: `add --interface ${owner.name}` });
+    } else {
+      const have = mine.length ? mine.map((l) => `${l.name} has VNI ${l.vni}`).join(', ') : 'no configured VXLAN interface on this device';
+      const fixName = mine[0]?.name ?? 'vxlan0';
+      out.push({
+        status: 'error',
+        name: 'vni',
+        message: `mirror session uses VNI ${vni}, ${have}: the kernel drops these ${n} datagrams silently`,
+        fix: `make them equal: scripts/vxlan-down.sh --name ${fixName} && scripts/vxlan-up.sh --vni ${vni} --name ${fixName} --dev ${s.device}, or set the mirror session's VNI to ${mine[0]?.vni ?? 'the interface VNI'}`,
+      });
+    }
+  }
+  for (const l of mine) {
+    if (!s.vnis.has(l.vni!)) out.push({ status: 'warning', name: 'vni', message: `${l.name} has VNI ${l.vni} but no datagram with VNI ${l.vni} arrived ${where}`, fix: `check the mirror session for VNI ${l.vni} (active, filter, target)` });
+  }
+
+  if (s.truncated) {
+    out.push({
+      status: 'warning',
+      name: `truncation ${s.device}`,
+      message: `${s.truncated} of ${s.datagrams} mirrored packets arrived cut short (${s.device} MTU ${deviceMtu}); their requests are counted as dropped`,
+      fix: `AWS truncates mirrored packets above the mirror target's MTU: use an ENI with MTU 9001 (jumbo frames) and keep production's packets below 8951 bytes`,
+    });
+  } else {
+    out.push({ status: 'ok', name: `truncation ${s.device}`, message: `no truncated packets; largest inner packet ${s.largestInnerIp} bytes, ${s.device} MTU ${deviceMtu}` });
+  }
+  if (s.kernelDrops) out.push({ status: 'warning', name: `traffic ${s.device}`, message: `the sample lost ${s.kernelDrops} frames in the kernel (counts above are low)` });
+  return out;
+}
+
+export async function checkDestination(url: string, timeoutMs: number): Promise<Check> {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return { status: 'error', name: `destination ${url}`, message: 'not a URL', fix: 'give e.g. --destination http://10.0.0.37:8080' };
+  }
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+  const err = await new Promise<Error | null>((resolve) => {
+    const s = net.connect({ host, port, timeout: timeoutMs });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(null);
+    });
+    s.once('timeout', () => {
+      s.destroy();
+      resolve(new Error(`no answer within ${timeoutMs} ms`));
+    });
+    s.once('error', (e) => resolve(e));
+  });
+  if (!err) return { status: 'ok', name: `destination ${u.origin}`, message: `TCP ${host}:${port} accepts connections` };
+  return { status: 'error', name: `destination ${u.origin}`, message: `TCP ${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, fix: "check the test environment is up and its security group allows TCP from the adapter" };
+}
