@@ -3,20 +3,30 @@ import { pino } from 'pino';
 import { MirrorReplayError } from '../errors.js';
 import { parseArgs } from './args.js';
 import { startDaemon } from '../daemon.js';
+import { systemdNotifier, type Notifier } from '../ops/notify.js';
+import { runDoctor } from './doctor.js';
 
 async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  if (argv[0] === 'doctor') return runDoctor(argv.slice(1));
   let cfg;
   try {
-    cfg = parseArgs(process.argv.slice(2));
+    cfg = parseArgs(argv);
   } catch (e) {
     process.stderr.write(`mirror-replay: ${(e as Error).message}\nTry mirror-replay --help\n`);
     return 2;
   }
   if (!cfg) return 0;
   const log = pino({ level: cfg.logLevel, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: false }));
+  let notifier: Notifier | undefined;
+  try {
+    notifier = systemdNotifier();
+  } catch (e) {
+    log.warn({ err: e }, 'NOTIFY_SOCKET is set but unusable: systemd will not hear READY=1');
+  }
   let daemon;
   try {
-    daemon = await startDaemon(cfg, log);
+    daemon = await startDaemon(cfg, log, { notifier });
   } catch (e) {
     const code = e instanceof MirrorReplayError ? e.code : 'MR_START';
     log.fatal({ err: e, code }, 'could not start');
@@ -30,6 +40,19 @@ async function main(): Promise<number> {
   };
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   process.once('SIGINT', () => onSignal('SIGINT'));
+  const configFile = cfg.configFile;
+  process.on('SIGHUP', () => {
+    if (!configFile) {
+      log.warn('SIGHUP ignored: no --config file to re-read');
+      return;
+    }
+    try {
+      const next = parseArgs(argv);
+      if (next) daemon.reload(next);
+    } catch (e) {
+      log.error({ err: e, code: (e as { code?: string }).code }, 'reload failed: the previous policy stays in force');
+    }
+  });
   const code = await daemon.done;
   const m = daemon.metrics;
   const summary = {
@@ -40,6 +63,7 @@ async function main(): Promise<number> {
   };
   log.info(summary, 'stopped');
   if (cfg.pcap) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  notifier?.close();
   log.flush();
   return code;
 }
