@@ -22,8 +22,19 @@
  *   body of known length and an oversized chunked body are skipped by their framing (in sync).
  * - Transfer-Encoding on HTTP/1.0 is http_ambiguous_framing (RFC 9112 §6.1: treat as faulty).
  * - Upgrade (Connection: upgrade + Upgrade) and CONNECT end HTTP parsing for the connection: we
- *   cannot see whether the server answered 101/2xx, so we assume it switched.
+ *   cannot see whether the server answered 101/2xx, so we assume it switched. So does the HTTP/2
+ *   preface `PRI * HTTP/2.0` (prior knowledge), with its own reason.
+ * - Gaps are named after their cause (lost, truncated by the capture, per-flow or global cap);
+ *   taint() (reassembly saw two copies of the same bytes differ) drops the request in progress, or
+ *   the next one if none is, and resyncs: the bytes framing it cannot be trusted.
+ * - Expect: 100-continue with a body: if no body byte arrives before stalled() (the table's hole
+ *   timeout), the server refused or the client gave up; the request is dropped
+ *   (http_expect_timeout) and parsing resumes by the resync rule (a late body cannot be told
+ *   from a next request; a request line in it is the accepted resync risk).
+ * - Absolute-form http(s) targets are emitted in origin form with `authority` set; an empty
+ *   authority or one with userinfo is http_malformed (RFC 9110 §4.2.1, §4.2.4).
  */
+import type { GapCause, TaintCause } from '../reassemble/stream.js';
 import {
   DEFAULT_HTTP_LIMITS,
   type HttpDropReason,
@@ -80,6 +91,14 @@ for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
 /** Method characters accepted while resyncing: stricter than tchar to avoid false positives. */
 const SCAN_METHOD = new Uint8Array(256);
 for (const c of '-_ABCDEFGHIJKLMNOPQRSTUVWXYZ') SCAN_METHOD[c.charCodeAt(0)] = 1;
+const GAP_REASON: Record<GapCause, HttpDropReason> = {
+  lost: 'stream_gap',
+  truncated: 'stream_truncated',
+  flow_cap: 'stream_flow_cap',
+  memcap: 'stream_memcap',
+};
+const TAINT_REASON: Record<TaintCause, HttpDropReason> = { overlap_conflict: 'stream_overlap_conflict' };
+const PRI = 0x505249; // "PRI" packed, as `m3` holds it
 const HEX = new Int8Array(256).fill(-1);
 for (let i = 0; i < 16; i++) {
   HEX['0123456789abcdef'.charCodeAt(i)] = i;
@@ -103,6 +122,9 @@ export class HttpRequestParser {
   private targetLen = 0;
   private versionIdx = 0;
   private minor = 1;
+  /** First three method bytes packed, and the first target byte: enough to spot `PRI * HTTP/2.0`. */
+  private m3 = 0;
+  private t0 = 0;
 
   // Request line + header section, when they span pushes.
   private headBuf: Buffer | null = null;
@@ -150,6 +172,11 @@ export class HttpRequestParser {
 
   private skipReason: HttpDropReason = 'http_midstream_skipped';
   private skipBytes = 0;
+  /** Why the connection stopped being HTTP/1.x (state UPGRADED). */
+  private upgradeReason: HttpDropReason = 'http_upgrade';
+  /** A complete Expect: 100-continue head whose body has not started. */
+  private expectWaiting = false;
+  private authority: string | undefined = undefined;
 
   constructor(events: HttpParserEvents, limits: HttpParserLimits = DEFAULT_HTTP_LIMITS, opts: HttpRequestParserOptions = {}) {
     this.events = events;
@@ -161,6 +188,13 @@ export class HttpRequestParser {
   /** Bytes held across pushes: partial request line/header section, body pieces, partial chunk lines. */
   get bufferedBytes(): number {
     return this.headLen + this.lineLen + this.bodyLen;
+  }
+
+  /** Bytes pushed so far that belong to a request (or resync candidate) still in progress. */
+  get pendingBytes(): number {
+    const st = this.state;
+    if (st === SEEK || st === UPGRADED || st === CLOSED || this.discarding) return 0;
+    return this.reqBytes;
   }
 
   /** In-order stream bytes `buf[off..off+len)`, valid only during the call. */
@@ -178,7 +212,7 @@ export class HttpRequestParser {
         case CHUNK_DATA: p = this.onChunkData(d, p); break;
         case CHUNK_CRLF: p = this.onChunkCrlf(d, p); break;
         case TRAILER: p = this.onTrailer(d, p); break;
-        case UPGRADED: this.addSkip('http_upgrade', len - p); p = len; break;
+        case UPGRADED: this.addSkip(this.upgradeReason, len - p); p = len; break;
         default: return; // CLOSED from a callback
       }
     }
@@ -188,18 +222,20 @@ export class HttpRequestParser {
   }
 
   /** A hole of `bytes` unknown bytes in the stream. */
-  gap(bytes: number): void {
+  gap(bytes: number, cause: GapCause = 'lost'): void {
     if (bytes <= 0 || this.state === CLOSED || this.state === UPGRADED) return;
     this.lastByte = -1;
     this.lastByte2 = -1;
+    this.expectWaiting = false;
+    const reason = GAP_REASON[cause];
     const st = this.state;
     if (st === LINE) {
-      if (this.strict && this.reqStarted) this.drop('stream_gap', this.reqBytes);
+      if (this.strict && this.reqStarted) this.drop(reason, this.reqBytes);
       else this.addSkip('http_midstream_skipped', this.reqBytes);
     } else if (st === BODY || st === CHUNK_DATA) {
       if (!this.discarding) {
-        this.drop('stream_gap', this.reqBytes);
-        this.startDiscard('stream_gap');
+        this.drop(reason, this.reqBytes);
+        this.startDiscard(reason);
       }
       // The body length is known, so the gap can be stepped over without a resync.
       if (this.remaining >= bytes) {
@@ -212,9 +248,31 @@ export class HttpRequestParser {
         return;
       }
     } else if (st !== SEEK && !this.discarding) {
-      this.drop('stream_gap', this.reqBytes);
+      this.drop(reason, this.reqBytes);
     }
     // The byte after a gap is as good a request start as the first byte of a stream.
+    this.reset(LINE, false);
+    this.settle();
+  }
+
+  /**
+   * Bytes of the request in progress (or, between requests, of the next one) may not be what the
+   * server received: drop that request and resync from the next line.
+   */
+  taint(cause: TaintCause): void {
+    const st = this.state;
+    if (st === CLOSED || st === UPGRADED || st === SEEK) return;
+    if (st === LINE && !this.strict) this.addSkip('http_midstream_skipped', this.reqBytes);
+    else if (!this.discarding) this.drop(TAINT_REASON[cause], this.reqBytes);
+    this.reset(SEEK, false);
+    this.settle();
+  }
+
+  /** No byte arrived for the table's hole timeout: an Expect: 100-continue body is not coming. */
+  stalled(): void {
+    if (!this.expectWaiting) return;
+    this.drop('http_expect_timeout', this.reqBytes);
+    // Whatever comes next is a new request or the late body: resync decides.
     this.reset(LINE, false);
     this.settle();
   }
@@ -256,6 +314,7 @@ export class HttpRequestParser {
           if (strict ? TCHAR[c] === 1 : c >= 65 && c <= 90) {
             ph = PH_METHOD;
             mlen = 1;
+            this.m3 = c;
             begin = p++;
             if (strict) this.reqStarted = true;
             break;
@@ -269,7 +328,12 @@ export class HttpRequestParser {
           break scan;
         case PH_METHOD:
           if (c === SP) { ph = PH_TARGET; tlen = 0; p++; break; }
-          if (mlen < MAX_METHOD && methodChars[c] === 1) { mlen++; p++; break; }
+          if (mlen < MAX_METHOD && methodChars[c] === 1) {
+            if (mlen < 3) this.m3 = (this.m3 << 8) | c;
+            mlen++;
+            p++;
+            break;
+          }
           result = 'reject';
           break scan;
         case PH_TARGET: {
@@ -278,6 +342,7 @@ export class HttpRequestParser {
           const maxTarget = maxLine - 10 - mlen;
           const lim = Math.min(n, p + maxTarget - tlen + 1);
           let q = p;
+          if (tlen === 0 && q < lim) this.t0 = d[q];
           while (q < lim) {
             const x = d[q];
             if (x > SP && x !== 127) q++;
@@ -293,6 +358,14 @@ export class HttpRequestParser {
         }
         case PH_VERSION:
           if (c === HTTP1[vi]) { p++; if (++vi === HTTP1.length) ph = PH_MINOR; break; }
+          if (vi === 5 && c === 50 && mlen === 3 && this.m3 === PRI && tlen === 1 && this.t0 === 42) {
+            // `PRI * HTTP/2`: the HTTP/2 connection preface.
+            this.reqBytes += p - start;
+            this.drop('http2_preface', this.reqBytes);
+            this.upgradeReason = 'http2_preface';
+            this.reset(UPGRADED, false);
+            return p;
+          }
           result = 'reject';
           break scan;
         case PH_MINOR:
@@ -414,6 +487,7 @@ export class HttpRequestParser {
   }
 
   private onBody(d: Buffer, p: number): number {
+    this.expectWaiting = false;
     const take = Math.min(this.remaining, d.length - p);
     this.bodyPiece(d, p, take);
     this.remaining -= take;
@@ -422,6 +496,7 @@ export class HttpRequestParser {
   }
 
   private onChunkSize(d: Buffer, p: number): number {
+    this.expectWaiting = false;
     const q = this.readLine(d, p, this.limits.maxRequestLineBytes);
     if (this.lnOver) return this.failBody('http_ambiguous_framing', d, q);
     const src = this.lnSrc;
@@ -500,8 +575,9 @@ export class HttpRequestParser {
   private completeHead(src: Buffer, hs: number, le: number, he: number): void {
     const mlen = this.methodLen;
     const method = src.toString('latin1', hs, hs + mlen);
-    const target = src.toString('latin1', hs + mlen + 1, hs + mlen + 1 + this.targetLen);
+    let target = src.toString('latin1', hs + mlen + 1, hs + mlen + 1 + this.targetLen);
     const headers: string[] = [];
+    let expect = false;
     const maxCount = this.limits.maxHeaderCount;
     let cl = -1;
     let badLength = false;
@@ -536,6 +612,9 @@ export class HttpRequestParser {
         case 7:
           if (name.toLowerCase() === 'upgrade') upgrade = true;
           break;
+        case 6:
+          if (name.toLowerCase() === 'expect' && hasToken(value, '100-continue')) expect = true;
+          break;
       }
       p = i + 1;
     }
@@ -544,8 +623,17 @@ export class HttpRequestParser {
 
     if (method === 'CONNECT' || (upgrade && connUpgrade)) {
       this.drop('http_upgrade', this.reqBytes);
+      this.upgradeReason = 'http_upgrade';
       this.reset(UPGRADED, false);
       return;
+    }
+    let authority: string | undefined;
+    const abs = ABSOLUTE_HTTP.exec(target);
+    if (abs !== null) {
+      authority = abs[1];
+      if (authority === '' || authority.includes('@')) return void this.failHead('http_malformed', 0);
+      const rest = abs[2];
+      target = rest === '' || rest[0] !== '/' ? `/${rest}` : rest;
     }
     // RFC 9112 §6.1/6.3: TE with CL, TE on HTTP/1.0, or a final coding other than chunked
     // leave the body length to guesswork.
@@ -556,11 +644,13 @@ export class HttpRequestParser {
 
     this.method = method;
     this.target = target;
+    this.authority = authority;
     this.headers = headers;
     this.trailers = [];
     if (te !== null) {
       this.chunked = true;
       this.state = CHUNK_SIZE;
+      this.expectWaiting = expect;
     } else if (cl > 0) {
       this.remaining = cl;
       this.state = BODY;
@@ -568,6 +658,8 @@ export class HttpRequestParser {
         // Stay in sync: skip exactly the declared body.
         this.drop('http_body_too_large', this.reqBytes);
         this.startDiscard('http_body_too_large');
+      } else {
+        this.expectWaiting = expect;
       }
     } else {
       this.finish();
@@ -694,6 +786,7 @@ export class HttpRequestParser {
       chunked: this.chunked,
       trailers: this.trailers,
     };
+    if (this.authority !== undefined) req.authority = this.authority;
     this.reset(LINE, true);
     this.flushSkip();
     this.events.onRequest(req);
@@ -722,6 +815,8 @@ export class HttpRequestParser {
     this.reqBytes = 0;
     this.reqStarted = false;
     this.discarding = false;
+    this.expectWaiting = false;
+    this.authority = undefined;
     this.chunked = false;
     this.remaining = 0;
     this.parts.length = 0;
@@ -778,6 +873,9 @@ export class HttpRequestParser {
     this.events.onDrop(this.skipReason, 0, n);
   }
 }
+
+/** An absolute-form http(s) target: authority, then path-abempty [ "?" query ]. */
+const ABSOLUTE_HTTP = /^https?:\/\/([^/?#]*)(.*)$/is;
 
 /** RFC 9110 OWS trim; String.trim() would also eat latin1 NBSP (0xA0), which is field content. */
 function trimOws(s: string): string {

@@ -2,8 +2,16 @@
 export interface HttpRequest {
   /** Exactly as on the wire, e.g. "GET". */
   method: string;
-  /** The request-target exactly as on the wire (origin-form, absolute-form, '*' ...). */
+  /**
+   * The request-target as on the wire, except that an absolute-form http(s) target is given in
+   * origin form (`GET http://h/p?q` → `/p?q`), as a server would forward it; see `authority`.
+   */
   target: string;
+  /**
+   * The authority (`host[:port]`) of an absolute-form target, which production used instead of
+   * the Host field (RFC 9112 §3.2.2). Undefined for other forms. The Host field is kept as sent.
+   */
+  authority?: string;
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
   minorVersion: number;
   /**
@@ -35,10 +43,22 @@ export const HTTP_DROP_REASONS = [
   'http_ambiguous_framing',
   /** Connection ended (FIN/RST/idle expiry) before the request was complete. */
   'http_incomplete',
-  /** A hole in the TCP stream fell inside this request. */
+  /** A hole in the TCP stream fell inside this request: the mirror lost segments (hole timeout). */
   'stream_gap',
+  /** Bytes of this request were cut off by the capture (frame longer than snaplen/MTU). */
+  'stream_truncated',
+  /** The connection held more out-of-order bytes than --max-flow-buffer-bytes: its oldest hole was given up. */
+  'stream_flow_cap',
+  /** All connections held more than --memcap-bytes: the biggest holders gave up their holes. */
+  'stream_memcap',
+  /** Two copies of the same TCP bytes differed: which one the server kept is unknown. */
+  'stream_overlap_conflict',
   /** CONNECT or Upgrade: the rest of the connection is not HTTP/1.x. */
   'http_upgrade',
+  /** The HTTP/2 connection preface (PRI * HTTP/2.0): the rest of the connection is HTTP/2. */
+  'http2_preface',
+  /** Expect: 100-continue and no body byte within the hole timeout (the server likely refused). */
+  'http_expect_timeout',
 ] as const;
 export type HttpDropReason = (typeof HTTP_DROP_REASONS)[number];
 

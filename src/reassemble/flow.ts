@@ -37,6 +37,23 @@ export class Flow {
 
   held: HeldSegment[] = [];
   heldBytes = 0;
+  /** Longest segment ever held: bounds the backward scan for overlaps among held segments. */
+  maxHeldLen = 0;
+  /** Sequence ranges [start, end) whose held copies disagreed; tainted when delivered. Rarely set. */
+  conflicts: Array<{ start: number; end: number }> | null = null;
+
+  /**
+   * The last `recentLen` bytes delivered (they end at nextSeq, in recent[recentEnd - recentLen,
+   * recentEnd)), kept only while the sink has a message in progress, to check overlapping
+   * retransmissions against. Null between messages.
+   */
+  recent: Buffer | null = null;
+  recentEnd = 0;
+  recentLen = 0;
+
+  /** When payload last arrived (ms), and whether the sink was told the flow stalled since. */
+  lastData = 0;
+  stallSignalled = false;
   /** When the oldest hole in front of `held` opened (ms). */
   holeSince = 0;
 

@@ -1,3 +1,19 @@
+/** Why a run of stream bytes is unknown; the HTTP stage names its drop reason after it. */
+export type GapCause =
+  /** The mirror lost the segment: a hole not filled within the hole timeout, or bytes before a FIN. */
+  | 'lost'
+  /** The capture cut the segment short (snaplen/MTU): the bytes were on the wire. */
+  | 'truncated'
+  /** The flow held more out-of-order bytes than its cap, so its oldest hole was given up. */
+  | 'flow_cap'
+  /** All flows together held more than the global memcap: the biggest holders gave up their holes. */
+  | 'memcap';
+
+/** Why bytes already handed on cannot be trusted. */
+export type TaintCause =
+  /** Two copies of the same sequence range carried different bytes: which one the server kept is unknown. */
+  'overlap_conflict';
+
 /**
  * What reassembly hands the next stage: one direction's bytes, in order, with holes announced.
  * `push` bytes are valid only during the call.
@@ -5,11 +21,23 @@
 export interface StreamSink {
   push(buf: Uint8Array, off: number, len: number): void;
   /** `bytes` of the stream are unknown (lost, or cut short by the capture). */
-  gap(bytes: number): void;
+  gap(bytes: number, cause?: GapCause): void;
+  /**
+   * Bytes already pushed (the last `pendingBytes` or fewer), or the next ones to be pushed, may
+   * differ from what the server received: the message they belong to must not be used.
+   */
+  taint(cause: TaintCause): void;
+  /** No new byte arrived for a while (the table's hole timeout) although the connection is open. */
+  stalled(): void;
   /** The connection is over (FIN, RST, idle expiry or eviction). */
   end(): void;
   /** Bytes the sink holds, for memory accounting. */
   readonly bufferedBytes: number;
+  /**
+   * How many of the most recently pushed bytes belong to a message still in progress (0 between
+   * messages). Reassembly keeps up to this many of them to check later overlapping copies.
+   */
+  readonly pendingBytes: number;
 }
 
 /** The connection a stream belongs to, formatted once per flow. */

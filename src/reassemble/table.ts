@@ -1,7 +1,7 @@
 import { TCP_FIN, TCP_RST, TCP_SYN, type Packet } from '../decode/packet.js';
 import { Flow } from './flow.js';
 import { seqAdd, seqDiff } from './seq.js';
-import type { SinkFactory } from './stream.js';
+import type { GapCause, SinkFactory } from './stream.js';
 
 /** Reassembly events, counted by name (see README: metrics). */
 export const REASSEMBLY_EVENTS = [
@@ -10,6 +10,8 @@ export const REASSEMBLY_EVENTS = [
   'out_of_order',
   'retransmitted',
   'overlap_trimmed',
+  'overlap_conflict',
+  'overlap_unverified',
   'truncated_segments',
   'holes_skipped_timeout',
   'holes_skipped_flow_cap',
@@ -42,6 +44,11 @@ export interface TableOptions {
   idleTimeoutMs: number;
   /** Closed flows linger this long so late retransmissions are not taken for new connections. */
   closedLingerMs: number;
+  /**
+   * Delivered bytes of the message in progress kept per flow (at most this many, the most recent)
+   * to check overlapping retransmissions against. 0 turns the check off.
+   */
+  overlapCheckBytes: number;
 }
 
 export const DEFAULT_TABLE_OPTIONS: Omit<TableOptions, 'port'> = {
@@ -51,6 +58,7 @@ export const DEFAULT_TABLE_OPTIONS: Omit<TableOptions, 'port'> = {
   holeTimeoutMs: 2_000,
   idleTimeoutMs: 120_000,
   closedLingerMs: 10_000,
+  overlapCheckBytes: 8 * 1024,
 };
 
 /** A segment more than this far ahead of what we expect is not believed. */
@@ -82,6 +90,14 @@ function fmtIp(p: Packet, src: boolean): string {
  * capture view to the flow's sink; only out-of-order segments are copied, under a per-flow and
  * a global cap. Works with one direction mirrored (no SYN-ACK or ACK ever seen) and picks up
  * connections whose SYN it never saw.
+ *
+ * Overlaps: the first copy of a byte is the one delivered, but when a later copy carries
+ * different bytes we cannot know which one the server kept (its OS decides, and a copy with a bad
+ * checksum may never have reached it: AWS mirrors unchecked checksums). The sink is then told to
+ * taint the message those bytes belong to, so it is not replayed. Checked: overlaps among held
+ * out-of-order segments (always), and retransmissions against the last `overlapCheckBytes` bytes
+ * delivered of the message in progress. Older bytes of that message are not kept: such an overlap
+ * is counted as `overlap_unverified`; bytes of finished messages are never kept (too late anyway).
  */
 export class FlowTable {
   readonly events = new Float64Array(REASSEMBLY_EVENTS.length);
@@ -180,13 +196,17 @@ export class FlowTable {
           this.close(f, now, E.flows_expired);
           this.unlink(f);
         } else if ((f.held.length || f.finSeen) && now - f.holeSince > o.holeTimeoutMs) {
-          this.skipHole(f, E.holes_skipped_timeout);
+          this.skipHole(f, E.holes_skipped_timeout, 'lost');
           this.drain(f, now);
           if (f.finSeen && !f.closed && f.held.length === 0 && seqDiff(f.finSeq, f.nextSeq) > 0) {
             // The bytes before the FIN never came.
-            this.gap(f, seqDiff(f.finSeq, f.nextSeq));
+            this.gap(f, seqDiff(f.finSeq, f.nextSeq), 'lost');
             this.close(f, now, E.flows_closed_fin);
           }
+        } else if (!f.stallSignalled && f.held.length === 0 && now - f.lastData > o.holeTimeoutMs) {
+          // E.g. an Expect: 100-continue request whose body never came.
+          f.stallSignalled = true;
+          f.sink.stalled();
         }
         f = nextF;
       }
@@ -211,6 +231,10 @@ export class FlowTable {
     let len = p.payloadLength;
     let off = p.payloadOffset;
     const missing = p.payloadMissing;
+    if (len || missing) {
+      f.lastData = now;
+      f.stallSignalled = false;
+    }
     if (missing) ev[E.truncated_segments]++;
     if (p.flags & TCP_FIN) {
       f.finSeen = true;
@@ -223,6 +247,9 @@ export class FlowTable {
       return;
     }
     if (rel < 0) {
+      // A keep-alive probe repeats the last byte with garbage (or carries none): not a conflict.
+      const probe = rel === -1 && len <= 1 && missing === 0;
+      if (!probe && len > 0) this.checkDelivered(f, seq, p.buf, off, len);
       if (rel + len + missing <= 0) {
         if (len > 0 || missing > 0) ev[E.retransmitted]++;
         this.maybeFinish(f, now);
@@ -233,7 +260,7 @@ export class FlowTable {
       const cut = -rel;
       if (cut >= len) {
         // Only the uncaptured tail is new.
-        this.gap(f, len + missing - cut);
+        this.gap(f, len + missing - cut, 'truncated');
         this.drain(f, now);
         return;
       }
@@ -243,11 +270,8 @@ export class FlowTable {
     }
     if (rel === 0) {
       if (len || missing) ev[E.in_order]++;
-      if (len) {
-        f.sink.push(p.buf, off, len);
-        f.advance(len);
-      }
-      if (missing) this.gap(f, missing);
+      if (len) this.deliver(f, p.buf, off, len);
+      if (missing) this.gap(f, missing, 'truncated');
       this.drain(f, now);
       return;
     }
@@ -261,7 +285,7 @@ export class FlowTable {
     data.set(p.buf.subarray(off, off + len));
     if (f.held.length === 0) f.holeSince = now;
     while (f.held.length && f.heldBytes + len > this.opts.maxFlowBufferBytes) {
-      this.skipHole(f, E.holes_skipped_flow_cap);
+      this.skipHole(f, E.holes_skipped_flow_cap, 'flow_cap');
       this.drain(f, now);
       if (f.closed) return;
       rel = seqDiff(seq, f.nextSeq);
@@ -273,19 +297,22 @@ export class FlowTable {
     if (rel <= 0) {
       // Skipping holes made this segment current: deliver from the copy.
       const cut = -rel;
+      if (cut > 0 && len > 0) this.checkDelivered(f, seq, data, 0, len);
       if (cut < len) {
-        f.sink.push(data, cut, len - cut);
-        f.advance(len - cut);
-        if (missing) this.gap(f, missing);
+        this.deliver(f, data, cut, len - cut);
+        if (missing) this.gap(f, missing, 'truncated');
       } else if (cut < len + missing) {
-        this.gap(f, len + missing - cut);
+        this.gap(f, len + missing - cut, 'truncated');
       }
       this.drain(f, now);
       return;
     }
     if (f.held.length === 0) f.holeSince = now;
-    if (f.hold({ seq, data, missing })) this.heldTotal += len;
-    else ev[E.retransmitted]++;
+    if (f.held.length) this.checkHeld(f, seq, data);
+    if (f.hold({ seq, data, missing })) {
+      this.heldTotal += len;
+      if (len > f.maxHeldLen) f.maxHeldLen = len;
+    } else ev[E.retransmitted]++;
   }
 
   /** Deliver held segments that have become contiguous. */
@@ -300,17 +327,141 @@ export class FlowTable {
       this.heldTotal -= seg.data.length;
       const len = seg.data.length;
       const cut = -rel;
-      if (cut > 0) this.events[E.overlap_trimmed]++;
+      if (cut > 0) {
+        this.events[E.overlap_trimmed]++;
+        if (len > 0) this.checkDelivered(f, seg.seq, seg.data, 0, len);
+      }
       if (cut < len) {
-        f.sink.push(seg.data, cut, len - cut);
-        f.advance(len - cut);
-        if (seg.missing) this.gap(f, seg.missing);
+        this.deliver(f, seg.data, cut, len - cut);
+        if (seg.missing) this.gap(f, seg.missing, 'truncated');
       } else if (cut < len + seg.missing) {
-        this.gap(f, len + seg.missing - cut);
+        this.gap(f, len + seg.missing - cut, 'truncated');
       }
       if (held.length) f.holeSince = now;
     }
+    if (held.length === 0) f.maxHeldLen = 0;
     this.maybeFinish(f, now);
+  }
+
+  /**
+   * In-order bytes to the sink. Ranges whose held copies disagreed are announced (taint) just
+   * before their first byte, so the sink can drop the message they start or continue.
+   */
+  private deliver(f: Flow, buf: Uint8Array, off: number, len: number): void {
+    const c = f.conflicts;
+    if (c !== null) {
+      for (let i = 0; i < c.length; ) {
+        const s = seqDiff(c[i].start, f.nextSeq);
+        if (seqDiff(c[i].end, f.nextSeq) <= 0) { c.splice(i, 1); continue; }
+        if (s >= len) { i++; continue; }
+        if (s > 0) {
+          this.pushNow(f, buf, off, s);
+          off += s;
+          len -= s;
+        }
+        c.splice(i, 1);
+        this.taint(f);
+        i = 0;
+      }
+      if (c.length === 0) f.conflicts = null;
+    }
+    if (len > 0) this.pushNow(f, buf, off, len);
+  }
+
+  private pushNow(f: Flow, buf: Uint8Array, off: number, len: number): void {
+    f.sink.push(buf, off, len);
+    f.advance(len);
+    // Keep the tail of the message in progress for checkDelivered; between messages keep nothing.
+    const max = this.opts.overlapCheckBytes;
+    const keep = Math.min(max, f.sink.pendingBytes);
+    if (keep <= 0) {
+      this.forget(f);
+      return;
+    }
+    if (f.recent === null) {
+      f.recent = Buffer.allocUnsafe(2 * max);
+      f.recentEnd = 0;
+      f.recentLen = 0;
+    }
+    const r = f.recent;
+    if (len >= keep) {
+      r.set(buf.subarray(off + len - keep, off + len), 0);
+      f.recentEnd = keep;
+      f.recentLen = keep;
+      return;
+    }
+    const prev = Math.min(f.recentLen, keep - len);
+    if (f.recentEnd + len > r.length) {
+      r.copyWithin(0, f.recentEnd - prev, f.recentEnd);
+      f.recentEnd = prev;
+    }
+    r.set(buf.subarray(off, off + len), f.recentEnd);
+    f.recentEnd += len;
+    f.recentLen = prev + len;
+  }
+
+  private forget(f: Flow): void {
+    f.recent = null;
+    f.recentEnd = 0;
+    f.recentLen = 0;
+  }
+
+  private taint(f: Flow): void {
+    f.sink.taint('overlap_conflict');
+    this.forget(f);
+  }
+
+  /** A copy of bytes before nextSeq arrived (seq is behind nextSeq): compare what we still have. */
+  private checkDelivered(f: Flow, seq: number, buf: Uint8Array, off: number, len: number): void {
+    const rel = seqDiff(seq, f.nextSeq);
+    // Segment bytes [0, ovEnd) lie before nextSeq; byte i is at stream position rel + i.
+    const ovEnd = Math.min(len, -rel);
+    if (ovEnd <= 0) return;
+    const winFrom = Math.max(0, -f.recentLen - rel);
+    if (winFrom < ovEnd) {
+      const base = f.recentEnd + rel;
+      const mine = f.recent!.subarray(base + winFrom, base + ovEnd);
+      if (!mine.equals(buf.subarray(off + winFrom, off + ovEnd))) {
+        this.events[E.overlap_conflict]++;
+        this.taint(f);
+        return;
+      }
+    }
+    const pendFrom = Math.max(0, -f.sink.pendingBytes - rel);
+    if (pendFrom < Math.min(winFrom, ovEnd)) this.events[E.overlap_unverified]++;
+  }
+
+  /** A new out-of-order segment: record where it disagrees with held copies of the same bytes. */
+  private checkHeld(f: Flow, seq: number, data: Buffer): void {
+    const h = f.held;
+    const len = data.length;
+    let lo = 0;
+    let hi = h.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (seqDiff(h[mid].seq, seq) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < h.length; i++) {
+      const d = seqDiff(h[i].seq, seq);
+      if (d >= len) break;
+      this.compareHeld(f, seq, data, h[i], d);
+    }
+    for (let i = lo - 1; i >= 0; i--) {
+      const d = seqDiff(h[i].seq, seq);
+      if (-d >= f.maxHeldLen) break;
+      this.compareHeld(f, seq, data, h[i], d);
+    }
+  }
+
+  /** `other` starts `d` bytes after `seq` (d may be negative). */
+  private compareHeld(f: Flow, seq: number, data: Buffer, other: { data: Buffer }, d: number): void {
+    const a = Math.max(0, d);
+    const b = Math.min(data.length, d + other.data.length);
+    if (a >= b) return;
+    if (data.subarray(a, b).equals(other.data.subarray(a - d, b - d))) return;
+    this.events[E.overlap_conflict]++;
+    (f.conflicts ??= []).push({ start: seqAdd(seq, a), end: seqAdd(seq, b) });
   }
 
   private maybeFinish(f: Flow, now: number): void {
@@ -320,17 +471,18 @@ export class FlowTable {
   }
 
   /** Give up the hole in front of the first held segment. */
-  private skipHole(f: Flow, reason: number): void {
+  private skipHole(f: Flow, reason: number, cause: GapCause): void {
     const size = f.holeSize();
     if (size <= 0) return;
     this.events[reason]++;
-    this.gap(f, size);
+    this.gap(f, size, cause);
   }
 
-  private gap(f: Flow, bytes: number): void {
+  private gap(f: Flow, bytes: number, cause: GapCause): void {
     if (bytes <= 0) return;
     this.events[E.gap_bytes] += bytes;
-    f.sink.gap(bytes);
+    this.forget(f);
+    f.sink.gap(bytes, cause);
     f.advance(bytes);
   }
 
@@ -342,7 +494,7 @@ export class FlowTable {
         for (let f: Flow | null = head; f; f = f.next) if (f.heldBytes > 0 && (!biggest || f.heldBytes > biggest.heldBytes)) biggest = f;
       if (!biggest) return;
       while (biggest.held.length) {
-        this.skipHole(biggest, E.holes_skipped_memcap);
+        this.skipHole(biggest, E.holes_skipped_memcap, 'memcap');
         this.drain(biggest, now);
       }
       if (biggest === current) return;
@@ -357,6 +509,8 @@ export class FlowTable {
     this.heldTotal -= f.heldBytes;
     f.held = [];
     f.heldBytes = 0;
+    f.conflicts = null;
+    this.forget(f);
     f.sink.end();
   }
 
@@ -370,6 +524,7 @@ export class FlowTable {
     f.dport = p.dstPort;
     f.hash = hash;
     f.lastSeen = now;
+    f.lastData = now;
     f.info = { clientAddr: fmtIp(p, true), clientPort: p.srcPort, serverAddr: fmtIp(p, false), serverPort: p.dstPort, ipVersion: p.ipVersion };
     f.sink = this.sinkFactory(f.info, midstream);
     f.next = this.buckets.get(hash) ?? null;

@@ -21,6 +21,7 @@ export interface ExpectedRequest {
   body?: string;
   chunked?: boolean;
   trailers?: string[];
+  authority?: string;
 }
 
 export interface Case {
@@ -158,10 +159,28 @@ export const CASES: Case[] = [
     ],
     requests: [
       { method: 'OPTIONS', target: '*' },
-      { method: 'GET', target: 'http://h/p?q', headers: ['X-Empty', '', 'X-Tabs', 'a\tb', 'X-Latin', 'caf\xe9'] },
+      { method: 'GET', target: '/p?q', authority: 'h', headers: ['X-Empty', '', 'X-Tabs', 'a\tb', 'X-Latin', 'caf\xe9'] },
       { method: 'PURGE', target: '/cache' },
     ],
   },
+  {
+    name: 'absolute-form targets are replayed in origin form; Host is kept as sent',
+    wire: [
+      'GET http://example.com HTTP/1.1\r\nHost: other.example\r\n\r\n',
+      'GET HTTPS://Example.com:8443?x=1 HTTP/1.1\r\n\r\n',
+      'POST http://h:81/a/b?c#f HTTP/1.1\r\nHost: h:81\r\nContent-Length: 2\r\n\r\nok',
+      'GET ftp://h/x HTTP/1.1\r\n\r\n',
+    ],
+    requests: [
+      { method: 'GET', target: '/', authority: 'example.com', headers: ['Host', 'other.example'] },
+      { method: 'GET', target: '/?x=1', authority: 'Example.com:8443' },
+      { method: 'POST', target: '/a/b?c#f', authority: 'h:81', body: 'ok' },
+      // Not http(s): passed on as it came (the origin server will answer it as production did).
+      { method: 'GET', target: 'ftp://h/x' },
+    ],
+  },
+  rejects('absolute-form with an empty authority', 'GET http:///x HTTP/1.1\r\n\r\n', 'http_malformed'),
+  rejects('absolute-form with userinfo', 'GET http://user:pw@h/x HTTP/1.1\r\nHost: h\r\n\r\n', 'http_malformed'),
   {
     name: 'Content-Length list of identical values',
     wire: ['POST / HTTP/1.1\r\nContent-Length: 5, 5\r\ncontent-length: 5\r\n\r\nhello'],
@@ -240,6 +259,30 @@ export const CASES: Case[] = [
     requests: [{ method: 'GET', target: '/before' }],
     drops: { http_upgrade: 1 },
   },
+  {
+    name: 'Upgrade: h2c ends HTTP on the connection',
+    wire: [
+      bad('GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n' +
+        'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00' + NEXT),
+    ],
+    requests: [],
+    drops: { http_upgrade: 1 },
+  },
+  {
+    name: 'HTTP/2 preface (prior knowledge) ends HTTP/1 parsing on the connection',
+    wire: [bad('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64' + NEXT + NEXT)],
+    requests: [],
+    drops: { http2_preface: 1 },
+  },
+  {
+    name: 'HTTP/2 preface seen on a connection picked up midstream',
+    midstream: true,
+    wire: [bad('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + NEXT)],
+    requests: [],
+    drops: { http2_preface: 1 },
+  },
+  rejects('PRI with another target is not the preface', 'PRI / HTTP/2.0\r\n\r\n', 'http_malformed'),
+  rejects('HTTP/2.0 with another method is not the preface', 'PRX * HTTP/2.0\r\n\r\n', 'http_malformed'),
   {
     name: 'Upgrade header without Connection: upgrade is just a header',
     wire: ['GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n', NEXT],

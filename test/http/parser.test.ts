@@ -3,11 +3,13 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { HttpRequestParser } from '../../src/http/parser.js';
 import { DEFAULT_HTTP_LIMITS, type HttpDropReason, type HttpParserLimits, type HttpRequest } from '../../src/http/types.js';
+import type { GapCause } from '../../src/reassemble/stream.js';
 import { CASES, expectedSkipped, wireBytes, type Case } from './corpus.js';
 
 // ---- harness ----
 
-type Step = Buffer | { gap: number };
+/** Stream bytes, a hole (with its cause), reassembly's taint, or the table's stall signal. */
+type Step = Buffer | { gap: number; cause?: GapCause } | { taint: true } | { stalled: true };
 
 interface Outcome {
   requests: HttpRequest[];
@@ -63,8 +65,12 @@ function run(steps: Step[], o: RunOpts = {}): Outcome {
       scratch.fill(0xee);
       out.bufferedAfterEachPush.push(parser.bufferedBytes);
       out.maxBuffered = Math.max(out.maxBuffered, parser.bufferedBytes);
+    } else if ('gap' in s) {
+      parser.gap(s.gap, s.cause);
+    } else if ('taint' in s) {
+      parser.taint('overlap_conflict');
     } else {
-      parser.gap(s.gap);
+      parser.stalled();
     }
   }
   if (o.end !== false) parser.end();
@@ -112,6 +118,7 @@ function plain(r: HttpRequest) {
     body: r.body.toString('latin1'),
     chunked: r.chunked,
     trailers: r.trailers,
+    ...(r.authority !== undefined ? { authority: r.authority } : {}),
   };
 }
 
@@ -510,5 +517,92 @@ describe('properties', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+// ---- what reassembly tells the parser: gap causes, taint, stall ----
+
+describe('reassembly signals', () => {
+  const GET_A = 'GET /a HTTP/1.1\r\nHost: h\r\n\r\n';
+  const GET_B = 'GET /b HTTP/1.1\r\nHost: h\r\n\r\n';
+
+  it('a gap is dropped under the reason of its cause', () => {
+    const causes: Array<[GapCause, HttpDropReason]> = [['lost', 'stream_gap'], ['truncated', 'stream_truncated'], ['flow_cap', 'stream_flow_cap'], ['memcap', 'stream_memcap']];
+    for (const [cause, reason] of causes) {
+      const o = run([L('GET /cut HT'), { gap: 10, cause }, L(`TP/1.1\r\n\r\n${GET_B}`)]);
+      assert.deepEqual(o.order, [`drop ${reason}`, 'req GET /b'], cause);
+      // In a body of known length the gap is stepped over in sync, still under its cause.
+      const body = run([L('POST /p HTTP/1.1\r\nContent-Length: 20\r\n\r\n12345'), { gap: 10, cause }, L(`67890${GET_B}`)]);
+      assert.deepEqual(body.order, [`drop ${reason}`, 'req GET /b'], cause);
+      assert.deepEqual(body.skippedBy, { [reason]: 50 }, 'the head and body bytes, not the gap');
+    }
+  });
+
+  it('taint drops the request in progress and resyncs at the next request line after a CRLF', () => {
+    // The framing itself may be what differed, so the body is not skipped by its length: the
+    // request right after it is lost to the resync (its bytes are counted as skipped).
+    const o = run([L(`${GET_A}POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n12`), { taint: true }, L(`34567890${GET_A}${GET_B}`)]);
+    assert.deepEqual(o.order, ['req GET /a', 'drop stream_overlap_conflict', 'req GET /b']);
+    assert.equal(o.skipped, 'POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n'.length + 10 + GET_A.length);
+  });
+
+  it('taint between requests drops the next one (its bytes are the ambiguous ones)', () => {
+    const o = run([L(GET_A), { taint: true }, L(`GET /evil HTTP/1.1\r\nHost: h\r\n\r\n${GET_B}`)]);
+    assert.deepEqual(o.order, ['req GET /a', 'drop stream_overlap_conflict', 'req GET /b']);
+  });
+
+  it('a second taint while resyncing counts nothing more', () => {
+    const o = run([L('GET /x HTTP/1.1\r\n'), { taint: true }, L('Host: h\r\n'), { taint: true }, L(`\r\n${GET_B}`)]);
+    assert.deepEqual(o.order, ['drop stream_overlap_conflict', 'req GET /b']);
+  });
+
+  it('taint in a body being skipped after a drop does not count it twice', () => {
+    const o = run([L('POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n12'), { gap: 3 }, { taint: true }, L(`67890\r\n${GET_B}`)]);
+    assert.deepEqual(o.order, ['drop stream_gap', 'req GET /b']);
+  });
+
+  it('Expect: 100-continue whose body never comes is dropped on stall; the next request is replayed', () => {
+    const head = 'PUT /big HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1000\r\n\r\n';
+    const o = run([L(head), { stalled: true }, L(GET_B)]);
+    assert.deepEqual(o.order, ['drop http_expect_timeout', 'req GET /b']);
+    assert.equal(o.skipped, head.length);
+    // Chunked too.
+    const c = run([L('POST /c HTTP/1.1\r\nExpect: 100-Continue\r\nTransfer-Encoding: chunked\r\n\r\n'), { stalled: true }, L(GET_B)]);
+    assert.deepEqual(c.order, ['drop http_expect_timeout', 'req GET /b']);
+  });
+
+  it('stall changes nothing once the body started, or without Expect', () => {
+    const head = 'PUT /big HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n';
+    assert.deepEqual(run([L(head + 'bo'), { stalled: true }, L('dy')]).order, ['req PUT /big']);
+    assert.deepEqual(run([L(head), { stalled: true }, { stalled: true }, L(GET_B)]).order, ['drop http_expect_timeout', 'req GET /b']);
+    const noExpect = 'PUT /p HTTP/1.1\r\nContent-Length: 4\r\n\r\n';
+    assert.deepEqual(run([L(noExpect), { stalled: true }, L('body')]).order, ['req PUT /p']);
+    assert.deepEqual(run([L(GET_A), { stalled: true }, L(GET_B)]).order, ['req GET /a', 'req GET /b']);
+  });
+
+  it('a late body after the Expect timeout is skipped by the resync, never replayed', () => {
+    const head = 'PUT /big HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 12\r\n\r\n';
+    const o = run([L(head), { stalled: true }, L(`late body!\r\n${GET_B}`)]);
+    assert.deepEqual(o.order, ['drop http_expect_timeout', 'req GET /b']);
+  });
+
+  it('pendingBytes covers the request in progress and is 0 between requests and while skipping', () => {
+    let parser!: HttpRequestParser;
+    const seen: number[] = [];
+    parser = new HttpRequestParser({ onRequest() {}, onDrop() {} });
+    const push = (s: string) => {
+      const b = L(s);
+      parser.push(b, 0, b.length);
+      seen.push(parser.pendingBytes);
+    };
+    push(GET_A);
+    push('POST /x HTTP/1.1\r\nContent-Length: 4\r\n\r\n');
+    push('ab');
+    push('cd');
+    push('GET /y');
+    parser.gap(5);
+    seen.push(parser.pendingBytes);
+    push('junk');
+    assert.deepEqual(seen, [0, 39, 41, 0, 6, 0, 0]);
   });
 });

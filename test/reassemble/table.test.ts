@@ -2,19 +2,36 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Decoder } from '../../src/decode/decoder.js';
 import { FlowTable, type TableOptions } from '../../src/reassemble/table.js';
-import type { FlowInfo, StreamSink } from '../../src/reassemble/stream.js';
+import type { FlowInfo, GapCause, StreamSink, TaintCause } from '../../src/reassemble/stream.js';
 import { buildFrame, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../fixtures/frames.js';
 
-/** Records what the table delivers: bytes, gaps as '<gap N>', and end. */
+/**
+ * Records what the table delivers: bytes, gaps as '<gap N>' (or '<gap N cause>' when not 'lost'),
+ * taints as '<taint>', and end. Claims every byte since the last '|' as pending (a message in
+ * progress), so the table keeps them for overlap checks.
+ */
 class Recorder implements StreamSink {
   parts: string[] = [];
   ended = 0;
+  stalls = 0;
   constructor(readonly info: FlowInfo, readonly midstream: boolean) {}
   push(buf: Uint8Array, off: number, len: number) {
     this.parts.push(Buffer.from(buf.subarray(off, off + len)).toString('latin1'));
   }
-  gap(n: number) {
-    this.parts.push(`<gap ${n}>`);
+  gap(n: number, cause?: GapCause) {
+    this.parts.push(cause && cause !== 'lost' ? `<gap ${n} ${cause}>` : `<gap ${n}>`);
+  }
+  taint(cause: TaintCause) {
+    assert.equal(cause, 'overlap_conflict');
+    this.parts.push('<taint>');
+  }
+  stalled() {
+    this.stalls++;
+  }
+  get pendingBytes() {
+    const t = this.text;
+    const i = Math.max(t.lastIndexOf('|'), t.lastIndexOf('>'));
+    return t.length - i - 1;
   }
   end() {
     this.ended++;
@@ -147,7 +164,7 @@ test('a segment captured shorter than on the wire becomes a gap, never data', ()
   feed({ seq: 0, flags: TCP_SYN });
   feed({ seq: 1, data: 'abcdefghij', cut: 4 });
   feed({ seq: 11, data: 'KLM' });
-  assert.equal(sinks[0].text, 'abcdef<gap 4>KLM');
+  assert.equal(sinks[0].text, 'abcdef<gap 4 truncated>KLM');
   assert.equal(table.event('truncated_segments'), 1);
 });
 
@@ -170,11 +187,11 @@ test('per-flow cap: the oldest hole is given up, visibly', () => {
   feed({ seq: 3, data: 'cdefgh' });
   feed({ seq: 11, data: 'klmnop' });
   // Holding both would exceed 10 bytes: the first hole is given up, the second segment waits.
-  assert.equal(sinks[0].text, '<gap 2>cdefgh');
+  assert.equal(sinks[0].text, '<gap 2 flow_cap>cdefgh');
   assert.equal(table.event('holes_skipped_flow_cap'), 1);
   assert.equal(table.heldBytes, 6);
   feed({ seq: 19, data: 'rstuvw' });
-  assert.equal(sinks[0].text, '<gap 2>cdefgh<gap 2>klmnop');
+  assert.equal(sinks[0].text, '<gap 2 flow_cap>cdefgh<gap 2 flow_cap>klmnop');
   assert.equal(table.heldBytes, 6);
 });
 
@@ -246,4 +263,154 @@ test('IPv6 flows are keyed and formatted', () => {
   assert.equal(sinks[0].info.clientAddr, 'fd00::1');
   assert.equal(sinks[0].info.serverAddr, 'fd00::2');
   assert.equal(sinks[1].info.serverAddr, '10.2.2.2');
+});
+
+// ---- overlaps that carry different bytes (policy: never deliver ambiguous bytes unannounced) ----
+
+for (const isn of [0, 1, 0xffffffff, 0xfffffff5]) {
+  test(`overlap with the same bytes is no conflict; with different bytes it taints (ISN ${isn})`, () => {
+    const s = (n: number) => (isn + 1 + n) >>> 0;
+    {
+      const { sinks, feed, table } = harness();
+      feed({ seq: isn, flags: TCP_SYN });
+      feed({ seq: s(0), data: 'POST /a HTTP/1.1\r\n' });
+      feed({ seq: s(6), data: 'a HTTP/1.1\r\nContent-Length: 2\r\n' }); // same bytes, plus new ones
+      assert.equal(sinks[0].text, 'POST /a HTTP/1.1\r\nContent-Length: 2\r\n');
+      assert.equal(table.event('overlap_conflict'), 0);
+    }
+    {
+      const { sinks, feed, table } = harness();
+      feed({ seq: isn, flags: TCP_SYN });
+      feed({ seq: s(0), data: 'POST /a HTTP/1.1\r\n' });
+      feed({ seq: s(6), data: 'b HTTP/1.1\r\nContent-Length: 2\r\n' }); // 'b' where 'a' was delivered
+      assert.equal(sinks[0].text, 'POST /a HTTP/1.1\r\n<taint>Content-Length: 2\r\n');
+      assert.equal(table.event('overlap_conflict'), 1);
+    }
+    {
+      // Two held copies disagree: the taint comes right before the first ambiguous byte.
+      const { sinks, feed, table } = harness();
+      feed({ seq: isn, flags: TCP_SYN });
+      feed({ seq: s(4), data: 'AAAA' });
+      feed({ seq: s(6), data: 'BBBB' });
+      assert.equal(table.event('overlap_conflict'), 1);
+      feed({ seq: s(0), data: '|123' });
+      assert.ok(sinks[0].text.startsWith('|123AA<taint>AA'), sinks[0].text);
+      assert.ok(sinks[0].text.endsWith('BB'), sinks[0].text);
+      assert.equal(table.heldBytes, 0);
+    }
+  });
+}
+
+test('a retransmission that differs only in bytes of a finished message does not taint', () => {
+  const { sinks, feed, table } = harness();
+  feed({ seq: 0, flags: TCP_SYN });
+  feed({ seq: 1, data: 'done|' });
+  feed({ seq: 1, data: 'DONE|' });
+  assert.equal(sinks[0].text, 'done|');
+  assert.equal(table.event('overlap_conflict'), 0);
+  assert.equal(table.event('retransmitted'), 1);
+});
+
+test('overlap beyond the kept window is counted as unverified, not guessed', () => {
+  const { sinks, feed, table } = harness({ overlapCheckBytes: 4 });
+  feed({ seq: 0, flags: TCP_SYN });
+  feed({ seq: 1, data: 'abcdefghij' });
+  feed({ seq: 1, data: 'XXcdefghij' }); // differs only before the last 4 bytes
+  assert.equal(table.event('overlap_conflict'), 0);
+  assert.equal(table.event('overlap_unverified'), 1);
+  feed({ seq: 1, data: 'abcdefgXij' }); // differs inside the window
+  assert.equal(table.event('overlap_conflict'), 1);
+  assert.equal(sinks[0].text, 'abcdefghij<taint>');
+});
+
+test('the kept window follows the message across many segments', () => {
+  const { sinks, feed, table } = harness({ overlapCheckBytes: 16 });
+  feed({ seq: 0, flags: TCP_SYN });
+  let text = '';
+  for (let i = 0; i < 50; i++) {
+    const piece = String.fromCharCode(97 + (i % 26)).repeat(1 + (i % 7));
+    feed({ seq: 1 + text.length, data: piece });
+    text += piece;
+  }
+  // Same bytes over the last 16: fine; one differing byte among them: conflict.
+  feed({ seq: 1 + text.length - 16, data: text.slice(-16) });
+  assert.equal(table.event('overlap_conflict'), 0);
+  const wrong = text.slice(-16, -1) + '#';
+  feed({ seq: 1 + text.length - 16, data: wrong });
+  assert.equal(table.event('overlap_conflict'), 1);
+  assert.equal(sinks[0].text, `${text}<taint>`);
+});
+
+test('a keep-alive probe carrying a garbage byte is no conflict', () => {
+  const { sinks, feed, table } = harness();
+  feed({ seq: 0, flags: TCP_SYN });
+  feed({ seq: 1, data: 'GET / HTTP/1.1\r\n' });
+  feed({ seq: 16, data: '\x00', flags: TCP_ACK });
+  feed({ seq: 17, data: '\r\n' });
+  assert.equal(sinks[0].text, 'GET / HTTP/1.1\r\n\r\n');
+  assert.equal(table.event('overlap_conflict'), 0);
+});
+
+test('wrong TCP checksums are not a reason to drop (AWS mirrors offloaded checksums)', () => {
+  const table = new FlowTable({ port: 80 }, (info, mid) => (sink = new Recorder(info, mid)));
+  let sink!: Recorder;
+  const dec = new Decoder(80);
+  for (const [seq, flags, payload] of [[0, TCP_SYN, ''], [1, TCP_ACK | TCP_PSH, 'GET / HTTP/1.1\r\n\r\n']] as const) {
+    const f = buildFrame({ src: '10.1.1.1', dst: '10.2.2.2', sport: 5, dport: 80, seq, flags, payload, badChecksum: true });
+    table.onPacket(dec.decode(f, 0, f.length, f.length)!, 0);
+  }
+  assert.equal(sink.text, 'GET / HTTP/1.1\r\n\r\n');
+});
+
+test('gaps carry their cause: lost (timeout, bytes before FIN), memcap', () => {
+  {
+    const { sinks, feed, table } = harness({ holeTimeoutMs: 10 });
+    feed({ seq: 0, flags: TCP_SYN }, 0);
+    feed({ seq: 5, data: 'xy', flags: TCP_ACK | TCP_FIN }, 0);
+    table.sweep(100);
+    assert.equal(sinks[0].text, '<gap 4>xy');
+    assert.equal(sinks[0].ended, 1);
+  }
+  {
+    const { sinks, feed } = harness({ memcapBytes: 10 });
+    feed({ seq: 0, flags: TCP_SYN });
+    feed({ seq: 3, data: 'cdefgh' });
+    feed({ seq: 0, flags: TCP_SYN, sport: 2 });
+    feed({ seq: 5, data: 'efghij', sport: 2 });
+    assert.equal(sinks[0].text, '<gap 2 memcap>cdefgh');
+  }
+});
+
+test('a flow that stops sending is told once per silence (Expect: 100-continue timeout hook)', () => {
+  const { sinks, feed, table } = harness({ holeTimeoutMs: 100 });
+  feed({ seq: 0, flags: TCP_SYN }, 0);
+  feed({ seq: 1, data: 'PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n' }, 0);
+  table.sweep(50);
+  assert.equal(sinks[0].stalls, 0);
+  feed({ seq: 100, flags: TCP_ACK }, 90); // a bare ACK (e.g. for the server's 417) is not data
+  table.sweep(150);
+  assert.equal(sinks[0].stalls, 1);
+  table.sweep(400);
+  assert.equal(sinks[0].stalls, 1);
+  feed({ seq: 60, data: 'GET / HTTP/1.1\r\n\r\n' }, 500);
+  table.sweep(700);
+  assert.equal(sinks[0].stalls, 2);
+});
+
+test('thousands of flows holding data behind holes stay under the memcap; others keep flowing', () => {
+  const { sinks, feed, table } = harness({ memcapBytes: 200_000, holeTimeoutMs: 1e9 });
+  const chunk = 'z'.repeat(1000);
+  for (let i = 0; i < 3000; i++) {
+    feed({ seq: 0, flags: TCP_SYN, sport: 10000 + i });
+    feed({ seq: 2, data: chunk, sport: 10000 + i }); // byte 1 never comes
+    assert.ok(table.heldBytes <= 200_000);
+    if (i % 500 === 0) {
+      feed({ seq: 0, flags: TCP_SYN, sport: 60000 + i / 500 });
+      feed({ seq: 1, data: 'in order|', sport: 60000 + i / 500 });
+      assert.equal(sinks.at(-1)!.text, 'in order|');
+    }
+  }
+  assert.equal(table.heldBytes, 200_000);
+  assert.equal(table.event('holes_skipped_memcap'), 3000 - 200);
+  assert.ok(sinks.some((s) => s.text === '<gap 1 memcap>' + chunk));
 });
