@@ -191,3 +191,16 @@ test('bpf: invalid ports throw CaptureError', () => {
   assert.equal(buildTcpPortFilter(1).length % 8, 0);
   assert.ok(buildTcpPortFilter(65535, { bothDirections: true }).length / 8 < 4096); // BPF_MAXINSNS
 });
+
+test('buildUdpPortFilter keeps whole VXLAN datagrams to the port and nothing else', async () => {
+  const { buildUdpPortFilter } = await import('../../src/capture/bpf.js');
+  const { vxlanFrame } = await import('../fixtures/vxlan.js');
+  const prog = buildUdpPortFilter(4789);
+  const inner = buildFrame({ src: '10.0.0.1', dst: '10.0.0.2', sport: 1000, dport: 80, seq: 1, payload: 'GET / HTTP/1.1\r\n\r\n' });
+  const vx = vxlanFrame({ vni: 7, inner });
+  assert.equal(runBpf(prog, vx, vx.length), SNAP_LEN);
+  const other = vxlanFrame({ vni: 7, inner, dport: 4790 });
+  assert.equal(runBpf(prog, other, other.length), 0);
+  assert.equal(runBpf(prog, inner, inner.length), 0, 'TCP is not UDP');
+  assert.throws(() => buildUdpPortFilter(0), CaptureError);
+});

@@ -1,0 +1,76 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { hasNetRaw, judgeSample, checkDestination } from '../../src/doctor/checks.js';
+import { toLinkFacts, type LinkFacts } from '../../src/doctor/links.js';
+import { parseVxlanFrame, type Sample } from '../../src/doctor/sample.js';
+import { formatCheck } from '../../src/cli/doctor.js';
+import { buildFrame, TCP_ACK } from '../fixtures/frames.js';
+import { vxlanFrame } from '../fixtures/vxlan.js';
+
+const inner = buildFrame({ src: '10.0.1.5', dst: '10.0.1.2', sport: 40000, dport: 80, seq: 1, ack: 1, flags: TCP_ACK, payload: 'x'.repeat(1000) });
+
+test('parseVxlanFrame reads the VNI and spots a packet the mirror cut short', () => {
+  const whole = vxlanFrame({ vni: 7, inner });
+  const d = parseVxlanFrame(whole, 0, whole.length, 4789)!;
+  assert.equal(d.vni, 7);
+  assert.equal(d.innerIpLength, inner.length - 14);
+  assert.equal(d.innerBytes, inner.length - 14);
+  const cut = vxlanFrame({ vni: 7, inner, cutTo: 600 });
+  const c = parseVxlanFrame(cut, 0, cut.length, 4789)!;
+  assert.ok(c.innerIpLength! > c.innerBytes);
+  assert.equal(parseVxlanFrame(whole, 0, whole.length, 4790), null, 'another port');
+  const notVx = Buffer.from(whole);
+  notVx[42] = 0; // no I flag
+  assert.equal(parseVxlanFrame(notVx, 0, notVx.length, 4789)!.vni, -1);
+});
+
+const vxlan0: LinkFacts = toLinkFacts({ ifname: 'vxlan0', flags: ['UP'], mtu: 8951, linkinfo: { info_kind: 'vxlan', info_data: { id: 1, port: 4789, link: 'eth0' } } });
+const vxlan1: LinkFacts = toLinkFacts({ ifname: 'vxlan1', flags: ['UP'], mtu: 8951, linkinfo: { info_kind: 'vxlan', info_data: { id: 2, port: 4789, link: 'eth0' } } });
+function sample(vnis: Array<[number, number]>, extra: Partial<Sample> = {}): Sample {
+  const total = vnis.reduce((a, [, n]) => a + n, 0);
+  return { device: 'eth0', port: 4789, seconds: 3, datagrams: total, vnis: new Map(vnis), notVxlan: 0, truncated: 0, largestInnerIp: 1500, kernelDrops: 0, ...extra };
+}
+
+test('a VNI mismatch names both VNIs and the fix', () => {
+  const out = judgeSample(sample([[7, 120]]), [vxlan0], [vxlan0], 9001);
+  const vni = out.find((c) => c.name === 'vni' && c.status === 'error')!;
+  assert.match(vni.message, /mirror session uses VNI 7, vxlan0 has VNI 1/);
+  assert.match(vni.fix!, /vxlan-up\.sh --vni 7 --name vxlan0 --dev eth0/);
+  assert.ok(out.some((c) => c.status === 'warning' && /vxlan0 has VNI 1 but no datagram with VNI 1/.test(c.message)));
+  assert.match(formatCheck(vni), /^error +vni: mirror session uses VNI 7.* — fix: /);
+});
+
+test('nothing arriving points at security groups, NACLs and the session filter', () => {
+  const out = judgeSample(sample([]), [vxlan0], [vxlan0], 9001);
+  assert.equal(out.length, 1);
+  assert.equal(out[0].status, 'error');
+  assert.match(out[0].message, /no VXLAN datagrams arrived on eth0/);
+  for (const w of [/UDP 4789/, /security group/, /network ACLs/, /filter/]) assert.match(out[0].fix!, w);
+});
+
+test('matching VNIs are ok; a VNI decapsulated by an interface we do not capture is a warning', () => {
+  const ok = judgeSample(sample([[1, 50]]), [vxlan0], [vxlan0], 9001);
+  assert.deepEqual(ok.filter((c) => c.status !== 'ok'), []);
+  assert.ok(ok.some((c) => /VNI 1, vxlan0 has VNI 1: they match/.test(c.message)));
+  const two = judgeSample(sample([[1, 50], [2, 10]]), [vxlan0, vxlan1], [vxlan0], 9001);
+  assert.ok(two.some((c) => c.status === 'warning' && /VNI 2, decapsulated by vxlan1/.test(c.message) && c.fix === 'add --interface vxlan1'));
+});
+
+test('truncated packets are reported with the MTU', () => {
+  const out = judgeSample(sample([[1, 50]], { truncated: 5 }), [vxlan0], [vxlan0], 1500);
+  const t = out.find((c) => c.name === 'truncation eth0')!;
+  assert.equal(t.status, 'warning');
+  assert.match(t.message, /5 of 50 .* MTU 1500/);
+});
+
+test('CAP_NET_RAW is read from CapEff', () => {
+  assert.equal(hasNetRaw('CapEff:\t0000000000002000\n'), true);
+  assert.equal(hasNetRaw('CapEff:\t0000000000000000\n'), false);
+  assert.equal(hasNetRaw('CapEff:\t000001fffeffffff\n'), true);
+});
+
+test('an unreachable destination is an error with a fix', async () => {
+  const c = await checkDestination('http://127.0.0.1:1', 1000);
+  assert.equal(c.status, 'error');
+  assert.match(c.message, /ECONNREFUSED/);
+});
