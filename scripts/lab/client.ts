@@ -213,6 +213,26 @@ async function behaviours(): Promise<void> {
   }
 }
 
+// --vary-header NAME --values N: each load request carries NAME: v<i mod N> (sticky sampling tests).
+const varyHeader = opt('vary-header');
+const varyValues = Number(opt('values', '10'));
+
+/** A designed mix for policy tests: methods, API and static paths, credentials, old URLs. */
+async function policyMix(): Promise<void> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  const jobs: Array<Promise<void>> = [];
+  for (let i = 0; i < 20; i++) {
+    jobs.push(request({ id: newId('api-get'), path: `/api/items/${i}?page=${i}`, agent, headers: { Authorization: `Bearer secret-${i}`, Cookie: `session=s${i}`, 'X-Env': 'prod' } }));
+    jobs.push(request({ id: newId('api-post'), method: 'POST', path: `/api/items`, body: Buffer.from(`{"n":${i}}`), agent, headers: { 'Content-Type': 'application/json' } }));
+    jobs.push(request({ id: newId('api-delete'), method: 'DELETE', path: `/api/items/${i}`, agent }));
+    jobs.push(request({ id: newId('static'), path: `/static/app-${i}.css`, agent }));
+    jobs.push(request({ id: newId('old'), path: `/v1/user/${i}/ping`, agent }));
+    jobs.push(request({ id: newId('bot'), path: `/api/bot/${i}`, agent, headers: { 'User-Agent': 'Googlebot/2.1' } }));
+  }
+  await Promise.all(jobs);
+  agent.destroy();
+}
+
 async function load(): Promise<void> {
   const total = Number(opt('requests', '20000'));
   const conns = Number(opt('connections', '64'));
@@ -222,14 +242,14 @@ async function load(): Promise<void> {
   await Promise.all(Array.from({ length: conns }, async () => {
     while (next < total && Date.now() < deadline) {
       const i = next++;
-      await request({ id: `load-${i}`, path: `/load/${i}`, agent });
+      await request({ id: `load-${i}`, path: `/load/${i}`, agent, headers: varyHeader ? { [varyHeader]: `v${i % varyValues}` } : undefined });
     }
   }));
   agent.destroy();
 }
 
 const t0 = performance.now();
-const run = mode === 'load' ? load : behaviours;
+const run = mode === 'load' ? load : mode === 'policy' ? policyMix : behaviours;
 run().then(() => {
   const seconds = (performance.now() - t0) / 1000;
   // Exit only once the (large) line is flushed: stdout to a pipe is asynchronous.

@@ -78,15 +78,17 @@ export class Lab {
     this.must('adapter', 'bash', [VXLAN_UP, '--vni', '1']);
   }
 
-  async startRecorders(): Promise<void> {
+  /** `testArgs`: more recorder flags for the test environment, e.g. ['--listen', '10.213.3.2:81', '--blackhole', '10.213.3.2:83']. */
+  async startRecorders(testArgs: string[] = []): Promise<void> {
     const prod = this.spawnIn('prod', NODE, [RECORDER, '--out', this.prodLog, '--listen', `${PROD_V4}:80`, '--listen', `[${PROD_V6}]:80`]);
-    const test = this.spawnIn('test', NODE, [RECORDER, '--out', this.testLog, '--listen', `${TEST_HOST}:80`]);
+    const test = this.spawnIn('test', NODE, [RECORDER, '--out', this.testLog, '--listen', `${TEST_HOST}:80`, ...testArgs]);
     await Promise.all([waitForLine(prod, 'ready', 10_000), waitForLine(test, 'ready', 10_000)]);
   }
 
   /** Starts the daemon on the adapter and waits until /healthz answers. */
-  async startDaemon(extra: string[] = []): Promise<ChildProcess> {
-    const args = [DAEMON, '-destination', `http://${TEST_HOST}`, '--metrics-host', '127.0.0.1', '--metrics-port', '9464', '--log-level', 'warn', ...extra];
+  async startDaemon(extra: string[] = [], opts: { destinations?: string[] } = {}): Promise<ChildProcess> {
+    const dests = (opts.destinations ?? [`http://${TEST_HOST}`]).flatMap((d) => ['-destination', d]);
+    const args = [DAEMON, ...dests, '--metrics-host', '127.0.0.1', '--metrics-port', '9464', '--log-level', 'warn', ...extra];
     this.daemon = this.spawnIn('adapter', NODE, args, this.daemonLog);
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline) {
@@ -98,7 +100,7 @@ export class Lab {
     throw new Error(`daemon did not become healthy: ${fs.readFileSync(this.daemonLog, 'utf8')}`);
   }
 
-  async client(mode: 'behaviours' | 'load', extra: string[] = [], timeoutMs = 180_000): Promise<ClientResult> {
+  async client(mode: 'behaviours' | 'load' | 'policy', extra: string[] = [], timeoutMs = 180_000): Promise<ClientResult> {
     const p = this.spawnIn('client', NODE, [CLIENT, mode, '--host', PROD_V4, '--host6', PROD_V6, ...extra]);
     let out = '';
     let err = '';

@@ -8,13 +8,17 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 
 const args = process.argv.slice(2);
 const listens: string[] = [];
+const blackholes: string[] = [];
 let out = '';
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--listen') listens.push(args[++i]);
   else if (args[i] === '--out') out = args[++i];
+  // Accepts connections and reads requests but never answers: a hung test environment.
+  else if (args[i] === '--blackhole') blackholes.push(args[++i]);
 }
 if (!out || listens.length === 0) {
   process.stderr.write('usage: recorder --out FILE --listen HOST:PORT [--listen ...]\n');
@@ -39,6 +43,17 @@ const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
 };
 
 let ready = 0;
+const total = listens.length + blackholes.length;
+for (const l of blackholes) {
+  const idx = l.lastIndexOf(':');
+  const hole = net.createServer((sock) => {
+    sock.on('data', () => {});
+    sock.on('error', () => {});
+  });
+  hole.listen(Number(l.slice(idx + 1)), l.slice(0, idx).replace(/^\[|\]$/g, ''), () => {
+    if (++ready === total) process.stdout.write('ready\n');
+  });
+}
 for (const l of listens) {
   const idx = l.lastIndexOf(':');
   const host = l.slice(0, idx).replace(/^\[|\]$/g, '');
@@ -46,7 +61,7 @@ for (const l of listens) {
   // Large limits: the lab sends 16 KB cookies and 6 KB URLs on purpose.
   const server = http.createServer({ maxHeaderSize: 1024 * 1024, keepAliveTimeout: 30_000, requestTimeout: 0, headersTimeout: 60_000 }, handler);
   server.listen(port, host, () => {
-    if (++ready === listens.length) process.stdout.write('ready\n');
+    if (++ready === total) process.stdout.write('ready\n');
   });
 }
 const stop = () => sink.end(() => process.exit(0));

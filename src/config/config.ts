@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors.js';
+import { parseDestination } from '../replay/destination.js';
 import { buildFilter, type FilterOptions } from '../replay/filters.js';
 import { parseMarker } from '../replay/loop.js';
 import { buildRewriter, type RewriteOptions } from '../replay/rewrite.js';
@@ -81,17 +82,7 @@ function int(name: string, v: number, min: number, max: number): void {
 /** Checks every value and names the flag in the message. Throws ConfigError. */
 export function validateConfig(c: Config): Config {
   if (c.destinations.length === 0) throw new ConfigError('--destination is required, e.g. --destination http://10.0.0.37');
-  for (const d of c.destinations) {
-    let u: URL;
-    try {
-      u = new URL(d);
-    } catch {
-      throw new ConfigError(`--destination ${JSON.stringify(d)} is not a URL; expected e.g. http://10.0.0.37:8080`);
-    }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`--destination ${d}: must be http:// or https:// (got ${u.protocol})`);
-    if (u.pathname !== '/' || u.search || u.hash) throw new ConfigError(`--destination ${d}: give only scheme, host and port; the request target is production's`);
-    if (u.username || u.password) throw new ConfigError(`--destination ${d}: credentials in the URL are not supported`);
-  }
+  for (const d of c.destinations) parseDestination(d, { maxConcurrency: c.maxConcurrency, maxQueue: c.maxQueue, maxQueueBytes: c.maxQueueBytes, timeoutMs: c.timeoutMs });
   if (new Set(c.destinations.map((d) => new URL(d).origin)).size !== c.destinations.length) throw new ConfigError('--destination: the same destination is given twice');
   int('filter-request-port', c.port, 1, 65535);
   if (!(typeof c.percentage === 'number' && c.percentage >= 0 && c.percentage <= 100)) throw new ConfigError(`--percentage must be between 0 and 100, got ${JSON.stringify(c.percentage)}`);

@@ -2,6 +2,8 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
+import { ConfigError } from '../errors.js';
+import { parseBytes, parseDuration } from '../config/units.js';
 import type { DropReason, ReplayObserver } from './outcome.js';
 
 /** A request ready to send: production's, with forwarded headers already applied. */
@@ -24,6 +26,37 @@ export interface DestinationOptions {
   timeoutMs: number;
   /** https destinations: accept any certificate (test environments often self-sign). */
   tlsInsecure?: boolean;
+}
+
+/**
+ * A destination URL may override the global limits in its query string, so a slow test
+ * environment can be given a small queue without starving the others:
+ * `http://10.0.0.37:8080?max-queue=500&timeout=2s&max-concurrency=16&max-queue-bytes=64MiB`.
+ * Throws ConfigError for anything else in the URL than scheme, host, port and these.
+ */
+export function parseDestination(spec: string, defaults: DestinationOptions): { url: URL; opts: DestinationOptions } {
+  let u: URL;
+  try {
+    u = new URL(spec);
+  } catch {
+    throw new ConfigError(`--destination ${JSON.stringify(spec)} is not a URL; expected e.g. http://10.0.0.37:8080`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`--destination ${spec}: must be http:// or https:// (got ${u.protocol})`);
+  if (u.pathname !== '/' || u.hash) throw new ConfigError(`--destination ${spec}: give only scheme, host and port (and limits as ?max-queue=...); the request target is production's`);
+  if (u.username || u.password) throw new ConfigError(`--destination ${spec}: credentials in the URL are not supported`);
+  const opts = { ...defaults };
+  for (const [k, v] of u.searchParams) {
+    const flag = `destination ${u.origin} ${k}`;
+    if (k === 'max-concurrency' || k === 'max-queue') {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < (k === 'max-queue' ? 0 : 1) || n > 10_000_000) throw new ConfigError(`--${flag} must be a whole number, got ${JSON.stringify(v)}`);
+      if (k === 'max-concurrency') opts.maxConcurrency = n;
+      else opts.maxQueue = n;
+    } else if (k === 'timeout') opts.timeoutMs = parseDuration(flag, v);
+    else if (k === 'max-queue-bytes') opts.maxQueueBytes = parseBytes(flag, v);
+    else throw new ConfigError(`--destination ${spec}: unknown setting ${JSON.stringify(k)} (known: max-concurrency, max-queue, max-queue-bytes, timeout)`);
+  }
+  return { url: new URL(u.origin), opts };
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -55,8 +88,12 @@ export class Destination {
   private readonly inflightReqs = new Set<http.ClientRequest>();
   private readonly inflightSockets = new Set<net.Socket>();
 
-  constructor(url: string, private readonly opts: DestinationOptions, private readonly obs: ReplayObserver) {
-    this.url = new URL(url);
+  private readonly opts: DestinationOptions;
+
+  constructor(spec: string, defaults: DestinationOptions, private readonly obs: ReplayObserver) {
+    const { url, opts } = parseDestination(spec, defaults);
+    this.url = url;
+    this.opts = opts;
     this.label = this.url.origin;
     this.hostHeader = this.url.host;
     const agentOpts = { keepAlive: true, maxSockets: opts.maxConcurrency, maxFreeSockets: opts.maxConcurrency, scheduling: 'lifo' as const };
