@@ -31,6 +31,17 @@ test('defaults and new flags', () => {
   assert.equal(c.percentage, 100);
 });
 
+test('policy flags reach the Config', () => {
+  const c = parseArgs(['--destination', 'https://t.example?max-queue=10&timeout=2s', '--rate', '50', '--http-allow-method', 'GET', '--http-allow-method', 'HEAD', '--http-allow-url', '^/api/(a|b),c', '--http-remove-header', 'Cookie', '--http-set-header', 'X-A: 1, 2', '--mark-header', 'X-Mirror-Replay', '--tls-insecure'])!;
+  assert.equal(c.rate, 50);
+  assert.deepEqual(c.filters.allowMethods, ['GET', 'HEAD']);
+  assert.deepEqual(c.filters.allowUrls, ['^/api/(a|b),c'], 'regexes are never split on commas');
+  assert.deepEqual(c.rewrites.setHeaders, ['X-A: 1, 2']);
+  assert.deepEqual(c.rewrites.removeHeaders, ['Cookie']);
+  assert.equal(c.markHeader, 'X-Mirror-Replay');
+  assert.equal(c.tlsInsecure, true);
+});
+
 test('environment variables, with flags winning', () => {
   process.env.MIRROR_REPLAY_DESTINATION = 'http://env-dest';
   process.env.MIRROR_REPLAY_FILTER_REQUEST_PORT = '8081';
@@ -48,7 +59,6 @@ test('every bad value gets a clear ConfigError naming the flag', () => {
   const bad: Array<[string[], RegExp]> = [
     [[], /--destination is required/],
     [['--destination', 'nope'], /not a URL/],
-    [['--destination', 'https://x'], /only http/],
     [['--destination', 'http://x/path'], /only scheme, host and port/],
     [['--destination', 'http://x', '--filter-request-port', '70000'], /filter-request-port must be an integer from 1 to 65535/],
     [['--destination', 'http://x', '--filter-request-port', 'abc'], /filter-request-port/],
@@ -61,6 +71,14 @@ test('every bad value gets a clear ConfigError naming the flag', () => {
     [['--destination', 'http://x', '--log-level', 'loud'], /log-level|Invalid values/],
     [['--destination', 'http://x', '--bogus'], /Unknown argument/],
     [['--destination', 'http://x', '--destination', 'http://x'], /given twice/],
+    [['--destination', 'http://x', '--http-allow-url', '(unclosed'], /--http-allow-url .* not a valid regular expression/],
+    [['--destination', 'http://x', '--http-disallow-header', 'nocolon'], /--http-disallow-header/],
+    [['--destination', 'http://x', '--http-rewrite-url', 'nocolon'], /--http-rewrite-url/],
+    [['--destination', 'http://x', '--rate', '-1'], /--rate/],
+    [['--destination', 'http://x?max-queue=lots'], /max-queue must be a whole number/],
+    [['--destination', 'http://x?retries=3'], /unknown setting "retries"/],
+    [['--destination', 'ftp://x'], /must be http:\/\/ or https:\/\//],
+    [['--destination', 'http://x', '--mark-header', 'bad name'], /--mark-header/],
   ];
   for (const [argv, re] of bad) {
     assert.throws(() => parseArgs(argv), (e: unknown) => e instanceof ConfigError && e.code === 'MR_CONFIG' && re.test(e.message), argv.join(' '));
