@@ -26,7 +26,7 @@
  *   preface `PRI * HTTP/2.0` (prior knowledge), with its own reason.
  * - Gaps are named after their cause (lost, truncated by the capture, per-flow or global cap);
  *   taint() (reassembly saw two copies of the same bytes differ) drops the request in progress, or
- *   the next one if none is, and resyncs: the bytes framing it cannot be trusted.
+ *   the next one if none is, and ends parsing for the connection (see taint()).
  * - Expect: 100-continue with a body: if no body byte arrives before stalled() (the table's hole
  *   timeout), the server refused or the client gave up; the request is dropped
  *   (http_expect_timeout) and parsing resumes by the resync rule (a late body cannot be told
@@ -257,14 +257,19 @@ export class HttpRequestParser {
 
   /**
    * Bytes of the request in progress (or, between requests, of the next one) may not be what the
-   * server received: drop that request and resync from the next line.
+   * server received: drop that request and stop parsing the connection. Neither our framing nor a
+   * resync can be trusted once two copies of the stream disagree (a resync could take body bytes
+   * for a request line), and such a connection is broken or hostile; its remaining bytes are
+   * counted as skipped under the same reason.
    */
   taint(cause: TaintCause): void {
     const st = this.state;
-    if (st === CLOSED || st === UPGRADED || st === SEEK) return;
-    if (st === LINE && !this.strict) this.addSkip('http_midstream_skipped', this.reqBytes);
-    else if (!this.discarding) this.drop(TAINT_REASON[cause], this.reqBytes);
-    this.reset(SEEK, false);
+    if (st === CLOSED || st === UPGRADED) return;
+    const reason = TAINT_REASON[cause];
+    if (st === SEEK || (st === LINE && !this.strict)) this.addSkip('http_midstream_skipped', this.reqBytes);
+    else if (!this.discarding) this.drop(reason, this.reqBytes);
+    this.upgradeReason = reason;
+    this.reset(UPGRADED, false);
     this.settle();
   }
 

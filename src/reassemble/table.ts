@@ -94,10 +94,12 @@ function fmtIp(p: Packet, src: boolean): string {
  * Overlaps: the first copy of a byte is the one delivered, but when a later copy carries
  * different bytes we cannot know which one the server kept (its OS decides, and a copy with a bad
  * checksum may never have reached it: AWS mirrors unchecked checksums). The sink is then told to
- * taint the message those bytes belong to, so it is not replayed. Checked: overlaps among held
+ * taint the message those bytes belong to, so it is not replayed. Checked: overlaps with held
  * out-of-order segments (always), and retransmissions against the last `overlapCheckBytes` bytes
  * delivered of the message in progress. Older bytes of that message are not kept: such an overlap
- * is counted as `overlap_unverified`; bytes of finished messages are never kept (too late anyway).
+ * is counted as `overlap_unverified`. Bytes of finished messages are not kept either: a copy that
+ * completes a message before any other copy arrives is replayed (first copy wins, as on the
+ * server when that copy reached it); a differing later copy can no longer be acted upon.
  */
 export class FlowTable {
   readonly events = new Float64Array(REASSEMBLY_EVENTS.length);
@@ -231,6 +233,7 @@ export class FlowTable {
     let len = p.payloadLength;
     let off = p.payloadOffset;
     const missing = p.payloadMissing;
+    const quietFor = now - f.lastData;
     if (len || missing) {
       f.lastData = now;
       f.stallSignalled = false;
@@ -247,8 +250,9 @@ export class FlowTable {
       return;
     }
     if (rel < 0) {
-      // A keep-alive probe repeats the last byte with garbage (or carries none): not a conflict.
-      const probe = rel === -1 && len <= 1 && missing === 0;
+      // A keep-alive probe (one garbage byte just before nextSeq, sent only on a quiet
+      // connection) is not a conflict; the same shape on a busy connection is checked.
+      const probe = rel === -1 && len <= 1 && missing === 0 && quietFor >= this.opts.holeTimeoutMs;
       if (!probe && len > 0) this.checkDelivered(f, seq, p.buf, off, len);
       if (rel + len + missing <= 0) {
         if (len > 0 || missing > 0) ev[E.retransmitted]++;
@@ -270,6 +274,8 @@ export class FlowTable {
     }
     if (rel === 0) {
       if (len || missing) ev[E.in_order]++;
+      // Bytes that also sit in held copies (which arrived first) must agree with them.
+      if (len && f.held.length) this.checkHeld(f, f.nextSeq, Buffer.from(p.buf.buffer, p.buf.byteOffset + off, len));
       if (len) this.deliver(f, p.buf, off, len);
       if (missing) this.gap(f, missing, 'truncated');
       this.drain(f, now);
@@ -298,6 +304,7 @@ export class FlowTable {
       // Skipping holes made this segment current: deliver from the copy.
       const cut = -rel;
       if (cut > 0 && len > 0) this.checkDelivered(f, seq, data, 0, len);
+      if (cut < len && f.held.length) this.checkHeld(f, f.nextSeq, data.subarray(cut));
       if (cut < len) {
         this.deliver(f, data, cut, len - cut);
         if (missing) this.gap(f, missing, 'truncated');

@@ -538,27 +538,29 @@ describe('reassembly signals', () => {
     }
   });
 
-  it('taint drops the request in progress and resyncs at the next request line after a CRLF', () => {
-    // The framing itself may be what differed, so the body is not skipped by its length: the
-    // request right after it is lost to the resync (its bytes are counted as skipped).
-    const o = run([L(`${GET_A}POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n12`), { taint: true }, L(`34567890${GET_A}${GET_B}`)]);
-    assert.deepEqual(o.order, ['req GET /a', 'drop stream_overlap_conflict', 'req GET /b']);
-    assert.equal(o.skipped, 'POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n'.length + 10 + GET_A.length);
+  it('taint drops the request in progress and ends parsing for the connection', () => {
+    const tail = `34567890${GET_A}${GET_B}`;
+    const o = run([L(`${GET_A}POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n12`), { taint: true }, L(tail)]);
+    assert.deepEqual(o.order, ['req GET /a', 'drop stream_overlap_conflict']);
+    assert.equal(o.skippedBy.stream_overlap_conflict, 'POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n12'.length + tail.length);
   });
 
   it('taint between requests drops the next one (its bytes are the ambiguous ones)', () => {
     const o = run([L(GET_A), { taint: true }, L(`GET /evil HTTP/1.1\r\nHost: h\r\n\r\n${GET_B}`)]);
-    assert.deepEqual(o.order, ['req GET /a', 'drop stream_overlap_conflict', 'req GET /b']);
+    assert.deepEqual(o.order, ['req GET /a', 'drop stream_overlap_conflict']);
   });
 
-  it('a second taint while resyncing counts nothing more', () => {
+  it('a second taint counts nothing more', () => {
     const o = run([L('GET /x HTTP/1.1\r\n'), { taint: true }, L('Host: h\r\n'), { taint: true }, L(`\r\n${GET_B}`)]);
-    assert.deepEqual(o.order, ['drop stream_overlap_conflict', 'req GET /b']);
+    assert.deepEqual(o.order, ['drop stream_overlap_conflict']);
   });
 
-  it('taint in a body being skipped after a drop does not count it twice', () => {
+  it('taint while skipping a dropped body or resyncing counts no request', () => {
     const o = run([L('POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n12'), { gap: 3 }, { taint: true }, L(`67890\r\n${GET_B}`)]);
-    assert.deepEqual(o.order, ['drop stream_gap', 'req GET /b']);
+    assert.deepEqual(o.order, ['drop stream_gap']);
+    const m = run([L('ody bytes\r\nmore'), { taint: true }, L(`\r\n${GET_B}`)], { midstream: true });
+    assert.deepEqual(m.order, []);
+    assert.equal(m.skipped, 'ody bytes\r\nmore\r\n'.length + GET_B.length);
   });
 
   it('Expect: 100-continue whose body never comes is dropped on stall; the next request is replayed', () => {

@@ -341,14 +341,20 @@ test('the kept window follows the message across many segments', () => {
   assert.equal(sinks[0].text, `${text}<taint>`);
 });
 
-test('a keep-alive probe carrying a garbage byte is no conflict', () => {
-  const { sinks, feed, table } = harness();
-  feed({ seq: 0, flags: TCP_SYN });
-  feed({ seq: 1, data: 'GET / HTTP/1.1\r\n' });
-  feed({ seq: 16, data: '\x00', flags: TCP_ACK });
-  feed({ seq: 17, data: '\r\n' });
+test('a keep-alive probe carrying a garbage byte on a quiet connection is no conflict', () => {
+  const { sinks, feed, table } = harness({ holeTimeoutMs: 1000 });
+  feed({ seq: 0, flags: TCP_SYN }, 0);
+  feed({ seq: 1, data: 'GET / HTTP/1.1\r\n' }, 0);
+  feed({ seq: 16, data: '\x00', flags: TCP_ACK }, 5000);
+  feed({ seq: 17, data: '\r\n' }, 5000);
   assert.equal(sinks[0].text, 'GET / HTTP/1.1\r\n\r\n');
   assert.equal(table.event('overlap_conflict'), 0);
+  // The same shape right after the byte it contradicts is a one-byte conflict, not a probe.
+  feed({ seq: 0, flags: TCP_SYN, sport: 2 }, 0);
+  feed({ seq: 1, data: 'GET / HTTP/1.1\r\n', sport: 2 }, 0);
+  feed({ seq: 16, data: 'X', sport: 2 }, 10);
+  assert.equal(sinks[1].text, 'GET / HTTP/1.1\r\n<taint>');
+  assert.equal(table.event('overlap_conflict'), 1);
 });
 
 test('wrong TCP checksums are not a reason to drop (AWS mirrors offloaded checksums)', () => {
