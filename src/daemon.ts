@@ -113,6 +113,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
 
   let server: http.Server | null = null;
   let ready = false;
+  let stopping = false;
   // Per source, so one stuck loop among several interfaces is noticed.
   const lastProgress = sources.map((s) => s.progress());
   const lastProgressAt = sources.map(() => Date.now());
@@ -144,7 +145,6 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     throw e;
   }
 
-  let stopping = false;
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
 

@@ -60,6 +60,8 @@ async function main(): Promise<number> {
     replayed: await m.total('mirror_replay_requests_replayed_total'),
     dropped: await m.total('mirror_replay_requests_dropped_total'),
     kernelDrops: await m.total('mirror_replay_capture_kernel_drops_total'),
+    // By reason, so the last word on every request survives the metrics server closing.
+    droppedByReason: await m.byLabel('mirror_replay_requests_dropped_total', 'reason'),
   };
   log.info(summary, 'stopped');
   if (cfg.pcap) process.stdout.write(`${JSON.stringify(summary)}\n`);

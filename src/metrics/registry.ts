@@ -140,6 +140,18 @@ export class Metrics implements ReplayObserver {
     this.bytesSkipped.inc({ reason }, n);
   }
 
+  /** Non-zero sums of a counter per value of one label (the exit summary). */
+  async byLabel(name: string, label: string): Promise<Record<string, number>> {
+    const m = this.registry.getSingleMetric(name);
+    const out: Record<string, number> = {};
+    if (!m) return out;
+    for (const x of (await m.get()).values) {
+      const k = String(x.labels[label]);
+      if (x.value) out[k] = (out[k] ?? 0) + x.value;
+    }
+    return out;
+  }
+
   /** Sum of a counter over all label sets (for tests and the exit summary). */
   async total(name: string, filter: Record<string, string> = {}): Promise<number> {
     const m = this.registry.getSingleMetric(name);
