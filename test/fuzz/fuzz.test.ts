@@ -1,0 +1,22 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fuzzDecoder, fuzzParser, pcapFrames } from './fuzz.js';
+
+// The short run; `npm run fuzz` does 100,000+ inputs each with fresh seeds.
+const N = 20_000;
+
+test(`frame decoder + reassembly + parser: ${N} random and mutated frames, no crash, views in bounds`, () => {
+  assert.ok(pcapFrames().length > 10, 'seeded from the pcap fixture');
+  for (const seed of [1, 2]) {
+    const r = fuzzDecoder(N / 2, seed);
+    assert.equal(r.inputs, N / 2);
+    assert.ok(r.accepted > 0, 'some mutants still decode, so reassembly and the parser get fuzzed too');
+  }
+});
+
+test(`HTTP parser: ${N} random and mutated streams in random pieces with gaps, taints and stalls`, () => {
+  for (const seed of [1, 2]) {
+    const r = fuzzParser(N / 2, seed);
+    assert.ok(r.accepted > 0 && r.dropped > 0, JSON.stringify(r));
+  }
+});

@@ -1,0 +1,14 @@
+/**
+ * The long fuzz run: `npm run fuzz [-- COUNT [SEED]]` (default 100,000 inputs per target, seed
+ * from the clock). Prints the counts; a failure prints the seed and input index to replay it.
+ */
+import { fuzzDecoder, fuzzParser } from './fuzz.js';
+
+const count = Number(process.argv[2] ?? 100_000);
+const seed = Number(process.argv[3] ?? (Date.now() & 0x7fffffff));
+const t0 = Date.now();
+const d = fuzzDecoder(count, seed);
+const t1 = Date.now();
+const h = fuzzParser(count, seed);
+const t2 = Date.now();
+console.log(JSON.stringify({ seed, decoder: { ...d, seconds: (t1 - t0) / 1000 }, parser: { ...h, seconds: (t2 - t1) / 1000 } }));
