@@ -33,6 +33,7 @@ interface Step {
   cpuSecondsPer10k: number;
   peakRssMiB: number;
   prodCpuPct: number;
+  testCpuPct: number;
 }
 
 const LUA = `-- one request per connection every MR_DELAY_MS ms (0: as fast as answers come)
@@ -61,8 +62,8 @@ function wrk(lab: Lab, script: string, conns: number, seconds: number, delayMs: 
   });
 }
 
-/** CPU seconds of every process in a namespace (the production recorder, here). */
-function nsCpu(lab: Lab, role: 'prod'): number {
+/** CPU seconds of every process in a namespace (the production or test recorder). */
+function nsCpu(lab: Lab, role: 'prod' | 'test'): number {
   const r = spawnSync('ip', ['netns', 'pids', lab.ns(role)], { encoding: 'utf8' });
   return (r.stdout ?? '').split('\n').filter(Boolean).reduce((a, pid) => a + procCpuSeconds(Number(pid)), 0);
 }
@@ -123,7 +124,7 @@ function svg(steps: Step[], machine: string): string {
 
 export async function main(): Promise<void> {
   const seconds = QUICK ? 2 : 5;
-  const targets: Array<number | null> = QUICK ? [1_000, 4_000, null] : [500, 1_000, 2_000, 4_000, 8_000, 12_000, 16_000, null];
+  const targets: Array<number | null> = QUICK ? [1_000, 4_000, null] : [1_000, 2_000, 4_000, 8_000, 12_000, 16_000, 24_000, 32_000, null];
   const lab = new Lab(`mr-bsweep-${process.pid}`);
   const steps: Step[] = [];
   const commit = spawnSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim();
@@ -140,7 +141,9 @@ export async function main(): Promise<void> {
     await settle(lab, lab.lines(lab.prodLog), 10_000);
     for (let i = 0; i < targets.length; i++) {
       const target = targets[i];
-      const conns = target === null ? 64 : Math.min(64, Math.max(2, Math.ceil(target / 500)));
+      // Throttled: each connection waits ~20 ms between requests, so a round trip of a millisecond
+      // or two changes the rate little; unthrottled: 64 connections as fast as answers come.
+      const conns = target === null ? 64 : Math.min(256, Math.max(4, Math.ceil((target * 20) / 1000)));
       const delayMs = target === null ? 0 : Math.max(1, Math.round((1000 * conns) / target));
       const p0 = lab.lines(lab.prodLog);
       const t0 = lab.lines(lab.testLog);
@@ -148,8 +151,10 @@ export async function main(): Promise<void> {
       const k0 = lab.metric('mirror_replay_capture_kernel_drops_total');
       const c0 = lab.daemonUsage().cpuSeconds;
       const pc0 = nsCpu(lab, 'prod');
+      const tc0 = nsCpu(lab, 'test');
       const w = await wrk(lab, script, conns, seconds, delayMs);
       const pc1 = nsCpu(lab, 'prod');
+      const tc1 = nsCpu(lab, 'test');
       await settle(lab, p0 + w.requests, 20_000);
       await sleep(300);
       const p1 = lab.lines(lab.prodLog);
@@ -178,12 +183,14 @@ export async function main(): Promise<void> {
         cpuSecondsPer10k: production ? ((usage.cpuSeconds - c0) * 10_000) / production : 0,
         peakRssMiB: usage.peakRssMiB,
         prodCpuPct: (100 * (pc1 - pc0)) / w.seconds,
+        testCpuPct: (100 * (tc1 - tc0)) / w.seconds,
       };
       steps.push(step);
       console.log(`step ${target ?? 'max'}: offered ${fmt(step.offeredRps)} req/s, lost ${step.lost} (${fmt(step.lossPct, 2)}%), production CPU ${fmt(step.prodCpuPct)}%`);
-      // Production is saturated when it no longer answers what was offered.
-      if (target !== null && step.offeredRps < 0.8 * target && i < targets.length - 2) {
-        console.log(`production answers ${fmt(step.offeredRps)} of ${target} req/s offered: saturated; one unthrottled step, then stop`);
+      // Stop stepping once production no longer answers what is offered (saturated), or once
+      // loss has clearly appeared; then one unthrottled step.
+      if (target !== null && i < targets.length - 2 && (step.offeredRps < 0.8 * target || step.lossPct > 5)) {
+        console.log(step.lossPct > 5 ? 'loss has appeared; one unthrottled step, then stop' : `production answers ${fmt(step.offeredRps)} of ${target} req/s offered: saturated; one unthrottled step, then stop`);
         i = targets.length - 2;
       }
     }
@@ -203,6 +210,7 @@ export async function main(): Promise<void> {
     'daemon CPU-s / 10k req': fmt(s.cpuSecondsPer10k, 3),
     'daemon peak RSS MiB': s.peakRssMiB,
     'production CPU %': s.prodCpuPct,
+    'test env CPU %': s.testCpuPct,
   }));
   printTable(`lab sweep: wrk → production, mirrored → daemon → test environment, ${seconds} s per step`, rows);
   if (QUICK) return;
@@ -222,7 +230,8 @@ export async function main(): Promise<void> {
     '- offered req/s: requests production recorded ÷ step time; replayed req/s: requests the test environment recorded ÷ step time.',
     "- lost = production's requests − the test environment's requests; every one of them should also appear in",
     '  "dropped (counted)", the daemon\'s `mirror_replay_requests_dropped_total` by reason.',
-    '- CPU-s / 10k req: the daemon\'s user+system CPU over the step ÷ production\'s requests × 10,000. Peak RSS: the daemon\'s VmHWM.',
+    '- CPU-s / 10k req: the daemon\'s user+system CPU over the step ÷ production\'s requests × 10,000. Peak RSS: the daemon\'s VmHWM',
+    '  (it includes the 64 MiB capture ring). Production and test env CPU %: their recorders (node:http, one process each).',
     '',
     markdownTable(rows),
     '![offered load vs replayed and lost](lab-sweep.svg)',

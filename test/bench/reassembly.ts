@@ -23,7 +23,7 @@ class CountingSink implements StreamSink {
   bytes = 0;
   gaps = 0;
   push(_buf: Uint8Array, _off: number, len: number): void {
-    this.bytes += len;
+    this.bytes = (this.bytes + len) & 0x3fffffff; // a Smi: the sum itself is not needed
   }
   gap(bytes: number): void {
     this.gaps += bytes;
