@@ -225,7 +225,7 @@ export async function main(): Promise<void> {
     "(`scripts/lab-net.sh`); production's NIC is mirrored by tc into VXLAN to the adapter, where the daemon (default flags)",
     `captures from the kernel's vxlan0 and replays to the test environment. Each step lasts ${seconds} s; the rate is throttled by a`,
     'per-connection delay in wrk, then unthrottled (`max`). Everything (wrk, production, the daemon, the test environment and',
-    'the kernel) shares the same 2 cores, so production saturates first.',
+    'the kernel\'s mirroring and VXLAN work) shares the same 2 cores: whichever needs the most CPU per request saturates first.',
     '',
     '- offered req/s: requests production recorded ÷ step time; replayed req/s: requests the test environment recorded ÷ step time.',
     "- lost = production's requests − the test environment's requests; every one of them should also appear in",
