@@ -87,6 +87,10 @@ export class Destination {
   private closed = false;
   private readonly inflightReqs = new Set<http.ClientRequest>();
   private readonly inflightSockets = new Set<net.Socket>();
+  /** Consecutive connect failures, and until when the destination is taken as down (ms). */
+  private connectFailures = 0;
+  private downUntil = 0;
+  private backoffMs = 0;
 
   private readonly opts: DestinationOptions;
 
@@ -111,6 +115,12 @@ export class Destination {
   enqueue(req: OutgoingRequest): void {
     if (this.closed) {
       this.obs.dropped('shutdown', 1, this.label);
+      return;
+    }
+    if (this.downUntil && performance.now() < this.downUntil) {
+      // Known down: fail fast instead of a connect attempt per request.
+      this.obs.error(this.label, 'MR_DESTINATION_DOWN');
+      this.obs.dropped('connect_error', 1, this.label);
       return;
     }
     if (req.body.length > this.opts.maxQueueBytes) {
@@ -154,6 +164,41 @@ export class Destination {
     const until = Date.now() + 1000;
     while (this.inflight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
     this.agent.destroy();
+  }
+
+  /**
+   * After 5 connect failures in a row the destination is taken as down for a backoff (0.5 s,
+   * doubling while probes keep failing, up to 10 s); one answer resets it. While down, queued and
+   * new requests are dropped as connect_error at once instead of a connect attempt each.
+   */
+  private health(reason: DropReason | null): void {
+    if (reason === null) {
+      this.connectFailures = 0;
+      this.backoffMs = 0;
+      this.downUntil = 0;
+      return;
+    }
+    if (reason !== 'connect_error') return;
+    const now = performance.now();
+    if (now < this.downUntil) return; // stragglers from before the down period
+    if (this.backoffMs > 0) this.backoffMs = Math.min(10_000, this.backoffMs * 2); // a probe failed
+    else if (++this.connectFailures >= 5) this.backoffMs = 500;
+    else return;
+    this.connectFailures = 0;
+    this.downUntil = now + this.backoffMs;
+    const n = this.queueDepth;
+    for (let i = 0; i < n; i++) {
+      this.obs.error(this.label, 'MR_DESTINATION_DOWN');
+      this.obs.dropped('connect_error', 1, this.label);
+    }
+    this.queue.length = 0;
+    this.queueHead = 0;
+    this.queuedBytes = 0;
+  }
+
+  /** True while the destination is taken as down after repeated connect failures. */
+  get down(): boolean {
+    return this.downUntil > 0 && performance.now() < this.downUntil;
   }
 
   private next(): void {
@@ -203,8 +248,10 @@ export class Destination {
         else if (err instanceof TimeoutError) reason = 'timeout';
         else if (CONNECT_CODES.has(code) || (code === 'ECONNRESET' && !cr.reusedSocket && !cr.socket?.bytesWritten)) reason = 'connect_error';
         this.obs.dropped(reason, 1, this.label);
+        this.health(reason);
       } else {
         this.obs.replayed(this.label, status, (performance.now() - start) / 1000);
+        this.health(null);
       }
       this.next();
     };
@@ -282,7 +329,9 @@ export class Destination {
         this.obs.error(this.label, code);
         const reason: DropReason = this.closed && !(e instanceof TimeoutError) ? 'shutdown' : e instanceof TimeoutError ? 'timeout' : CONNECT_CODES.has(code) ? 'connect_error' : 'upstream_error';
         this.obs.dropped(reason, 1, this.label);
+        this.health(reason);
       }
+      if (status > 0) this.health(null);
       this.next();
     };
     const timer = setTimeout(() => finish(new TimeoutError(`no answer within ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);

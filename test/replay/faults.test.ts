@@ -81,15 +81,18 @@ async function healthy(port = 0) {
   return { url: `http://127.0.0.1:${(srv.address() as net.AddressInfo).port}`, count: () => n, close: () => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()); }) };
 }
 
+// The healthy destination keeps a deep queue (a busy machine must not make it drop); the faulty
+// one gets small limits in its URL, as an operator would give a flaky test environment.
 function options(destinations: string[]): ReplayOptions {
-  return { destinations, keepHost: false, sampling: { percentage: 100, by: 'random' }, rate: 0, filters: NO_FILTERS, rewrites: NO_REWRITES, maxConcurrency: 8, maxQueue: 200, maxQueueBytes: 1 << 20, timeoutMs: 400 };
+  return { destinations, keepHost: false, sampling: { percentage: 100, by: 'random' }, rate: 0, filters: NO_FILTERS, rewrites: NO_REWRITES, maxConcurrency: 8, maxQueue: 100_000, maxQueueBytes: 1 << 30, timeoutMs: 10_000 };
 }
+const LIMITS = '?max-queue=200&max-queue-bytes=1MiB&timeout=400ms';
 
 /** Offers n requests in bursts (capture never waits), then drains. */
 async function offer(r: Replayer, n: number, maxQueueSeen: { v: number }) {
   for (let i = 0; i < n; i++) {
     r.submit(req(i), flow);
-    for (const d of r.destinations) maxQueueSeen.v = Math.max(maxQueueSeen.v, d.queueDepth);
+    maxQueueSeen.v = Math.max(maxQueueSeen.v, r.destinations[1].queueDepth);
     if (i % 50 === 49) await new Promise((res) => setTimeout(res, 20));
   }
 }
@@ -100,12 +103,15 @@ for (const kind of ['refused', 'blackhole', 'slow', 'reset-mid-response', '503']
     const bad = kind === 'refused' ? null : await faulty(kind);
     const badUrl = bad?.url ?? 'http://127.0.0.1:9';
     const out = new Outcomes();
-    const r = new Replayer(options([good.url, badUrl]), out);
+    const r = new Replayer(options([good.url, badUrl + LIMITS]), out);
     const maxQ = { v: 0 };
-    await offer(r, 2000, maxQ);
-    await r.drain(3000);
-    await bad?.close();
-    await good.close();
+    try {
+      await offer(r, 2000, maxQ);
+      await r.drain(15_000);
+    } finally {
+      await bad?.close();
+      await good.close();
+    }
     assert.equal(good.count(), 2000, 'the healthy destination got every request');
     assert.ok(maxQ.v <= 200, `queue bounded: ${maxQ.v}`);
     const lost = (reason: string) => out.get(out.perDest, `${badUrl} ${reason}`);
@@ -126,17 +132,31 @@ test('a destination that goes away and comes back is replayed to again', async (
   const port = Number(new URL(first.url).port);
   const out = new Outcomes();
   const r = new Replayer(options([first.url]), out);
-  for (let i = 0; i < 50; i++) r.submit(req(i), flow);
-  await new Promise((res) => setTimeout(res, 300));
-  await first.close();
-  for (let i = 0; i < 50; i++) r.submit(req(i), flow);
-  await new Promise((res) => setTimeout(res, 300));
-  const again = await healthy(port);
-  for (let i = 0; i < 50; i++) r.submit(req(i), flow);
-  await r.drain(3000);
-  await again.close();
-  assert.equal(first.count(), 50);
-  // Refused on new connections; a kept-alive socket the server closed fails as upstream_error.
-  assert.equal(out.get(out.perDest, `${first.url} connect_error`) + out.get(out.perDest, `${first.url} upstream_error`), 50);
-  assert.equal(again.count(), 50);
+  let again: Awaited<ReturnType<typeof healthy>> | null = null;
+  try {
+    for (let i = 0; i < 50; i++) r.submit(req(i), flow);
+    await new Promise((res) => setTimeout(res, 300));
+    await first.close();
+    for (let i = 0; i < 50; i++) r.submit(req(i), flow);
+    await new Promise((res) => setTimeout(res, 300));
+    // Refused on new connections (then dropped at once while taken as down); a kept-alive
+    // socket the server closed fails as upstream_error.
+    assert.equal(out.get(out.perDest, `${first.url} connect_error`) + out.get(out.perDest, `${first.url} upstream_error`), 50);
+    assert.ok(r.destinations[0].down, 'taken as down after repeated refusals');
+    again = await healthy(port);
+    // Probe until the backoff has passed and a request gets through (bounded).
+    for (let i = 0; i < 100 && again.count() === 0; i++) {
+      r.submit(req(i), flow);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.ok(again.count() > 0, 'came back within the backoff');
+    const before = again.count();
+    for (let i = 0; i < 50; i++) r.submit(req(i), flow);
+    await r.drain(3000);
+    assert.equal(first.count(), 50);
+    assert.equal(again.count() - before, 50);
+  } finally {
+    await r.drain(100);
+    await again?.close();
+  }
 });
