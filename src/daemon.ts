@@ -17,7 +17,7 @@ import { startMetricsServer } from './metrics/server.js';
 import type { DropReason } from './replay/outcome.js';
 import { Replayer, type ReplayOptions } from './replay/replayer.js';
 import { FlowTable } from './reassemble/table.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, MirrorReplayError } from './errors.js';
 import { rateLimitedWarn } from './log.js';
 import { startHealthPort, type HealthPort } from './ops/health-port.js';
 import type { Notifier } from './ops/notify.js';
@@ -34,7 +34,9 @@ export interface Daemon {
   stop(): Promise<void>;
   /** The metrics server's address, when it listens. */
   metricsAddress(): { host: string; port: number } | null;
-  /** Same as /healthz: capture bound, every loop making progress, not stopping. */
+  /** The error that ended capture, if one did (e.g. the interface vanished). */
+  failure(): Error | null;
+  /** Same as /readyz: capture bound, every loop making progress, not stopping. */
   health(): { ok: boolean; detail: string };
   /** SIGHUP: swap the replay policy for `next`'s; flows, queues and connections stay. Throws ConfigError. */
   reload(next: Config): void;
@@ -132,11 +134,16 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     if (stuck) return { ok: false, detail: `capture loop on ${stuck} is not making progress` };
     return { ok: true, detail: 'ok' };
   };
+  // Liveness: only a stuck capture loop is fatal; starting and draining are alive.
+  const alive = () => {
+    const h = healthy();
+    return h.ok || h.detail === 'starting' || h.detail === 'stopping' ? { ok: true, detail: h.detail } : h;
+  };
   let healthPort: HealthPort | null = null;
   try {
     if (cfg.metricsPort > 0) {
-      server = await startMetricsServer(metrics.registry, cfg.metricsHost, cfg.metricsPort, healthy);
-      log.info({ address: server.address() }, 'metrics listening on /metrics and /healthz');
+      server = await startMetricsServer(metrics.registry, cfg.metricsHost, cfg.metricsPort, alive, healthy);
+      log.info({ address: server.address() }, 'metrics listening on /metrics, /healthz and /readyz');
     }
     if (cfg.healthCheckPort > 0) healthPort = await startHealthPort(cfg.metricsHost, cfg.healthCheckPort, () => healthy().ok);
   } catch (e) {
@@ -149,6 +156,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   const done = new Promise<number>((r) => (resolveDone = r));
 
   let failed = false;
+  let firstFailure: Error | null = null;
   const runs = sources.map((s, i) =>
     s.run(onFrames[i]).then(
       () => null,
@@ -196,7 +204,12 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   // A source that ends by itself: a pcap at end of file, or a ring that failed.
   void Promise.all(runs).then(async (errs) => {
     if (stopping) return;
-    for (const [i, e] of errs.entries()) if (e) log.error({ err: e, source: sources[i].name, code: (e as { code?: string }).code }, 'capture failed');
+    for (const [i, e] of errs.entries()) {
+      if (!e) continue;
+      firstFailure ??= e;
+      // Before READY a known failure (no interface, no CAP_NET_RAW) is the caller's one-line message.
+      if (ready || !(e instanceof MirrorReplayError)) log.error({ err: e, source: sources[i].name, code: (e as { code?: string }).code }, 'capture failed');
+    }
     stopping = true;
     await finish(errs.some((e) => e) ? 1 : 0);
   });
@@ -210,6 +223,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
       return a && typeof a === 'object' ? { host: a.address, port: a.port } : null;
     },
     health: healthy,
+    failure: () => firstFailure,
     reload: (next: Config) => {
       const changed = RESTART_ONLY.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(cfg[k]));
       if (changed.length) log.warn({ changed }, 'reload: these settings take effect only after a restart');

@@ -85,7 +85,7 @@ export class Lab {
     await Promise.all([waitForLine(prod, 'ready', 10_000), waitForLine(test, 'ready', 10_000)]);
   }
 
-  /** Starts the daemon on the adapter and waits until /healthz answers. */
+  /** Starts the daemon on the adapter and waits until /readyz answers (capture bound). */
   async startDaemon(extra: string[] = [], opts: { destinations?: string[] } = {}): Promise<ChildProcess> {
     const dests = (opts.destinations ?? [`http://${TEST_HOST}`]).flatMap((d) => ['-destination', d]);
     const args = [DAEMON, ...dests, '--metrics-host', '127.0.0.1', '--metrics-port', '9464', '--log-level', 'warn', ...extra];
@@ -93,7 +93,7 @@ export class Lab {
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline) {
       if (this.daemon.exitCode !== null) throw new Error(`daemon exited with ${this.daemon.exitCode}: ${fs.readFileSync(this.daemonLog, 'utf8')}`);
-      const r = this.run('adapter', 'curl', ['-sf', '-m', '2', `${METRICS}/healthz`]);
+      const r = this.run('adapter', 'curl', ['-sf', '-m', '2', `${METRICS}/readyz`]);
       if (r.status === 0) return this.daemon;
       await sleep(200);
     }

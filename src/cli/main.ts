@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { createRequire } from 'node:module';
 import { pino } from 'pino';
 import { MirrorReplayError } from '../errors.js';
 import { parseArgs } from './args.js';
@@ -9,6 +10,11 @@ import { runDoctor } from './doctor.js';
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   if (argv[0] === 'doctor') return runDoctor(argv.slice(1));
+  if (argv[0] === 'version') {
+    process.stdout.write(`mirror-replay ${version()}\n`);
+    return 0;
+  }
+  if (argv[0] === 'config' && argv[1] === 'check') return configCheck(argv.slice(2));
   let cfg;
   try {
     cfg = parseArgs(argv);
@@ -28,8 +34,9 @@ async function main(): Promise<number> {
   try {
     daemon = await startDaemon(cfg, log, { notifier });
   } catch (e) {
-    const code = e instanceof MirrorReplayError ? e.code : 'MR_START';
-    log.fatal({ err: e, code }, 'could not start');
+    // Known failures (bad flag, missing interface, no CAP_NET_RAW) are one clear line; only the
+    // unexpected ones get a stack in the log.
+    if (!(e instanceof MirrorReplayError)) log.fatal({ err: e, code: 'MR_START' }, 'could not start');
     process.stderr.write(`mirror-replay: ${(e as Error).message}\n`);
     log.flush();
     return 1;
@@ -54,6 +61,8 @@ async function main(): Promise<number> {
     }
   });
   const code = await daemon.done;
+  const failure = daemon.failure();
+  if (failure) process.stderr.write(`mirror-replay: ${failure.message}\n`);
   const m = daemon.metrics;
   const summary = {
     parsed: await m.total('mirror_replay_requests_parsed_total'),
@@ -68,6 +77,24 @@ async function main(): Promise<number> {
   notifier?.close();
   log.flush();
   return code;
+}
+
+function version(): string {
+  const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
+  return pkg.version;
+}
+
+/** `mirror-replay config check [flags]`: validate flags, env and --config; print the effective values. */
+function configCheck(argv: string[]): number {
+  try {
+    const cfg = parseArgs(argv);
+    if (!cfg) return 0;
+    process.stdout.write(`${JSON.stringify(cfg, null, 2)}\nconfiguration ok\n`);
+    return 0;
+  } catch (e) {
+    process.stderr.write(`mirror-replay: ${(e as Error).message}\n`);
+    return 2;
+  }
 }
 
 main().then(

@@ -98,8 +98,25 @@ test('the binary: --help lists the groups; a wrong flag exits 2 with a message',
   assert.match(b.stderr, /--percentage must be between 0 and 100/);
 });
 
+test('the binary: version and config check', () => {
+  const v = spawnSync(process.execPath, [MAIN, 'version'], { encoding: 'utf8' });
+  assert.equal(v.status, 0);
+  assert.match(v.stdout, /^mirror-replay \d+\.\d+\.\d+/);
+  const ok = spawnSync(process.execPath, [MAIN, 'config', 'check', '-destination', 'http://10.0.0.37', '--rate', '5'], { encoding: 'utf8' });
+  assert.equal(ok.status, 0);
+  const eff = JSON.parse(ok.stdout.slice(0, ok.stdout.lastIndexOf('}') + 1));
+  assert.equal(eff.rate, 5);
+  assert.equal(eff.port, 80);
+  assert.deepEqual(eff.destinations, ['http://10.0.0.37']);
+  const bad = spawnSync(process.execPath, [MAIN, 'config', 'check', '--destination', 'http://x', '--http-allow-url', '(('], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--http-allow-url/);
+  assert.equal(bad.stderr.trim().split('\n').length, 1, 'one line');
+});
+
 test('the binary: a missing interface fails with a clear capture error', { skip: process.getuid?.() !== 0 ? 'needs root to open AF_PACKET' : false }, () => {
-  const r = spawnSync(process.execPath, [MAIN, '--destination', 'http://127.0.0.1:9', '--interface', 'mrnosuch0', '--metrics-port', '0'], { encoding: 'utf8', timeout: 10_000 });
+  const r = spawnSync(process.execPath, [MAIN, '--destination', 'http://127.0.0.1:9', '--interface', 'mrnosuch0', '--metrics-port', '0', '--log-level', 'warn'], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(r.status, 1);
   assert.match(r.stderr, /mrnosuch0/);
+  assert.ok(!r.stderr.includes('"level"'), 'a one-line message, not a JSON log with a stack');
 });

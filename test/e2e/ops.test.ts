@@ -29,7 +29,7 @@ async function startDaemon(): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     if (lab.daemon.exitCode !== null) throw new Error(`daemon exited: ${fs.readFileSync(lab.daemonLog, 'utf8')}`);
-    if (lab.run('adapter', 'curl', ['-sf', '-m', '2', `${METRICS}/healthz`]).status === 0) return;
+    if (lab.run('adapter', 'curl', ['-sf', '-m', '2', `${METRICS}/readyz`]).status === 0) return;
     await sleep(200);
   }
   throw new Error(`daemon not healthy: ${fs.readFileSync(lab.daemonLog, 'utf8')}`);
