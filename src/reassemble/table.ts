@@ -49,6 +49,11 @@ export interface TableOptions {
    * to check overlapping retransmissions against. 0 turns the check off.
    */
   overlapCheckBytes: number;
+  /**
+   * Which direction this table reassembles: requests (segments to `port`, the default) or, for
+   * shadow testing, responses (segments from `port`). FlowInfo keeps client/server meaning either way.
+   */
+  direction?: 'to_server' | 'to_client';
 }
 
 export const DEFAULT_TABLE_OPTIONS: Omit<TableOptions, 'port'> = {
@@ -108,9 +113,12 @@ export class FlowTable {
   private open = 0;
   private heldTotal = 0;
   private readonly opts: TableOptions;
+  /** Responses table: the flow's sender is the server (its port is the source port). */
+  private readonly toClient: boolean;
 
   constructor(opts: Partial<TableOptions> & { port: number }, private readonly sinkFactory: SinkFactory) {
     this.opts = { ...DEFAULT_TABLE_OPTIONS, ...opts };
+    this.toClient = this.opts.direction === 'to_client';
   }
 
   event(name: ReassemblyEvent): number {
@@ -137,8 +145,8 @@ export class FlowTable {
     const ev = this.events;
     ev[E.segments]++;
     let reverse = false;
-    if (p.dstPort !== this.opts.port) {
-      // Server to client: only its RST matters here (the connection is gone).
+    if ((this.toClient ? p.srcPort : p.dstPort) !== this.opts.port) {
+      // The other direction: only its RST matters here (the connection is gone).
       ev[E.server_segments]++;
       if (!(p.flags & TCP_RST)) return;
       reverse = true;
@@ -532,7 +540,8 @@ export class FlowTable {
     f.hash = hash;
     f.lastSeen = now;
     f.lastData = now;
-    f.info = { clientAddr: fmtIp(p, true), clientPort: p.srcPort, serverAddr: fmtIp(p, false), serverPort: p.dstPort, ipVersion: p.ipVersion };
+    const c = !this.toClient;
+    f.info = { clientAddr: fmtIp(p, c), clientPort: c ? p.srcPort : p.dstPort, serverAddr: fmtIp(p, !c), serverPort: c ? p.dstPort : p.srcPort, ipVersion: p.ipVersion };
     f.sink = this.sinkFactory(f.info, midstream);
     f.next = this.buckets.get(hash) ?? null;
     this.buckets.set(hash, f);
