@@ -11,7 +11,9 @@ import type { FrameSource } from './capture/source.js';
 import type { Config } from './config/config.js';
 import { Decoder } from './decode/decoder.js';
 import { HttpRequestParser } from './http/parser.js';
-import { DEFAULT_HTTP_LIMITS, type HttpParserLimits } from './http/types.js';
+import { DEFAULT_HTTP_LIMITS, type HttpDropReason, type HttpParserLimits, type HttpRequest } from './http/types.js';
+import { captureByInterface, CaptureWorkers } from './pipeline/workers.js';
+import type { FlowInfo } from './reassemble/stream.js';
 import { Metrics } from './metrics/registry.js';
 import { startMetricsServer } from './metrics/server.js';
 import type { DropReason } from './replay/outcome.js';
@@ -49,20 +51,32 @@ export interface DaemonOptions {
 
 export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions = {}): Promise<Daemon> {
   const notifier = opts.notifier;
+  const limits: HttpParserLimits = { ...DEFAULT_HTTP_LIMITS, maxBodyBytes: cfg.maxBodyBytes };
+  const tableOptions = { port: cfg.port, maxFlowBufferBytes: cfg.maxFlowBufferBytes, memcapBytes: cfg.memcapBytes, holeTimeoutMs: cfg.holeTimeoutMs, idleTimeoutMs: cfg.idleTimeoutMs };
+  // --workers N: capture through parsing in N threads per interface; requests come back here to replay.
+  const pool = !cfg.pcap && cfg.workers > 1
+    ? new CaptureWorkers({ interfaces: cfg.interfaces, workers: cfg.workers, port: cfg.port, ringMiB: cfg.ringMiB, table: tableOptions, limits }, {
+        request: (req, info) => requestParsed(req, info),
+        dropped: (reason, requests, skippedBytes) => requestDropped(reason, requests, skippedBytes),
+        // Lost between threads because replay fell behind: every destination lost it, as when its queue is full.
+        overflow: (n) => replayer.destinations.forEach((d) => metrics.dropped('queue_full', n, d.label)),
+      })
+    : null;
   const sources: FrameSource[] = cfg.pcap
     ? [new PcapFileSource(cfg.pcap)]
-    : cfg.interfaces.map((i) => new PacketRing({ interface: i, port: cfg.port, ringMiB: cfg.ringMiB }));
+    : pool?.sources ?? cfg.interfaces.map((i) => new PacketRing({ interface: i, port: cfg.port, ringMiB: cfg.ringMiB }));
   const decoders = sources.map(() => new Decoder(cfg.port));
 
   let table: FlowTable;
   const metrics: Metrics = new Metrics(cfg.destinations, {
-    capture: () => sources.map((s) => ({ interface: s.name, ...s.stats() })),
+    capture: () => captureByInterface(sources),
     decodeAnomalies: () => sumArrays(decoders.map((d) => d.counters.anomalies)),
     decodeSkips: () => sumArrays(decoders.map((d) => d.counters.skips)),
     reassemblyEvents: () => table.events,
     flowsOpen: () => table.openFlows,
     reassemblyHeldBytes: () => table.heldBytes,
     httpBufferedBytes: () => table.sinkBytes(),
+    ...pool?.probe,
     destinations: () => replayer.destinations.map((d) => ({ label: d.label, queueDepth: d.queueDepth, inFlight: d.inFlight })),
   });
 
@@ -81,25 +95,24 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     warn(`loop|${flow.serverAddr}|${flow.serverPort}`, { server: `${flow.serverAddr}:${flow.serverPort}` }, 'captured traffic goes to a destination: replaying it would loop; dropping (reason loop)'),
   );
 
-  const limits: HttpParserLimits = { ...DEFAULT_HTTP_LIMITS, maxBodyBytes: cfg.maxBodyBytes };
-  table = new FlowTable(
-    { port: cfg.port, maxFlowBufferBytes: cfg.maxFlowBufferBytes, memcapBytes: cfg.memcapBytes, holeTimeoutMs: cfg.holeTimeoutMs, idleTimeoutMs: cfg.idleTimeoutMs },
-    (info, midstream) =>
-      new HttpRequestParser(
-        {
-          onRequest: (req) => {
-            metrics.parsedTotal.inc();
-            replayer.submit(req, info);
-          },
-          onDrop: (reason, requests, skippedBytes) => {
-            if (requests > 0) metrics.dropped(reason as DropReason, requests);
-            if (skippedBytes > 0) metrics.skippedBytes(reason, skippedBytes);
-            if (requests > 0) log.debug({ reason, requests, client: `${info.clientAddr}:${info.clientPort}` }, 'request not replayed');
-          },
-        },
-        limits,
-        { midstream },
-      ),
+  function requestParsed(req: HttpRequest, info: FlowInfo): void {
+    metrics.parsedTotal.inc();
+    replayer.submit(req, info);
+  }
+  function requestDropped(reason: HttpDropReason, requests: number, skippedBytes: number, info?: FlowInfo): void {
+    if (requests > 0) metrics.dropped(reason as DropReason, requests);
+    if (skippedBytes > 0) metrics.skippedBytes(reason, skippedBytes);
+    if (requests > 0 && info) log.debug({ reason, requests, client: `${info.clientAddr}:${info.clientPort}` }, 'request not replayed');
+  }
+  table = new FlowTable(tableOptions, (info, midstream) =>
+    new HttpRequestParser(
+      {
+        onRequest: (req) => requestParsed(req, info),
+        onDrop: (reason, requests, skippedBytes) => requestDropped(reason, requests, skippedBytes, info),
+      },
+      limits,
+      { midstream },
+    ),
   );
 
   // One clock read per sweep, not per packet: reassembly timeouts are coarse anyway.
@@ -166,16 +179,18 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
       },
     ),
   );
-  log.info({ sources: sources.map((s) => s.name), port: cfg.port, destinations: cfg.destinations }, 'capturing');
+  const names = [...new Set(sources.map((s) => s.name))];
+  log.info({ sources: names, workers: pool ? cfg.workers : 1, port: cfg.port, destinations: cfg.destinations }, 'capturing');
 
   // run() opens the socket, filter, ring and bind before its first await, so once every source
-  // has had a turn without failing, capture is bound.
+  // has had a turn without failing, capture is bound. Workers say so once their rings are bound.
+  await pool?.bound;
   await new Promise((r) => setImmediate(r));
   let watchdog: NodeJS.Timeout | undefined;
   if (!failed && !stopping) {
     ready = true;
     await healthPort?.refresh().catch((e: unknown) => log.error({ err: e, port: cfg.healthCheckPort }, 'health-check port could not listen'));
-    notifier?.send(`READY=1\nSTATUS=capturing on ${sources.map((s) => s.name).join(', ')}`);
+    notifier?.send(`READY=1\nSTATUS=capturing on ${names.join(', ')}${pool ? ` (${cfg.workers} workers each)` : ''}`);
     const every = notifier?.watchdogIntervalMs;
     // Only a loop that makes progress is alive: a stuck loop misses pings and systemd restarts us.
     if (every) watchdog = setInterval(() => healthy().ok && notifier!.send('WATCHDOG=1'), every);
@@ -234,7 +249,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
 }
 
 /** Settings SIGHUP does not apply: they size or bind something that lives as long as the process. */
-const RESTART_ONLY = ['destinations', 'interfaces', 'pcap', 'port', 'metricsHost', 'metricsPort', 'healthCheckPort', 'maxConcurrency', 'maxQueue', 'maxQueueBytes', 'timeoutMs', 'ringMiB', 'maxBodyBytes', 'maxFlowBufferBytes', 'memcapBytes', 'serviceAddresses', 'tlsInsecure'] as const satisfies ReadonlyArray<keyof Config>;
+const RESTART_ONLY = ['destinations', 'interfaces', 'pcap', 'port', 'metricsHost', 'metricsPort', 'healthCheckPort', 'maxConcurrency', 'maxQueue', 'maxQueueBytes', 'timeoutMs', 'ringMiB', 'workers', 'maxBodyBytes', 'maxFlowBufferBytes', 'memcapBytes', 'serviceAddresses', 'tlsInsecure'] as const satisfies ReadonlyArray<keyof Config>;
 
 function replayOptions(cfg: Config): ReplayOptions {
   return {

@@ -43,6 +43,11 @@ export const mmap = libc.func('void *mmap(void *addr, size_t len, int prot, int 
   off: bigint,
 ) => bigint | null;
 export const munmap = libc.func('int munmap(void *addr, size_t len)') as (addr: bigint, len: number) => number;
+const ioctlFn = libc.func('int ioctl(int fd, unsigned long request, ...)') as (fd: number, request: number, type: string, arg: Buffer) => number;
+/** ioctl(2) with a pointer argument (a struct the kernel reads or fills). */
+export function ioctlPtr(fd: number, request: number, arg: Buffer): number {
+  return ioctlFn(fd, request, '_Inout_ void *', arg);
+}
 export const sysconf = libc.func('long sysconf(int name)') as (name: number) => number | bigint;
 const strerrorFn = libc.func('const char *strerror(int errnum)') as (e: number) => string;
 
@@ -51,6 +56,11 @@ type PollCallback = (err: unknown, res: number) => void;
 const pollFn = libc.func('int poll(_Inout_ void *fds, unsigned long nfds, int timeout)') as unknown as {
   async(fds: Buffer, nfds: number, timeout: number, cb: PollCallback): void;
 };
+
+/** poll(2) on the calling thread: for a worker thread that owns its ring and has nothing else to wait on. */
+export function pollSync(fds: Buffer, nfds: number, timeoutMs: number): number {
+  return (pollFn as unknown as (fds: Buffer, nfds: number, timeout: number) => number)(fds, nfds, timeoutMs);
+}
 
 export function pollAsync(fds: Buffer, nfds: number, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {

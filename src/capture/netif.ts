@@ -1,13 +1,8 @@
 /**
  * Interface facts (index, flags, MTU) through SIOCGIF* ioctls on a `struct ifreq`.
  */
-import { createRequire } from 'node:module';
 import { CaptureError } from '../errors.js';
 import * as libc from './libc.js';
-
-// The `ioctl` addon asserts on its argument count and keeps going after a type error, so the
-// only call site is `ioctlChecked`, which always passes exactly three checked arguments.
-const ioctlAddon = createRequire(import.meta.url)('ioctl') as (fd: number, request: number, data: Buffer) => number;
 
 const SIOCGIFFLAGS = 0x8913;
 const SIOCGIFINDEX = 0x8933;
@@ -35,7 +30,8 @@ function ioctlChecked(fd: number, request: number, req: Buffer): void {
   if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw new TypeError(`ioctl: bad fd ${fd}`);
   if (!Number.isInteger(request) || request < 0 || request > 0xffffffff) throw new TypeError(`ioctl: bad request ${request}`);
   if (!Buffer.isBuffer(req) || req.length < IFREQ_SIZE) throw new TypeError('ioctl: ifreq must be a Buffer of at least 40 bytes');
-  ioctlAddon(fd, request, req);
+  // Through koffi rather than the `ioctl` addon: that addon cannot load in worker threads (--workers).
+  if (libc.ioctlPtr(fd, request, req) < 0) throw Object.assign(new Error('ioctl failed'), { errno: libc.errno() });
 }
 
 function ifreq(name: string): Buffer {

@@ -21,6 +21,7 @@ const PACKET_VERSION = 10;
 const PACKET_FANOUT = 18;
 const PACKET_FANOUT_HASH = 0;
 const PACKET_FANOUT_FLAG_DEFRAG = 0x8000;
+const PACKET_FANOUT_FLAG_UNIQUEID = 0x2000;
 const TPACKET_V3 = 2;
 const ETH_P_ALL = 0x0003;
 const PROT_READ = 1;
@@ -61,8 +62,16 @@ export interface PacketRingOptions {
   blockKiB?: number;
   /** Also capture segments whose source port is `port`. */
   bothDirections?: boolean;
-  /** Join PACKET_FANOUT group N (hash mode, with defrag) so several rings can share a link. */
-  fanoutGroup?: number;
+  /**
+   * Join PACKET_FANOUT group N (hash mode, with defrag) so several rings share a link, each flow on
+   * one ring; 'new' asks the kernel for an unused id (read it from `fanoutId` once run() has begun).
+   */
+  fanoutGroup?: number | 'new';
+  /**
+   * Wait with poll(2) on the calling thread instead of a libuv pool thread. For a worker thread
+   * that owns the ring: N rings would otherwise hold N of the process's 4 pool threads.
+   */
+  blockingPoll?: boolean;
   /** A classic BPF program from bpf.ts to attach instead of the TCP port filter (doctor's UDP 4789 sample). */
   filter?: Buffer;
 }
@@ -88,7 +97,9 @@ export class PacketRing implements FrameSource {
   private readonly filter: Buffer;
   private readonly blockSize: number;
   private readonly blockNr: number;
-  private readonly fanoutGroup: number | undefined;
+  private readonly fanoutGroup: number | 'new' | undefined;
+  private readonly blockingPoll: boolean;
+  private fanout = -1;
 
   private fd = -1;
   private map: bigint | null = null;
@@ -124,12 +135,18 @@ export class PacketRing implements FrameSource {
     if (!Number.isInteger(ringMiB) || ringMiB < 1 || ringMiB > 16384 || (ringMiB * 1024) % blockKiB !== 0 || (ringMiB * 1024) / blockKiB < 2) {
       throw new CaptureError(`ringMiB must be an integer number of blocks (at least 2 of ${blockKiB} KiB) up to 16384, got ${ringMiB}`);
     }
-    if (opts.fanoutGroup !== undefined && (!Number.isInteger(opts.fanoutGroup) || opts.fanoutGroup < 0 || opts.fanoutGroup > 0xffff)) {
+    if (opts.fanoutGroup !== undefined && opts.fanoutGroup !== 'new' && (!Number.isInteger(opts.fanoutGroup) || opts.fanoutGroup < 0 || opts.fanoutGroup > 0xffff)) {
       throw new CaptureError(`fanoutGroup must be an integer in 0..65535, got ${opts.fanoutGroup}`);
     }
     this.blockSize = blockKiB * 1024;
     this.blockNr = (ringMiB * 1024) / blockKiB;
     this.fanoutGroup = opts.fanoutGroup;
+    this.blockingPoll = opts.blockingPoll === true;
+  }
+
+  /** The PACKET_FANOUT group joined (known from the first tick of run()); -1 if none. */
+  get fanoutId(): number {
+    return this.fanout;
   }
 
   stop(): void {
@@ -197,9 +214,16 @@ export class PacketRing implements FrameSource {
     if (libc.bind(this.fd, sll, sll.length) < 0) throw libc.syscallError(`bind(AF_PACKET, ${this.name})`);
 
     if (this.fanoutGroup !== undefined) {
-      // Fanout needs a bound socket.
-      const arg = this.fanoutGroup | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+      // Fanout needs a bound socket. The hash is symmetric, so both directions of a connection
+      // land on the same ring.
+      const unique = this.fanoutGroup === 'new';
+      const flags = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG | (unique ? PACKET_FANOUT_FLAG_UNIQUEID : 0);
+      const arg = (unique ? 0 : (this.fanoutGroup as number)) | (flags << 16);
       this.setsockopt(SOL_PACKET, PACKET_FANOUT, u32s(arg), `setsockopt(PACKET_FANOUT, group ${this.fanoutGroup})`);
+      const val = Buffer.alloc(4);
+      writeU32(this.lenBuf, 0, 4);
+      if (libc.getsockopt(this.fd, SOL_PACKET, PACKET_FANOUT, val, this.lenBuf) < 0) throw libc.syscallError('getsockopt(PACKET_FANOUT)');
+      this.fanout = readU32(val, 0) & 0xffff;
     }
     writeI32(this.pollfd, 0, this.fd);
     writeU16(this.pollfd, 4, POLLIN | POLLERR);
@@ -261,7 +285,11 @@ export class PacketRing implements FrameSource {
 
   private async waitForData(): Promise<void> {
     this.pollfd.writeUInt16LE(0, 6);
-    const r = await libc.pollAsync(this.pollfd, 1, POLL_MS);
+    let r: number;
+    if (this.blockingPoll) {
+      r = libc.pollSync(this.pollfd, 1, POLL_MS);
+      await yieldToLoop(); // let this thread's timers and messages run between waits
+    } else r = await libc.pollAsync(this.pollfd, 1, POLL_MS);
     this.extra.polls++;
     if (r < 0) {
       // errno is per thread and poll ran on a worker, so it is not ours to read; EINTR is

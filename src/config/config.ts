@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { ConfigError } from '../errors.js';
 import { parseDestination } from '../replay/destination.js';
 import { buildFilter, type FilterOptions } from '../replay/filters.js';
@@ -30,6 +31,8 @@ export interface Config {
   timeoutMs: number;
   drainTimeoutMs: number;
   ringMiB: number;
+  /** Capture threads sharing each interface through PACKET_FANOUT; 1 = capture in the main thread. Ignored with pcap. */
+  workers: number;
   maxBodyBytes: number;
   maxFlowBufferBytes: number;
   memcapBytes: number;
@@ -43,6 +46,14 @@ export interface Config {
   /** Addresses of the mirrored service: a destination resolving to one is refused (loop). */
   serviceAddresses: string[];
   tlsInsecure: boolean;
+}
+
+/**
+ * One capture worker per core, at most 4: beyond that the main thread, which replays every
+ * request, is the limit (test/bench/README.md, "Many cores").
+ */
+export function defaultWorkers(): number {
+  return Math.max(1, Math.min(os.availableParallelism(), 4));
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -63,6 +74,7 @@ export const DEFAULTS: Omit<Config, 'destinations' | 'pcap' | 'percentageByHeade
   timeoutMs: 10_000,
   drainTimeoutMs: 5_000,
   ringMiB: 64,
+  workers: defaultWorkers(),
   maxBodyBytes: 64 * 1024 * 1024,
   maxFlowBufferBytes: 4 * 1024 * 1024,
   memcapBytes: 128 * 1024 * 1024,
@@ -105,6 +117,9 @@ export function validateConfig(c: Config): Config {
   int('timeout', c.timeoutMs, 1, 3_600_000);
   int('drain-timeout', c.drainTimeoutMs, 0, 3_600_000);
   int('ring-mb', c.ringMiB, 2, 16384);
+  int('workers', c.workers, 1, 64);
+  // Each worker gets its share of the ring, whole MiB blocks, at least two.
+  if (c.pcap === undefined && c.ringMiB < 2 * c.workers) throw new ConfigError(`--ring-mb ${c.ringMiB} is too small for --workers ${c.workers}: each worker's ring needs at least 2 MiB`);
   int('max-body-bytes', c.maxBodyBytes, 0, 2 ** 40);
   int('max-flow-buffer-bytes', c.maxFlowBufferBytes, 0, 2 ** 40);
   int('memcap-bytes', c.memcapBytes, 0, 2 ** 40);
