@@ -4,6 +4,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { ConfigError } from '../errors.js';
 import { parseBytes, parseDuration } from '../config/units.js';
+import { BodyDigest, digestHeaders, HttpResponseParser, type ResponseDigest } from '../http/response.js';
 import type { DropReason, ReplayObserver } from './outcome.js';
 
 /** A request ready to send: production's, with forwarded headers already applied. */
@@ -16,6 +17,17 @@ export interface OutgoingRequest {
   trailers: string[];
   /** 0 for HTTP/1.0: node:http only speaks 1.1, so these go out over a plain socket. */
   minorVersion: number;
+  /** Shadow testing: told the digest of the answer, or why there is none (exactly once). */
+  answer?: AnswerSink;
+}
+
+/** Receives a destination's answer digested like production's (src/http/response.ts). */
+export interface AnswerSink {
+  readonly snippetBytes: number;
+  readonly captureJsonBytes: number;
+  answered(d: ResponseDigest): void;
+  /** Not answered: the drop reason (queue_full, timeout, …). */
+  failed(reason: string): void;
 }
 
 export interface DestinationOptions {
@@ -115,16 +127,19 @@ export class Destination {
   enqueue(req: OutgoingRequest): void {
     if (this.closed) {
       this.obs.dropped('shutdown', 1, this.label);
+      req.answer?.failed('shutdown');
       return;
     }
     if (this.downUntil && performance.now() < this.downUntil) {
       // Known down: fail fast instead of a connect attempt per request.
       this.obs.error(this.label, 'MR_DESTINATION_DOWN');
       this.obs.dropped('connect_error', 1, this.label);
+      req.answer?.failed('connect_error');
       return;
     }
     if (req.body.length > this.opts.maxQueueBytes) {
       this.obs.dropped('body_too_large', 1, this.label);
+      req.answer?.failed('body_too_large');
       return;
     }
     if (this.inflight < this.opts.maxConcurrency && this.queueDepth === 0) {
@@ -133,6 +148,7 @@ export class Destination {
     }
     if (this.queueDepth >= this.opts.maxQueue || this.queuedBytes + req.body.length > this.opts.maxQueueBytes) {
       this.obs.dropped('queue_full', 1, this.label);
+      req.answer?.failed('queue_full');
       return;
     }
     this.queue.push(req);
@@ -153,6 +169,7 @@ export class Destination {
     }
     const left = this.queueDepth;
     if (left) this.obs.dropped('shutdown', left, this.label);
+    for (let i = this.queueHead; i < this.queue.length; i++) this.queue[i]?.answer?.failed('shutdown');
     this.queue.length = 0;
     this.queueHead = 0;
     for (const r of this.inflightReqs) {
@@ -190,6 +207,7 @@ export class Destination {
     for (let i = 0; i < n; i++) {
       this.obs.error(this.label, 'MR_DESTINATION_DOWN');
       this.obs.dropped('connect_error', 1, this.label);
+      this.queue[this.queueHead + i]?.answer?.failed('connect_error');
     }
     this.queue.length = 0;
     this.queueHead = 0;
@@ -248,13 +266,16 @@ export class Destination {
         else if (err instanceof TimeoutError) reason = 'timeout';
         else if (CONNECT_CODES.has(code) || (code === 'ECONNRESET' && !cr.reusedSocket && !cr.socket?.bytesWritten)) reason = 'connect_error';
         this.obs.dropped(reason, 1, this.label);
+        req.answer?.failed(reason);
         this.health(reason);
       } else {
         this.obs.replayed(this.label, status, (performance.now() - start) / 1000);
+        if (answered) req.answer?.answered(answered);
         this.health(null);
       }
       this.next();
     };
+    let answered: ResponseDigest | null = null;
     try {
       cr = (this.tls ? https : http).request({
         protocol: this.url.protocol,
@@ -270,14 +291,27 @@ export class Destination {
       this.inflight--;
       this.obs.error(this.label, (e as { code?: string }).code ?? 'UNKNOWN');
       this.obs.dropped('invalid_for_replay', 1, this.label);
+      req.answer?.failed('invalid_for_replay');
       return;
     }
     this.inflightReqs.add(cr);
     const timer = setTimeout(() => cr.destroy(new TimeoutError(`no answer within ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
     cr.on('response', (res) => {
-      res.on('end', () => finish(null, res.statusCode ?? 0));
+      const a = req.answer;
+      if (a) {
+        // Shadow testing: digest the answer as it streams, like production's.
+        const headers = digestHeaders(res.rawHeaders);
+        const body = new BodyDigest(a.snippetBytes, a.captureJsonBytes, headers);
+        res.on('data', (c: Buffer) => body.update(c));
+        res.on('end', () => {
+          answered = body.finish(res.statusCode ?? 0, res.httpVersionMinor, headers);
+          finish(null, res.statusCode ?? 0);
+        });
+      } else {
+        res.on('end', () => finish(null, res.statusCode ?? 0));
+        res.resume();
+      }
       res.on('error', (e) => finish(e, 0));
-      res.resume();
     });
     cr.on('error', (e) => finish(e, 0));
     if (req.chunked) {
@@ -315,6 +349,12 @@ export class Destination {
     let status = 0;
     let first = '';
     let done = false;
+    // Shadow testing: the whole answer goes through the response parser (digest as production's).
+    let answered: ResponseDigest | null = null;
+    const a = req.answer;
+    const parser = a
+      ? new HttpResponseParser({ requestMethod: () => req.method, onResponse: (d) => (answered ??= d), onLost: () => {} }, { snippetBytes: a.snippetBytes, captureJsonBytes: a.captureJsonBytes })
+      : null;
     const finish = (err: (Error & { code?: string }) | null) => {
       if (done) return;
       done = true;
@@ -322,6 +362,11 @@ export class Destination {
       this.inflightSockets.delete(sock);
       sock.destroy();
       this.inflight--;
+      if (parser && !err) parser.end();
+      if (a) {
+        if (answered) a.answered(answered);
+        else a.failed(status > 0 ? 'upstream_error' : err instanceof TimeoutError ? 'timeout' : 'upstream_error');
+      }
       if (status > 0) this.obs.replayed(this.label, status, (performance.now() - start) / 1000);
       else {
         const e = err ?? Object.assign(new Error('connection closed before a status line'), { code: 'ECONNRESET' });
@@ -340,6 +385,7 @@ export class Destination {
       if (req.body.length) sock.write(req.body);
     });
     sock.on('data', (d: Buffer) => {
+      parser?.push(d, 0, d.length);
       if (status) return;
       first += d.toString('latin1', 0, Math.min(d.length, 64));
       const m = /^HTTP\/1\.[01] (\d{3})/.exec(first);

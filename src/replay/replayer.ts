@@ -1,6 +1,6 @@
 import type { HttpRequest } from '../http/types.js';
 import type { FlowInfo } from '../reassemble/stream.js';
-import { Destination, type DestinationOptions } from './destination.js';
+import { Destination, type AnswerSink, type DestinationOptions } from './destination.js';
 import { buildFilter, NO_FILTERS, type FilterOptions } from './filters.js';
 import { forwardHeaders } from './forward.js';
 import { loopGuard, parseMarker, type Marker } from './loop.js';
@@ -76,22 +76,27 @@ export class Replayer {
     this.keepHost = p.keepHost;
   }
 
-  /** Called for every complete request; never waits. */
-  submit(req: HttpRequest, flow: FlowInfo): void {
+  /**
+   * Called for every complete request; never waits. `answers` (shadow testing): one per
+   * destination, in order, told its answer. Returns false when the policy left the request out.
+   */
+  submit(req: HttpRequest, flow: FlowInfo, answers?: AnswerSink[]): boolean {
     const reason = this.admit(req, flow);
     if (reason) {
       this.obs.dropped(reason);
-      return;
+      return false;
     }
     const rw = this.rewriter;
     const target = rw ? rw.target(req.target) : req.target;
     const base = rw ? rw.headers(req.headers) : req.headers;
     const src = base === req.headers ? req : { ...req, headers: base };
-    for (const d of this.destinations) {
+    for (let i = 0; i < this.destinations.length; i++) {
+      const d = this.destinations[i];
       const headers = forwardHeaders(src, flow, { keepHost: this.keepHost, destinationHost: d.hostHeader });
       if (this.marker) headers.push(this.marker.name, this.marker.value);
-      d.enqueue({ method: req.method, target, headers, body: req.body, chunked: req.chunked, trailers: req.trailers, minorVersion: req.minorVersion });
+      d.enqueue({ method: req.method, target, headers, body: req.body, chunked: req.chunked, trailers: req.trailers, minorVersion: req.minorVersion, answer: answers?.[i] });
     }
+    return true;
   }
 
   get queueDepth(): number {

@@ -1,0 +1,396 @@
+/**
+ * The shadow-testing stage: pairs each request with production's response (parsed from the
+ * mirrored server-to-client stream) and with each destination's answer, compares them, and
+ * reports metrics and the diff log.
+ *
+ * Pairing is by order on each connection (HTTP/1.x answers in request order, pipelining
+ * included). A connection is compared only when both of its directions were seen from their
+ * start: after a midstream pickup nobody can tell which response answers which request, so those
+ * requests count as `unpaired`. A response lost in the mirror makes its request unpaired; when
+ * the response parser loses its place, the rest of the connection is unpaired.
+ */
+import type { Logger } from 'pino';
+import type { HttpRequest } from '../http/types.js';
+import { HttpResponseParser, type ResponseDigest, type ResponseLossReason } from '../http/response.js';
+import type { CompareMetrics } from '../metrics/compare.js';
+import type { FlowInfo, GapCause, StreamSink, TaintCause } from '../reassemble/stream.js';
+import type { AnswerSink } from '../replay/destination.js';
+import { compareResponses, isNoise, type CompareOptions, type CompareResult, type Comparison } from './compare.js';
+import type { DiffLog } from './difflog.js';
+import { compileRoutes, OTHER_ROUTE, pathOf } from './routes.js';
+
+export interface ShadowOptions {
+  compare: CompareOptions;
+  /** --compare-route templates. */
+  routes: string[];
+  /** --diff-body-bytes: body bytes kept per side for the diff log (0 = none). */
+  snippetBytes: number;
+  /** Largest JSON body kept for structural comparison (only with --compare-json-ignore). */
+  captureJsonBytes: number;
+  /** Every destination's label, in replay order. */
+  destinations: string[];
+  /** Index of the --baseline-destination in `destinations`, or -1. */
+  baseline: number;
+  /** Requests of one connection waiting for production's response; beyond, the oldest is unpaired. */
+  maxPendingPerConnection?: number;
+  /** With this many requests and no response segment at all, only inbound traffic is mirrored. */
+  inactiveAfterRequests?: number;
+  inactiveAfterMs?: number;
+}
+
+/** What the request side of a connection tells the stage. */
+export interface RequestSide {
+  /** A parsed request; `submit` replays it with these answer sinks and says whether the policy kept it. */
+  request(req: HttpRequest, submit: (answers: AnswerSink[]) => boolean): void;
+  /** The request parser lost `n` requests (the server still answers them). */
+  dropped(n: number): void;
+}
+
+interface Exchange {
+  method: string;
+  target: string;
+  admitted: boolean;
+  /** undefined: waiting; null: none usable (prodLoss says why). */
+  prod: ResponseDigest | null | undefined;
+  prodLoss: string;
+  answers: Array<ResponseDigest | string | undefined>;
+  waiting: number;
+}
+
+const MAX_EARLY = 8;
+const STATS_EVERY_MS = 10_000;
+
+export class Shadow {
+  private readonly conns = new Map<string, Connection>();
+  private readonly route: (target: string) => string;
+  private readonly candidates: number[];
+  private state: 'unknown' | 'active' | 'inactive' = 'unknown';
+  private requestsSeen = 0;
+  private firstRequestAt = 0;
+  private lastResponseSegments = 0;
+  private lastStats = 0;
+  private counts: Record<string, Record<string, number>> = {};
+  private noiseCounts: Record<string, Record<string, number>> = {};
+  private countsDirty = false;
+
+  constructor(readonly opts: ShadowOptions, private readonly metrics: CompareMetrics, private readonly diffLog: DiffLog | null, private readonly log: Logger) {
+    this.route = compileRoutes(opts.routes);
+    this.candidates = opts.destinations.map((_, i) => i).filter((i) => i !== opts.baseline);
+    metrics.active.set(0);
+  }
+
+  /** Open connections being paired (for tests). */
+  get connections(): number {
+    return this.conns.size;
+  }
+
+  /**
+   * The request side of a new client-to-server flow, or null while comparison is inactive.
+   * Returns the sink to give the table: `parser` wrapped so the stage sees the flow end.
+   */
+  requestSide(info: FlowInfo, midstream: boolean, parser: StreamSink): { side: RequestSide; sink: StreamSink } | null {
+    if (this.state === 'inactive') return null;
+    const key = connKey(info);
+    let c = this.conns.get(key);
+    if (!c || c.reqAttached) {
+      c = new Connection(this, key);
+      this.conns.set(key, c);
+    }
+    c.reqAttached = true;
+    if (midstream) c.breakAll('midstream');
+    const conn = c;
+    const sink: StreamSink = {
+      push: (b, o, l) => parser.push(b, o, l),
+      gap: (n: number, cause?: GapCause) => parser.gap(n, cause),
+      taint: (cause: TaintCause) => parser.taint(cause),
+      stalled: () => parser.stalled(),
+      end: () => {
+        parser.end();
+        conn.requestEnded();
+      },
+      get bufferedBytes() {
+        return parser.bufferedBytes;
+      },
+      get pendingBytes() {
+        return parser.pendingBytes;
+      },
+    };
+    return { side: conn, sink };
+  }
+
+  /** The sink for a new server-to-client flow (the responses table's factory). */
+  responseSink(info: FlowInfo, midstream: boolean): StreamSink {
+    const key = connKey(info);
+    let c = this.conns.get(key);
+    if (!c || c.respAttached) {
+      c = new Connection(this, key);
+      this.conns.set(key, c);
+    }
+    c.respAttached = true;
+    if (midstream) c.breakAll('midstream');
+    const conn = c;
+    const parser = new HttpResponseParser(conn, { snippetBytes: this.opts.snippetBytes, captureJsonBytes: this.opts.captureJsonBytes });
+    return {
+      push: (b, o, l) => parser.push(b, o, l),
+      gap: (n: number, cause?: GapCause) => parser.gap(n, cause),
+      taint: (cause: TaintCause) => parser.taint(cause),
+      stalled: () => {},
+      end: () => {
+        parser.end();
+        conn.responseEnded();
+      },
+      get bufferedBytes() {
+        return parser.bufferedBytes;
+      },
+      get pendingBytes() {
+        return parser.pendingBytes;
+      },
+    };
+  }
+
+  /**
+   * Called from the daemon's sweep. `responseSegments`: server-to-client segments seen so far.
+   * Decides whether comparison can work (are responses mirrored at all?) and writes stats lines.
+   */
+  tick(now: number, responseSegments: number): void {
+    if (responseSegments > this.lastResponseSegments) {
+      this.lastResponseSegments = responseSegments;
+      if (this.state !== 'active') {
+        if (this.state === 'inactive') this.log.info("shadow testing: production's responses now appear on the mirror; comparing");
+        this.state = 'active';
+        this.metrics.active.set(1);
+      }
+    } else if (this.state === 'unknown' && this.requestsSeen > 0) {
+      const n = this.opts.inactiveAfterRequests ?? 100;
+      const ms = this.opts.inactiveAfterMs ?? 10_000;
+      if (this.requestsSeen >= n || now - this.firstRequestAt >= ms) {
+        this.state = 'inactive';
+        this.metrics.active.set(0);
+        this.log.warn({ requests: this.requestsSeen }, "shadow testing inactive: no server-to-client traffic on the mirror (only inbound is mirrored?); replay goes on without comparison. Mirror outbound traffic from the service port too (AWS: a filter rule for outbound, source port = service port)");
+      }
+    }
+    if (this.diffLog && this.countsDirty && now - this.lastStats >= STATS_EVERY_MS) this.flushStats(now);
+    if (this.diffLog && this.diffLog.failedWrites > 0) {
+      this.metrics.diffLogFailures.inc(this.diffLog.failedWrites);
+      this.diffLog.failedWrites = 0;
+    }
+  }
+
+  /** Stop: every waiting request is unpaired; the last stats line is written. */
+  close(): void {
+    for (const c of [...this.conns.values()]) c.breakAll('shutdown');
+    this.conns.clear();
+    if (this.diffLog) {
+      if (this.countsDirty) this.flushStats(Date.now());
+      this.diffLog.close();
+    }
+  }
+
+  // ---- used by Connection ----
+
+  noteRequest(): void {
+    if (this.requestsSeen++ === 0) this.firstRequestAt = Date.now();
+  }
+
+  forget(c: Connection): void {
+    if (this.conns.get(c.key) === c) this.conns.delete(c.key);
+  }
+
+  lost(reason: ResponseLossReason): void {
+    this.metrics.lostOne(reason);
+  }
+
+  newExchange(req: HttpRequest | null): Exchange {
+    return { method: req?.method ?? '', target: req?.target ?? '', admitted: false, prod: undefined, prodLoss: '', answers: [], waiting: 0 };
+  }
+
+  answerSinks(ex: Exchange): AnswerSink[] {
+    const n = this.opts.destinations.length;
+    ex.answers = new Array(n).fill(undefined);
+    ex.waiting = n;
+    const sinks: AnswerSink[] = [];
+    for (let i = 0; i < n; i++) {
+      let done = false;
+      const settle = (v: ResponseDigest | string) => {
+        if (done) return;
+        done = true;
+        ex.answers[i] = v;
+        ex.waiting--;
+        this.maybeFinish(ex);
+      };
+      sinks.push({ snippetBytes: this.opts.snippetBytes, captureJsonBytes: this.opts.captureJsonBytes, answered: settle, failed: settle });
+    }
+    return sinks;
+  }
+
+  maybeFinish(ex: Exchange): void {
+    if (!ex.admitted || ex.prod === undefined || ex.waiting > 0) return;
+    ex.admitted = false; // finish once
+    const route = this.route(ex.target);
+    const path = pathOf(ex.target);
+    const base = this.opts.baseline >= 0 ? ex.answers[this.opts.baseline] : undefined;
+    for (const i of this.candidates) {
+      const dest = this.opts.destinations[i];
+      const a = ex.answers[i];
+      let result: CompareResult;
+      let cmp: Comparison | null = null;
+      let noise = false;
+      let unpaired: { side: 'production' | 'test'; reason: string } | undefined;
+      if (ex.prod === null) {
+        result = 'unpaired';
+        unpaired = { side: 'production', reason: ex.prodLoss };
+      } else if (typeof a !== 'object') {
+        result = 'unpaired';
+        unpaired = { side: 'test', reason: a ?? 'unknown' };
+      } else {
+        cmp = compareResponses(ex.prod, a, this.opts.compare);
+        result = cmp.result;
+        if (result !== 'match' && base && typeof base === 'object') noise = isNoise(cmp, compareResponses(ex.prod, base, this.opts.compare));
+      }
+      this.metrics.comparedOne(dest, route, result, noise);
+      this.count(dest, result, noise);
+      if (result !== 'match' && this.diffLog) {
+        this.diffLog.diff(
+          {
+            destination: dest,
+            method: ex.method,
+            path,
+            route: route === OTHER_ROUTE ? path : route,
+            result,
+            noise,
+            unpaired,
+            production: ex.prod ?? null,
+            test: typeof a === 'object' ? a : null,
+            headers: cmp?.headers ?? [],
+          },
+          this.opts.snippetBytes,
+        );
+      }
+    }
+  }
+
+  private count(dest: string, result: string, noise: boolean): void {
+    const c = (this.counts[dest] ??= {});
+    c[result] = (c[result] ?? 0) + 1;
+    if (noise) {
+      const n = (this.noiseCounts[dest] ??= {});
+      n[result] = (n[result] ?? 0) + 1;
+    }
+    this.countsDirty = true;
+  }
+
+  private flushStats(now: number): void {
+    this.diffLog!.stats(this.counts, this.noiseCounts);
+    this.counts = {};
+    this.noiseCounts = {};
+    this.countsDirty = false;
+    this.lastStats = now;
+  }
+}
+
+/** One TCP connection: its requests in order, waiting for production's responses. */
+class Connection {
+  reqAttached = false;
+  respAttached = false;
+  private reqEnded = false;
+  private respEnded = false;
+  private readonly pending: Exchange[] = [];
+  /** Responses (or losses: null) that came before their request was parsed. */
+  private readonly early: Array<ResponseDigest | null> = [];
+  /** Why pairing is over for this connection, or '' while it works. */
+  private broken = '';
+
+  constructor(private readonly stage: Shadow, readonly key: string) {}
+
+  // RequestSide
+
+  request(req: HttpRequest, submit: (answers: AnswerSink[]) => boolean): void {
+    const s = this.stage;
+    s.noteRequest();
+    const ex = s.newExchange(req);
+    const sinks = s.answerSinks(ex);
+    this.attach(ex);
+    ex.admitted = submit(sinks);
+    s.maybeFinish(ex);
+  }
+
+  dropped(n: number): void {
+    for (let i = 0; i < n; i++) this.attach(this.stage.newExchange(null));
+  }
+
+  // ResponseParserEvents
+
+  requestMethod(): string | null {
+    const ex = this.pending[0];
+    return ex ? ex.method || 'GET' : null;
+  }
+
+  onResponse(d: ResponseDigest): void {
+    const ex = this.pending.shift();
+    if (ex) this.settle(ex, d, '');
+    else if (this.early.length < MAX_EARLY) this.early.push(d);
+    else this.breakAll('too_many_early_responses');
+  }
+
+  onLost(reason: ResponseLossReason, inSync: boolean): void {
+    this.stage.lost(reason);
+    if (!inSync) {
+      this.breakAll(`response_${reason}`);
+      return;
+    }
+    const ex = this.pending.shift();
+    if (ex) this.settle(ex, null, `response_${reason}`);
+    else if (this.early.length < MAX_EARLY) this.early.push(null);
+    else this.breakAll('too_many_early_responses');
+  }
+
+  onTunnel(): void {
+    this.breakAll('upgraded');
+  }
+
+  // lifecycle
+
+  requestEnded(): void {
+    this.reqEnded = true;
+    if (!this.respAttached) this.breakAll('no_response_stream');
+    if (this.respEnded || !this.respAttached) this.stage.forget(this);
+  }
+
+  responseEnded(): void {
+    this.respEnded = true;
+    this.breakAll('no_response');
+    if (this.reqEnded || !this.reqAttached) this.stage.forget(this);
+  }
+
+  breakAll(why: string): void {
+    if (!this.broken) this.broken = why;
+    this.early.length = 0;
+    for (const ex of this.pending.splice(0)) this.settle(ex, null, why);
+  }
+
+  private attach(ex: Exchange): void {
+    if (this.broken) {
+      this.settle(ex, null, this.broken);
+      return;
+    }
+    if (this.early.length) {
+      const d = this.early.shift()!;
+      this.settle(ex, d, d ? '' : 'response_gap');
+      return;
+    }
+    this.pending.push(ex);
+    const max = this.stage.opts.maxPendingPerConnection ?? 128;
+    // So many unanswered requests: responses are not coming (or pairing is lost); stop guessing.
+    if (this.pending.length > max) this.breakAll('too_many_pending');
+  }
+
+  private settle(ex: Exchange, d: ResponseDigest | null, why: string): void {
+    ex.prod = d;
+    ex.prodLoss = why;
+    this.stage.maybeFinish(ex);
+  }
+}
+
+function connKey(i: FlowInfo): string {
+  return `${i.clientAddr} ${i.clientPort} ${i.serverAddr} ${i.serverPort}`;
+}
