@@ -23,6 +23,8 @@ import { ConfigError, MirrorReplayError } from './errors.js';
 import { rateLimitedWarn } from './log.js';
 import { startHealthPort, type HealthPort } from './ops/health-port.js';
 import type { Notifier } from './ops/notify.js';
+import { responseSegments, startShadow } from './compare/setup.js';
+import type { RequestSide } from './compare/shadow.js';
 
 const SWEEP_MS = 250;
 /** A capture loop that has not polled or walked a block for this long is stuck. */
@@ -54,7 +56,8 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   const limits: HttpParserLimits = { ...DEFAULT_HTTP_LIMITS, maxBodyBytes: cfg.maxBodyBytes };
   const tableOptions = { port: cfg.port, maxFlowBufferBytes: cfg.maxFlowBufferBytes, memcapBytes: cfg.memcapBytes, holeTimeoutMs: cfg.holeTimeoutMs, idleTimeoutMs: cfg.idleTimeoutMs };
   // --workers N: capture through parsing in N threads per interface; requests come back here to replay.
-  const pool = !cfg.pcap && cfg.workers > 1
+  // Shadow testing pairs both directions of a connection in one place, so it captures here.
+  const pool = !cfg.pcap && cfg.workers > 1 && !cfg.shadow
     ? new CaptureWorkers({ interfaces: cfg.interfaces, workers: cfg.workers, port: cfg.port, ringMiB: cfg.ringMiB, table: tableOptions, limits }, {
         request: (req, info) => requestParsed(req, info),
         dropped: (reason, requests, skippedBytes) => requestDropped(reason, requests, skippedBytes),
@@ -64,7 +67,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     : null;
   const sources: FrameSource[] = cfg.pcap
     ? [new PcapFileSource(cfg.pcap)]
-    : pool?.sources ?? cfg.interfaces.map((i) => new PacketRing({ interface: i, port: cfg.port, ringMiB: cfg.ringMiB }));
+    : pool?.sources ?? cfg.interfaces.map((i) => new PacketRing({ interface: i, port: cfg.port, ringMiB: cfg.ringMiB, bothDirections: cfg.shadow !== undefined }));
   const decoders = sources.map(() => new Decoder(cfg.port));
 
   let table: FlowTable;
@@ -95,35 +98,51 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     warn(`loop|${flow.serverAddr}|${flow.serverPort}`, { server: `${flow.serverAddr}:${flow.serverPort}` }, 'captured traffic goes to a destination: replaying it would loop; dropping (reason loop)'),
   );
 
-  function requestParsed(req: HttpRequest, info: FlowInfo): void {
+  const shadowing = cfg.shadow ? startShadow(cfg, metrics, replayer.destinations.map((d) => d.label), tableOptions, log) : null;
+  function requestParsed(req: HttpRequest, info: FlowInfo, side?: RequestSide | null): void {
     metrics.parsedTotal.inc();
-    replayer.submit(req, info);
+    if (side) side.request(req, (answers) => replayer.submit(req, info, answers));
+    else replayer.submit(req, info);
   }
-  function requestDropped(reason: HttpDropReason, requests: number, skippedBytes: number, info?: FlowInfo): void {
+  function requestDropped(reason: HttpDropReason, requests: number, skippedBytes: number, info?: FlowInfo, side?: RequestSide | null): void {
+    if (requests > 0) side?.dropped(requests);
     if (requests > 0) metrics.dropped(reason as DropReason, requests);
     if (skippedBytes > 0) metrics.skippedBytes(reason, skippedBytes);
     if (requests > 0 && info) log.debug({ reason, requests, client: `${info.clientAddr}:${info.clientPort}` }, 'request not replayed');
   }
-  table = new FlowTable(tableOptions, (info, midstream) =>
-    new HttpRequestParser(
+  table = new FlowTable(tableOptions, (info, midstream) => {
+    let side: RequestSide | null = null;
+    const parser = new HttpRequestParser(
       {
-        onRequest: (req) => requestParsed(req, info),
-        onDrop: (reason, requests, skippedBytes) => requestDropped(reason, requests, skippedBytes, info),
+        onRequest: (req) => requestParsed(req, info, side),
+        onDrop: (reason, requests, skippedBytes) => requestDropped(reason, requests, skippedBytes, info, side),
       },
       limits,
       { midstream },
-    ),
-  );
+    );
+    const paired = shadowing?.shadow.requestSide(info, midstream, parser);
+    if (!paired) return parser;
+    side = paired.side;
+    return paired.sink;
+  });
+  const responses = shadowing?.responses ?? null;
 
   // One clock read per sweep, not per packet: reassembly timeouts are coarse anyway.
   let now = Date.now();
   const onFrames = decoders.map((dec) => (buf: Uint8Array, off: number, cap: number, wire: number) => {
     const p = dec.decode(buf, off, cap, wire);
-    if (p) table.onPacket(p, now);
+    if (p) {
+      table.onPacket(p, now);
+      if (responses) responses.onPacket(p, now);
+    }
   });
   const sweep = setInterval(() => {
     now = Date.now();
     table.sweep(now);
+    if (responses) {
+      responses.sweep(now);
+      shadowing!.shadow.tick(now, responseSegments(responses));
+    }
   }, SWEEP_MS);
 
   let server: http.Server | null = null;
@@ -203,7 +222,9 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     clearInterval(sweep);
     now = Date.now();
     table.closeAll(now);
+    responses?.closeAll(now);
     await replayer.drain(cfg.drainTimeoutMs);
+    shadowing?.shadow.close();
     if (server) await new Promise<void>((r) => server!.close(() => r()));
     resolveDone(code);
   };
@@ -249,7 +270,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
 }
 
 /** Settings SIGHUP does not apply: they size or bind something that lives as long as the process. */
-const RESTART_ONLY = ['destinations', 'interfaces', 'pcap', 'port', 'metricsHost', 'metricsPort', 'healthCheckPort', 'maxConcurrency', 'maxQueue', 'maxQueueBytes', 'timeoutMs', 'ringMiB', 'workers', 'maxBodyBytes', 'maxFlowBufferBytes', 'memcapBytes', 'serviceAddresses', 'tlsInsecure'] as const satisfies ReadonlyArray<keyof Config>;
+const RESTART_ONLY = ['shadow', 'destinations', 'interfaces', 'pcap', 'port', 'metricsHost', 'metricsPort', 'healthCheckPort', 'maxConcurrency', 'maxQueue', 'maxQueueBytes', 'timeoutMs', 'ringMiB', 'workers', 'maxBodyBytes', 'maxFlowBufferBytes', 'memcapBytes', 'serviceAddresses', 'tlsInsecure'] as const satisfies ReadonlyArray<keyof Config>;
 
 function replayOptions(cfg: Config): ReplayOptions {
   return {

@@ -1,5 +1,5 @@
 import yargs from 'yargs';
-import { DEFAULTS, LOG_LEVELS, validateConfig, type Config } from '../config/config.js';
+import { DEFAULTS, LOG_LEVELS, validateConfig, type Config, type ShadowConfig } from '../config/config.js';
 import { ConfigError } from '../errors.js';
 import { loadConfigFile } from '../config/file.js';
 
@@ -73,6 +73,16 @@ export function buildParser(argv: string[]) {
     .option('percentage', { type: 'number', default: DEFAULTS.percentage, group: 'Sampling:', describe: 'Replay this percentage of requests (0-100)' })
     .option('percentage-by', { type: 'string', choices: ['header', 'remoteaddr'], group: 'Sampling:', describe: 'Make sampling sticky by a header value or the client address' })
     .option('percentage-by-header', { type: 'string', group: 'Sampling:', describe: 'Header for --percentage-by header' })
+    .option('compare', { type: 'boolean', default: false, group: 'Shadow testing:', describe: "Compare each destination's answers with production's (needs the mirror to carry both directions)" })
+    .option('baseline-destination', { type: 'string', group: 'Shadow testing:', describe: "A copy of production's version: differences it shares are reported as noise (implies --compare)" })
+    .option('diff-log', { type: 'string', group: 'Shadow testing:', describe: 'JSONL file of differences, rotated by size (implies --compare); summarise with mirror-replay report FILE' })
+    .option('diff-log-max-bytes', { type: 'string', default: '64MiB', group: 'Shadow testing:', describe: 'Rotate the diff log at this size (FILE.1 … FILE.3)' })
+    .option('diff-body-bytes', { type: 'string', default: '0', group: 'Shadow testing:', describe: 'Body bytes of each side written per difference (0 = none)' })
+    .option('compare-route', { type: 'string', array: true, group: 'Shadow testing:', describe: "Route template for per-route metrics, e.g. '/api/users/:id' (repeatable; others: route=\"other\")" })
+    .option('compare-ignore-header', { type: 'string', array: true, group: 'Shadow testing:', describe: 'Response header not compared (repeatable; added to the defaults)' })
+    .option('diff-redact-header', { type: 'string', array: true, group: 'Shadow testing:', describe: 'Response header whose value is never logged (repeatable; Authorization, Cookie, Set-Cookie always are)' })
+    .option('compare-json', { type: 'boolean', default: false, group: 'Shadow testing:', describe: 'Compare JSON bodies by structure (key order ignored)' })
+    .option('compare-json-ignore', { type: 'string', array: true, group: 'Shadow testing:', describe: "JSON path left out of the comparison, e.g. 'data.*.updatedAt' (repeatable; implies --compare-json)" })
     .option('interface', { type: 'string', array: true, group: 'Capture:', describe: 'Interface to read mirrored frames from (repeatable) [default: vxlan0]' })
     .option('pcap', { type: 'string', group: 'Capture:', describe: 'Read frames from a classic pcap file instead, replay, then exit' })
     .option('filter-request-port', { type: 'number', default: DEFAULTS.port, group: 'Capture:', describe: 'Service port whose requests are replayed' })
@@ -107,12 +117,12 @@ export function parseArgs(argv: string[]): Config | null {
   // yargs has printed help or the version itself.
   if (a.help || a.version) return null;
   const dup = (k: string) => Array.isArray(a[k]) && (a[k] as unknown[]).length > 1;
-  for (const k of ['filter-request-port', 'percentage', 'percentage-by', 'percentage-by-header', 'pcap', 'metrics-port', 'metrics-host', 'timeout', 'health-check-port', 'config', 'workers']) {
+  for (const k of ['filter-request-port', 'percentage', 'percentage-by', 'percentage-by-header', 'pcap', 'metrics-port', 'metrics-host', 'timeout', 'health-check-port', 'config', 'workers', 'baseline-destination', 'diff-log']) {
     if (dup(k)) throw new ConfigError(`--${k} is given more than once`);
   }
   const ifaces = list(a.interface);
   return validateConfig({
-    destinations: list(a.destination),
+    destinations: [...list(a.destination), ...(a['baseline-destination'] ? [String(a['baseline-destination'])] : [])],
     port: num('filter-request-port', a['filter-request-port']),
     percentage: num('percentage', a.percentage),
     percentageBy: (a['percentage-by'] as 'header' | 'remoteaddr' | undefined) ?? 'random',
@@ -150,5 +160,21 @@ export function parseArgs(argv: string[]): Config | null {
     markHeader: a['mark-header'] as string | undefined,
     serviceAddresses: list(a['service-address']),
     tlsInsecure: Boolean(a['tls-insecure']),
+    shadow: shadowConfig(a),
   });
+}
+
+function shadowConfig(a: Record<string, unknown>): ShadowConfig | undefined {
+  const jsonIgnore = raw(a['compare-json-ignore']);
+  if (!a.compare && !a['diff-log'] && !a['baseline-destination']) return undefined;
+  return {
+    baseline: a['baseline-destination'] as string | undefined,
+    diffLog: a['diff-log'] as string | undefined,
+    diffLogMaxBytes: parseBytes('diff-log-max-bytes', a['diff-log-max-bytes']),
+    diffBodyBytes: parseBytes('diff-body-bytes', a['diff-body-bytes']),
+    routes: raw(a['compare-route']),
+    ignoreHeaders: list(a['compare-ignore-header']),
+    redactHeaders: list(a['diff-redact-header']),
+    jsonIgnore: a['compare-json'] || jsonIgnore.length ? jsonIgnore : null,
+  };
 }

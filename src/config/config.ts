@@ -5,6 +5,8 @@ import { buildFilter, type FilterOptions } from '../replay/filters.js';
 import { parseMarker } from '../replay/loop.js';
 import { buildRewriter, type RewriteOptions } from '../replay/rewrite.js';
 import type { PercentageBy } from '../replay/sampling.js';
+import { parseJsonPath } from '../compare/json.js';
+import { compileRoutes } from '../compare/routes.js';
 
 /** Everything the daemon needs, typed and validated once at startup. */
 export interface Config {
@@ -46,6 +48,22 @@ export interface Config {
   /** Addresses of the mirrored service: a destination resolving to one is refused (loop). */
   serviceAddresses: string[];
   tlsInsecure: boolean;
+  /** Shadow testing (README: Shadow testing); absent when off. */
+  shadow?: ShadowConfig;
+}
+
+export interface ShadowConfig {
+  /** --baseline-destination: a copy of production's version, for noise; also the last of `destinations`. */
+  baseline?: string;
+  diffLog?: string;
+  diffLogMaxBytes: number;
+  /** Body bytes per side written to the diff log (0 = none). */
+  diffBodyBytes: number;
+  routes: string[];
+  ignoreHeaders: string[];
+  redactHeaders: string[];
+  /** JSON bodies compared by structure, ignoring these paths; null = by bytes only. */
+  jsonIgnore: string[] | null;
 }
 
 /**
@@ -131,5 +149,17 @@ export function validateConfig(c: Config): Config {
   buildRewriter(c.rewrites);
   parseMarker(c.markHeader);
   for (const a of c.serviceAddresses) if (!/^[0-9a-fA-F:.]+$/.test(a)) throw new ConfigError(`--service-address ${JSON.stringify(a)} must be an IP address`);
+  if (c.shadow) validateShadow(c.shadow, c.destinations);
   return c;
+}
+
+function validateShadow(s: ShadowConfig, destinations: string[]): void {
+  if (s.baseline !== undefined && (destinations.length < 2 || destinations[destinations.length - 1] !== s.baseline)) {
+    throw new ConfigError('--baseline-destination needs at least one --destination to compare as well');
+  }
+  int('diff-log-max-bytes', s.diffLogMaxBytes, 4096, 2 ** 40);
+  int('diff-body-bytes', s.diffBodyBytes, 0, 1024 * 1024);
+  compileRoutes(s.routes);
+  for (const p of s.jsonIgnore ?? []) parseJsonPath(p);
+  for (const h of [...s.ignoreHeaders, ...s.redactHeaders]) if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(h)) throw new ConfigError(`${JSON.stringify(h)} is not a header name (--compare-ignore-header / --diff-redact-header)`);
 }
