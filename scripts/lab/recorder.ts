@@ -4,6 +4,10 @@
  * the test environment in the lab.
  *
  *   node recorder.js --out FILE --listen 10.213.1.2:80 [--listen [fd00::2]:80]
+ *     [--fault 500:/path] [--fault body:/path] [--fault header:/path]
+ *
+ * --fault makes a test environment misbehave on purpose on one path (shadow-testing tests):
+ * answer 500, answer a different body, or add a header; other paths answer as production does.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -13,9 +17,15 @@ import net from 'node:net';
 const args = process.argv.slice(2);
 const listens: string[] = [];
 const blackholes: string[] = [];
+const faults = new Map<string, string>();
 let out = '';
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--listen') listens.push(args[++i]);
+  else if (args[i] === '--fault') {
+    const [kind, ...rest] = args[++i].split(':');
+    if (!['500', 'body', 'header'].includes(kind) || !rest.length) throw new Error(`--fault 500|body|header:/path, got ${args[i]}`);
+    faults.set(rest.join(':'), kind);
+  }
   else if (args[i] === '--out') out = args[++i];
   // Accepts connections and reads requests but never answers: a hung test environment.
   else if (args[i] === '--blackhole') blackholes.push(args[++i]);
@@ -37,7 +47,14 @@ const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
   req.on('end', () => {
     sink.write(`${JSON.stringify({ method: req.method, url: req.url, version: req.httpVersion, rawHeaders: req.rawHeaders, rawTrailers: req.rawTrailers, bodyLen: len, bodySha: h.digest('hex') })}\n`);
     n++;
-    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '2' });
+    const fault = faults.get((req.url ?? '').split('?')[0]);
+    if (fault === '500') res.writeHead(500, { 'Content-Type': 'text/plain', 'Content-Length': '2' });
+    else if (fault === 'header') res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '2', 'X-Shadow-Extra': '1' });
+    else if (fault === 'body') {
+      res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '7' });
+      res.end('changed');
+      return;
+    } else res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '2' });
     res.end('ok');
   });
 };

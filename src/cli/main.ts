@@ -6,10 +6,12 @@ import { parseArgs } from './args.js';
 import { startDaemon } from '../daemon.js';
 import { systemdNotifier, type Notifier } from '../ops/notify.js';
 import { runDoctor } from './doctor.js';
+import { runReport } from './report.js';
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   if (argv[0] === 'doctor') return runDoctor(argv.slice(1));
+  if (argv[0] === 'report') return runReport(argv.slice(1));
   if (argv[0] === 'version') {
     process.stdout.write(`mirror-replay ${version()}\n`);
     return 0;
