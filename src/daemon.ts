@@ -65,6 +65,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
         overflow: (n) => replayer.destinations.forEach((d) => metrics.dropped('queue_full', n, d.label)),
       })
     : null;
+  if (!cfg.pcap && cfg.workers > 1 && cfg.shadow) log.info({ workers: cfg.workers }, 'shadow testing: capture stays in the main thread (--workers applies without --compare)');
   const sources: FrameSource[] = cfg.pcap
     ? [new PcapFileSource(cfg.pcap)]
     : pool?.sources ?? cfg.interfaces.map((i) => new PacketRing({ interface: i, port: cfg.port, ringMiB: cfg.ringMiB, bothDirections: cfg.shadow !== undefined }));

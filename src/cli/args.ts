@@ -87,7 +87,7 @@ export function buildParser(argv: string[]) {
     .option('pcap', { type: 'string', group: 'Capture:', describe: 'Read frames from a classic pcap file instead, replay, then exit' })
     .option('filter-request-port', { type: 'number', default: DEFAULTS.port, group: 'Capture:', describe: 'Service port whose requests are replayed' })
     .option('ring-mb', { type: 'number', default: DEFAULTS.ringMiB, group: 'Capture:', describe: 'AF_PACKET ring size per interface, MiB (shared out among the workers)' })
-    .option('workers', { type: 'number', default: DEFAULTS.workers, group: 'Capture:', describe: 'Capture threads per interface, each flow on one of them (PACKET_FANOUT hash); 1 = capture in the main thread [default: cores, at most 4]' })
+    .option('workers', { type: 'number', default: DEFAULTS.workers, group: 'Capture:', describe: 'Capture threads per interface, each flow on one of them (PACKET_FANOUT hash); 1 = capture in the main thread [default: cores − 1, at most 4]' })
     .option('max-body-bytes', { type: 'string', default: '64MiB', group: 'Limits:', describe: 'Largest request body replayed (reason http_body_too_large)' })
     .option('max-flow-buffer-bytes', { type: 'string', default: '4MiB', group: 'Limits:', describe: 'Out-of-order bytes one connection may hold' })
     .option('memcap-bytes', { type: 'string', default: '128MiB', group: 'Limits:', describe: 'Out-of-order bytes all connections may hold' })

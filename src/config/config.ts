@@ -67,11 +67,12 @@ export interface ShadowConfig {
 }
 
 /**
- * One capture worker per core, at most 4: beyond that the main thread, which replays every
- * request, is the limit (test/bench/README.md, "Many cores").
+ * One capture worker per core but one, at most 4. The main thread replays every request and is
+ * the limit: on 2 cores a second thread only adds hand-off cost, and past 4 workers capture and
+ * parsing are no longer what bounds throughput (test/bench/README.md, "Many cores").
  */
 export function defaultWorkers(): number {
-  return Math.max(1, Math.min(os.availableParallelism(), 4));
+  return Math.max(1, Math.min(os.availableParallelism() - 1, 4));
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

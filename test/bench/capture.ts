@@ -15,7 +15,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { Lab, ROOT } from '../../scripts/lab/harness.js';
-import { printTable, procCpuSeconds, QUICK, sleep, type Row } from './util.js';
+import { benchArgs, printTable, procCpuSeconds, QUICK, sleep, type Row } from './util.js';
 
 const ADAPTER = '10.213.2.2';
 const FLOWS = 64;
@@ -54,7 +54,9 @@ export async function main(): Promise<void> {
     await lab.up();
     noGro(lab);
     await lab.startRecorders();
-    await lab.startDaemon();
+    const workers = benchArgs().opt('workers', '');
+    await lab.startDaemon(workers ? ['--workers', workers] : []);
+    notes.push(`daemon --workers ${workers || '(default)'}.`);
     const steps = [...(QUICK ? [100_000] : [50_000, 100_000, 200_000, 300_000]), 0];
     let sport = 2000;
     for (const pps of steps) {

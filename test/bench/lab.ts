@@ -5,7 +5,7 @@
  * offered req/s (answered by production), replayed req/s (recorded by the test environment),
  * loss = production's records − the test environment's records, what the daemon counted as
  * dropped by reason, the daemon's CPU-seconds per 10k requests and peak RSS.
- * Writes test/bench/results/lab-sweep.{md,svg,json}.
+ * Writes test/bench/results/lab-sweep.{md,svg,json} (lab-sweep-wN.* with --workers N).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Lab, PROD_V4 } from '../../scripts/lab/harness.js';
 import { chart } from './svg.js';
-import { fmt, markdownTable, printTable, procCpuSeconds, QUICK, RESULTS, ROOT, sleep, type Row } from './util.js';
+import { benchArgs, fmt, markdownTable, printTable, procCpuSeconds, QUICK, RESULTS, ROOT, sleep, type Row } from './util.js';
 
 interface Step {
   target: number | null;
@@ -122,6 +122,8 @@ function svg(steps: Step[], machine: string): string {
   ], { footer: machine });
 }
 
+const WORKERS = benchArgs().opt('workers', '');
+
 export async function main(): Promise<void> {
   const seconds = QUICK ? 2 : 5;
   const targets: Array<number | null> = QUICK ? [1_000, 4_000, null] : [1_000, 2_000, 4_000, 8_000, 12_000, 16_000, 24_000, 32_000, null];
@@ -133,7 +135,8 @@ export async function main(): Promise<void> {
   try {
     await lab.up();
     await lab.startRecorders();
-    await lab.startDaemon();
+    // --workers N: the daemon's capture workers (default: the daemon's own default); results get a -wN suffix.
+    await lab.startDaemon(WORKERS ? ['--workers', WORKERS] : []);
     const script = path.join(lab.dir, 'rate.lua');
     fs.writeFileSync(script, LUA);
     // Warm-up: connections, JIT, the test environment's keep-alive pool.
@@ -212,8 +215,9 @@ export async function main(): Promise<void> {
     'production CPU %': s.prodCpuPct,
     'test env CPU %': s.testCpuPct,
   }));
-  printTable(`lab sweep: wrk → production, mirrored → daemon → test environment, ${seconds} s per step`, rows);
+  printTable(`lab sweep: wrk → production, mirrored → daemon → test environment, ${seconds} s per step${WORKERS ? `, --workers ${WORKERS}` : ''}`, rows);
   if (QUICK) return;
+  const name = WORKERS ? `lab-sweep-w${WORKERS}` : 'lab-sweep';
   fs.mkdirSync(RESULTS, { recursive: true });
   const cmd = 'sudo npm run bench:lab   # or: sudo npm run bench -- lab';
   const md = [
@@ -234,11 +238,11 @@ export async function main(): Promise<void> {
     '  (it includes the 64 MiB capture ring). Production and test env CPU %: their recorders (node:http, one process each).',
     '',
     markdownTable(rows),
-    '![offered load vs replayed and lost](lab-sweep.svg)',
+    `![offered load vs replayed and lost](${name}.svg)`,
     '',
   ].join('\n');
-  fs.writeFileSync(path.join(RESULTS, 'lab-sweep.md'), md);
-  fs.writeFileSync(path.join(RESULTS, 'lab-sweep.svg'), svg(steps, machine));
-  fs.writeFileSync(path.join(RESULTS, 'lab-sweep.json'), `${JSON.stringify({ machine, seconds, steps }, null, 2)}\n`);
-  console.log(`\nwrote ${path.relative(ROOT, path.join(RESULTS, 'lab-sweep.md'))}, lab-sweep.svg and lab-sweep.json`);
+  fs.writeFileSync(path.join(RESULTS, `${name}.md`), md);
+  fs.writeFileSync(path.join(RESULTS, `${name}.svg`), svg(steps, machine));
+  fs.writeFileSync(path.join(RESULTS, `${name}.json`), `${JSON.stringify({ machine, seconds, workers: WORKERS || 'default', steps }, null, 2)}\n`);
+  console.log(`\nwrote ${path.relative(ROOT, path.join(RESULTS, `${name}.md`))}, ${name}.svg and ${name}.json`);
 }

@@ -153,6 +153,8 @@ export function benchArgs(): { flag(name: string): boolean; opt(name: string, df
   return {
     flag: (n) => argv.includes(`--${n}`),
     opt: (n, d) => {
+      const eq = argv.find((a) => a.startsWith(`--${n}=`)); // `--workers=2`: run.ts takes bare words for bench names
+      if (eq) return eq.slice(n.length + 3);
       const i = argv.indexOf(`--${n}`);
       return i >= 0 && i + 1 < argv.length ? argv[i + 1] : d;
     },
