@@ -393,10 +393,19 @@ export class FlowTable {
       this.forget(f);
       return;
     }
-    if (f.recent === null) {
-      f.recent = Buffer.allocUnsafe(2 * max);
-      f.recentEnd = 0;
-      f.recentLen = 0;
+    // Sized to what is kept (a header section is usually well under the window), grown on
+    // demand up to twice the window: 10,000 flows mid-request must not cost 16 KiB each.
+    if (f.recent === null || (f.recent.length < 2 * max && f.recent.length < 2 * keep)) {
+      const size = Math.min(2 * max, Math.max(512, 2 ** Math.ceil(Math.log2(2 * keep))));
+      const grown = Buffer.allocUnsafe(size);
+      if (f.recent !== null && f.recentLen > 0) {
+        f.recent.copy(grown, 0, f.recentEnd - f.recentLen, f.recentEnd);
+        f.recentEnd = f.recentLen;
+      } else {
+        f.recentEnd = 0;
+        f.recentLen = 0;
+      }
+      f.recent = grown;
     }
     const r = f.recent;
     if (len >= keep) {
