@@ -104,6 +104,8 @@ export class HttpResponseParser implements StreamSink {
   private discarding = false;
   /** Bytes of the response in progress, for the table's overlap check. */
   private msgBytes = 0;
+  /** Messages (interim ones included) finished or lost so far. */
+  private responses = 0;
 
   constructor(private readonly events: ResponseParserEvents, opts: ResponseParserOptions = {}) {
     this.maxHead = opts.maxHeadBytes ?? 64 * 1024;
@@ -125,6 +127,7 @@ export class HttpResponseParser implements StreamSink {
     let p = 0;
     while (p < len && this.state !== DEAD) {
       const before = p;
+      const gen = this.responses;
       switch (this.state) {
         case HEAD: p = this.onHead(d, p); break;
         case BODY: p = this.onBody(d, p); break;
@@ -134,7 +137,8 @@ export class HttpResponseParser implements StreamSink {
         case TRAILER: p = this.onTrailer(d, p); break;
         case UNTIL_CLOSE: this.body(d, p, len); p = len; break;
       }
-      this.msgBytes += p - before;
+      // A response that ended in this step leaves nothing pending.
+      if (this.responses === gen) this.msgBytes += p - before;
     }
   }
 
@@ -244,6 +248,7 @@ export class HttpResponseParser implements StreamSink {
       if (status === 101) return this.tunnel(status, m[1], headers);
       // Interim: answers no request; the final response follows.
       this.msgBytes = 0;
+      this.responses++;
       return;
     }
     const method = this.events.requestMethod();
@@ -367,6 +372,7 @@ export class HttpResponseParser implements StreamSink {
   }
 
   private reset(): void {
+    this.responses++;
     if (this.state !== DEAD) this.state = HEAD;
     this.digest = null;
     this.headers = [];
