@@ -5,6 +5,7 @@
  *
  *   node recorder.js --out FILE --listen 10.213.1.2:80 [--listen [fd00::2]:80]
  *     [--fault 500:/path] [--fault body:/path] [--fault header:/path]
+ * GET /big/N answers N MiB (at most 64), the same bytes every time.
  *
  * --fault makes a test environment misbehave on purpose on one path (shadow-testing tests):
  * answer 500, answer a different body, or add a header; other paths answer as production does.
@@ -47,6 +48,23 @@ const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
   req.on('end', () => {
     sink.write(`${JSON.stringify({ method: req.method, url: req.url, version: req.httpVersion, rawHeaders: req.rawHeaders, rawTrailers: req.rawTrailers, bodyLen: len, bodySha: h.digest('hex') })}\n`);
     n++;
+    const big = /^\/big\/(\d+)$/.exec((req.url ?? '').split('?')[0]);
+    if (big) {
+      // /big/N: an N MiB answer (at most 64), streamed, the same bytes every time.
+      const mib = Math.min(64, Number(big[1]));
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(mib * 1024 * 1024) });
+      const chunk = Buffer.alloc(1024 * 1024, 'x');
+      let sent = 0;
+      const more = () => {
+        while (sent < mib) {
+          sent++;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      more();
+      return;
+    }
     const fault = faults.get((req.url ?? '').split('?')[0]);
     if (fault === '500') res.writeHead(500, { 'Content-Type': 'text/plain', 'Content-Length': '2' });
     else if (fault === 'header') res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '2', 'X-Shadow-Extra': '1' });
