@@ -26,7 +26,7 @@ export interface SourceCounts {
   truncated: number;
 }
 
-const KNOWN_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'MR_TIMEOUT', 'HPE_INVALID_CONSTANT', 'UND_ERR_SOCKET']);
+const KNOWN_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'MR_TIMEOUT', 'HPE_INVALID_CONSTANT', 'UND_ERR_SOCKET', 'MR_BAD_RESPONSE', 'MR_SHUTDOWN', 'MR_DESTINATION_DOWN']);
 
 /** A counter whose value lives in a stage's array; prom-client is told the increase at scrape. */
 function arrayCounter(reg: client.Registry, name: string, help: string, label: string, names: readonly string[], read: () => Float64Array) {
@@ -66,6 +66,13 @@ function sourceCounter(reg: client.Registry, name: string, help: string, key: Ex
   });
 }
 
+interface DestinationChildren {
+  /** By status class, in STATUS_CLASSES order. */
+  replayed: client.Counter.Internal[];
+  latency: client.Histogram.Internal<'destination'>;
+  dropped: Map<string, client.Counter.Internal>;
+}
+
 /** Every Prometheus metric of the daemon, declared in one place (README lists them). */
 export class Metrics implements ReplayObserver {
   readonly registry = new client.Registry();
@@ -78,6 +85,8 @@ export class Metrics implements ReplayObserver {
   readonly parsedTotal: client.Counter;
   private readonly bytesSkipped: client.Counter<'reason'>;
   private readonly destinationDropped: client.Counter<'destination' | 'reason'>;
+  /** Labelled children per destination, looked up once: no label hashing per request. */
+  private readonly perDestination = new Map<string, DestinationChildren>();
 
   constructor(destinations: string[], probe: PipelineProbe, opts: { defaultMetrics?: boolean } = {}) {
     const reg = this.registry;
@@ -121,14 +130,33 @@ export class Metrics implements ReplayObserver {
     });
   }
 
+  private children(destination: string): DestinationChildren {
+    let c = this.perDestination.get(destination);
+    if (!c) {
+      c = {
+        replayed: STATUS_CLASSES.map((s) => this.replayedTotal.labels(destination, s)),
+        latency: this.latency.labels(destination),
+        dropped: new Map(),
+      };
+      this.perDestination.set(destination, c);
+    }
+    return c;
+  }
+
   dropped(reason: DropReason, count = 1, destination?: string): void {
     this.dropChildren.get(reason)!.inc(count);
-    if (destination !== undefined) this.destinationDropped.inc({ destination, reason }, count);
+    if (destination !== undefined) {
+      const m = this.children(destination).dropped;
+      let ch = m.get(reason);
+      if (!ch) m.set(reason, (ch = this.destinationDropped.labels(destination, reason)));
+      ch.inc(count);
+    }
   }
   replayed(destination: string, status: number, seconds: number): void {
-    const cls = status >= 100 && status < 600 ? STATUS_CLASSES[Math.floor(status / 100) - 1] : '5xx';
-    this.replayedTotal.inc({ destination, status_class: cls });
-    this.latency.observe({ destination }, seconds);
+    const c = this.children(destination);
+    // 1xx..5xx; anything else counts as 5xx.
+    c.replayed[status >= 100 && status < 600 ? ((status / 100) | 0) - 1 : 4].inc();
+    c.latency.observe(seconds);
   }
   error(destination: string, code: string): void {
     this.errors.inc({ destination, code: KNOWN_ERROR_CODES.has(code) ? code : 'other' });

@@ -1,10 +1,7 @@
-import http from 'node:http';
-import https from 'node:https';
-import net from 'node:net';
-import tls from 'node:tls';
 import { ConfigError } from '../errors.js';
 import { parseBytes, parseDuration } from '../config/units.js';
-import { BodyDigest, digestHeaders, HttpResponseParser, type ResponseDigest } from '../http/response.js';
+import { HttpResponseParser, type ResponseDigest } from '../http/response.js';
+import { H1Pool, type H1Exchange, type H1Failure, type H1Handler } from './h1-client.js';
 import type { DropReason, ReplayObserver } from './outcome.js';
 
 /** A request ready to send: production's, with forwarded headers already applied. */
@@ -15,7 +12,7 @@ export interface OutgoingRequest {
   body: Buffer;
   chunked: boolean;
   trailers: string[];
-  /** 0 for HTTP/1.0: node:http only speaks 1.1, so these go out over a plain socket. */
+  /** 0 for HTTP/1.0: sent with an HTTP/1.0 request line over a connection of its own. */
   minorVersion: number;
   /** Shadow testing: told the digest of the answer, or why there is none (exactly once). */
   answer?: AnswerSink;
@@ -77,28 +74,63 @@ const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENE
 class TimeoutError extends Error {
   readonly code = 'MR_TIMEOUT';
 }
+class ShutdownError extends Error {
+  readonly code = 'MR_SHUTDOWN';
+}
+
+/** A request sent and not yet answered; in-flight requests form a list in deadline order. */
+class InFlight implements H1Handler {
+  prev: InFlight | null = null;
+  next: InFlight | null = null;
+  ex: H1Exchange | null = null;
+  shutdown = false;
+  /** Shadow testing: the answer digested like production's. */
+  parser: HttpResponseParser | null = null;
+  answered: ResponseDigest | null = null;
+
+  constructor(private readonly dest: Destination, readonly req: OutgoingRequest, readonly isRetry: boolean, readonly start: number, readonly deadline: number) {
+    const a = req.answer;
+    if (a) {
+      this.parser = new HttpResponseParser(
+        { requestMethod: () => req.method, onResponse: (d) => (this.answered ??= d), onLost: () => {} },
+        { snippetBytes: a.snippetBytes, captureJsonBytes: a.captureJsonBytes },
+      );
+    }
+  }
+
+  onBytes(d: Buffer, start: number, end: number): void {
+    this.parser?.push(d, start, end - start);
+  }
+
+  onDone(err: H1Failure | null, status: number, ex: H1Exchange): void {
+    this.dest.settle(this, err, status, ex);
+  }
+}
 
 /**
- * One test environment: a keep-alive node:http Agent, a bounded queue and a concurrency limit.
- * enqueue() never waits: when the queue is full the request is dropped and counted.
+ * One test environment: a pool of keep-alive connections (src/replay/h1-client.ts), a bounded
+ * queue and a concurrency limit. enqueue() never waits: when the queue is full the request is
+ * dropped and counted.
  *
- * node:http rather than undici: undici rewrites `Host` and `Content-Length` (lower case, moved)
- * and refuses duplicate Content-Length, so it cannot replay header order and case faithfully.
+ * Our own client rather than node:http or undici: undici rewrites `Host` and `Content-Length` (lower
+ * case, moved) and refuses duplicate Content-Length; node:http adds `Connection: keep-alive`, frames
+ * body-less POSTs as chunked and was the daemon's bottleneck. h1-client sends the fields as given.
  */
 export class Destination {
   readonly url: URL;
   readonly label: string;
   readonly hostHeader: string;
-  private readonly agent: http.Agent;
-  private readonly tls: boolean;
+  private readonly pool: H1Pool;
   private readonly queue: OutgoingRequest[] = [];
   private queueHead = 0;
   private queuedBytes = 0;
   private inflight = 0;
   private idleWaiters: Array<() => void> = [];
   private closed = false;
-  private readonly inflightReqs = new Set<http.ClientRequest>();
-  private readonly inflightSockets = new Set<net.Socket>();
+  /** In-flight requests, oldest (earliest deadline: the timeout is the same for all) first. */
+  private oldest: InFlight | null = null;
+  private newest: InFlight | null = null;
+  private timer: NodeJS.Timeout | null = null;
   /** Consecutive connect failures, and until when the destination is taken as down (ms). */
   private connectFailures = 0;
   private downUntil = 0;
@@ -112,9 +144,7 @@ export class Destination {
     this.opts = opts;
     this.label = this.url.origin;
     this.hostHeader = this.url.host;
-    const agentOpts = { keepAlive: true, maxSockets: opts.maxConcurrency, maxFreeSockets: opts.maxConcurrency, scheduling: 'lifo' as const };
-    this.tls = this.url.protocol === 'https:';
-    this.agent = this.tls ? new https.Agent({ ...agentOpts, rejectUnauthorized: !opts.tlsInsecure }) : new http.Agent(agentOpts);
+    this.pool = new H1Pool(url, { maxConnections: opts.maxConcurrency, tlsInsecure: opts.tlsInsecure });
   }
 
   get queueDepth(): number {
@@ -172,15 +202,18 @@ export class Destination {
     for (let i = this.queueHead; i < this.queue.length; i++) this.queue[i]?.answer?.failed('shutdown');
     this.queue.length = 0;
     this.queueHead = 0;
-    for (const r of this.inflightReqs) {
-      (r as http.ClientRequest & { mrShutdown?: boolean }).mrShutdown = true;
-      r.destroy();
+    this.queuedBytes = 0;
+    // Each abort settles its request at once (counted as shutdown), so the counts are final below.
+    const err = new ShutdownError('destination drained');
+    while (this.oldest) {
+      const f = this.oldest;
+      f.shutdown = true;
+      if (f.ex && !f.ex.done) f.ex.abort(err);
+      else this.unlink(f); // not expected: an exchange settles before it leaves the list
     }
-    for (const sock of this.inflightSockets) sock.destroy();
-    // Their error handlers count them as shutdown; wait so the counts are final when we return.
-    const until = Date.now() + 1000;
-    while (this.inflight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
-    this.agent.destroy();
+    this.pool.destroy(err);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
   }
 
   /**
@@ -238,167 +271,77 @@ export class Destination {
   }
 
   private send(req: OutgoingRequest, isRetry: boolean): void {
-    if (req.minorVersion === 0 && !req.chunked) {
-      this.sendHttp10(req);
-      return;
-    }
     this.inflight++;
-    const start = performance.now();
-    let done = false;
-    let cr: http.ClientRequest;
-    const finish = (err: (Error & { code?: string }) | null, status: number) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      this.inflightReqs.delete(cr);
-      this.inflight--;
-      if (err) {
-        const code = err.code ?? 'UNKNOWN';
-        if (!isRetry && code === 'ECONNRESET' && cr.reusedSocket && IDEMPOTENT.has(req.method) && !this.closed) {
-          // The keep-alive socket was closed by the server as we reused it: safe to send again.
-          this.send(req, true);
-          this.next();
-          return;
-        }
-        this.obs.error(this.label, code);
-        let reason: DropReason = 'upstream_error';
-        if ((cr as http.ClientRequest & { mrShutdown?: boolean }).mrShutdown) reason = 'shutdown';
-        else if (err instanceof TimeoutError) reason = 'timeout';
-        else if (CONNECT_CODES.has(code) || (code === 'ECONNRESET' && !cr.reusedSocket && !cr.socket?.bytesWritten)) reason = 'connect_error';
-        this.obs.dropped(reason, 1, this.label);
-        req.answer?.failed(reason);
-        this.health(reason);
-      } else {
-        this.obs.replayed(this.label, status, (performance.now() - start) / 1000);
-        if (answered) req.answer?.answered(answered);
-        this.health(null);
-      }
-      this.next();
-    };
-    let answered: ResponseDigest | null = null;
-    try {
-      cr = (this.tls ? https : http).request({
-        protocol: this.url.protocol,
-        hostname: this.url.hostname,
-        port: this.url.port || (this.tls ? 443 : 80),
-        method: req.method,
-        path: req.target,
-        headers: req.headers,
-        setHost: false,
-        agent: this.agent,
-      });
-    } catch (e) {
-      this.inflight--;
-      this.obs.error(this.label, (e as { code?: string }).code ?? 'UNKNOWN');
-      this.obs.dropped('invalid_for_replay', 1, this.label);
-      req.answer?.failed('invalid_for_replay');
-      return;
-    }
-    this.inflightReqs.add(cr);
-    const timer = setTimeout(() => cr.destroy(new TimeoutError(`no answer within ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
-    cr.on('response', (res) => {
-      const a = req.answer;
-      if (a) {
-        // Shadow testing: digest the answer as it streams, like production's.
-        const headers = digestHeaders(res.rawHeaders);
-        const body = new BodyDigest(a.snippetBytes, a.captureJsonBytes, headers);
-        res.on('data', (c: Buffer) => body.update(c));
-        res.on('end', () => {
-          answered = body.finish(res.statusCode ?? 0, res.httpVersionMinor, headers);
-          finish(null, res.statusCode ?? 0);
-        });
-      } else {
-        res.on('end', () => finish(null, res.statusCode ?? 0));
-        res.resume();
-      }
-      res.on('error', (e) => finish(e, 0));
-    });
-    cr.on('error', (e) => finish(e, 0));
-    if (req.chunked) {
-      if (req.body.length) cr.write(req.body);
-      if (req.trailers.length) {
-        const t: Array<[string, string]> = [];
-        for (let i = 0; i < req.trailers.length; i += 2) t.push([req.trailers[i], req.trailers[i + 1]]);
-        cr.addTrailers(t);
-      }
-      cr.end();
-    } else {
-      if (req.body.length === 0 && (cr as unknown as { useChunkedEncodingByDefault: boolean }).useChunkedEncodingByDefault && !hasContentLength(req.headers)) {
-        // node:http frames a body-less POST/PUT/PATCH without Content-Length as chunked.
-        this.obs.altered('empty_body_framing');
-      }
-      cr.end(req.body.length ? req.body : undefined);
-    }
+    const now = performance.now();
+    const f = new InFlight(this, req, isRetry, now, now + this.opts.timeoutMs);
+    // Append: deadlines are in send order because every request has the same timeout.
+    f.prev = this.newest;
+    if (this.newest) this.newest.next = f;
+    else this.oldest = f;
+    this.newest = f;
+    if (!this.timer) this.arm(f.deadline);
+    f.ex = this.pool.request(req, f);
   }
 
-  /**
-   * HTTP/1.0 exactly as production got it (node:http only speaks 1.1): one connection per
-   * request, closed by the server after its answer. Only the status line is read.
-   */
-  private sendHttp10(req: OutgoingRequest): void {
-    this.inflight++;
-    const start = performance.now();
-    let head = `${req.method} ${req.target} HTTP/1.0\r\n`;
-    for (let i = 0; i < req.headers.length; i += 2) head += `${req.headers[i]}: ${req.headers[i + 1]}\r\n`;
-    head += '\r\n';
-    const port = Number(this.url.port || (this.tls ? 443 : 80));
-    const sock = this.tls
-      ? tls.connect({ host: this.url.hostname, port, servername: net.isIP(this.url.hostname) ? undefined : this.url.hostname, rejectUnauthorized: !this.opts.tlsInsecure })
-      : net.connect({ host: this.url.hostname, port });
-    this.inflightSockets.add(sock);
-    let status = 0;
-    let first = '';
-    let done = false;
-    // Shadow testing: the whole answer goes through the response parser (digest as production's).
-    let answered: ResponseDigest | null = null;
+  /** One timer per destination, for the oldest request in flight (not one per request). */
+  private arm(at: number): void {
+    // Left armed when its request settles (it re-arms for the next oldest): no timer per request.
+    // Unref'd: a request in flight keeps the process alive through its socket.
+    this.timer = setTimeout(() => this.expire(), Math.max(1, Math.ceil(at - performance.now())));
+    this.timer.unref();
+  }
+
+  private expire(): void {
+    this.timer = null;
+    const now = performance.now();
+    while (this.oldest && this.oldest.deadline <= now) {
+      const f = this.oldest;
+      if (f.ex && !f.ex.done) f.ex.abort(new TimeoutError(`no answer within ${this.opts.timeoutMs} ms`));
+      else this.unlink(f);
+    }
+    if (this.oldest) this.arm(this.oldest.deadline);
+  }
+
+  private unlink(f: InFlight): void {
+    if (f.prev) f.prev.next = f.next;
+    else if (this.oldest === f) this.oldest = f.next;
+    else return; // already unlinked
+    if (f.next) f.next.prev = f.prev;
+    else this.newest = f.prev;
+    f.prev = f.next = null;
+  }
+
+  /** @internal An exchange ended: count it, maybe retry, start the next. */
+  settle(f: InFlight, err: H1Failure | null, status: number, ex: H1Exchange): void {
+    this.unlink(f);
+    this.inflight--;
+    const req = f.req;
     const a = req.answer;
-    const parser = a
-      ? new HttpResponseParser({ requestMethod: () => req.method, onResponse: (d) => (answered ??= d), onLost: () => {} }, { snippetBytes: a.snippetBytes, captureJsonBytes: a.captureJsonBytes })
-      : null;
-    const finish = (err: (Error & { code?: string }) | null) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      this.inflightSockets.delete(sock);
-      sock.destroy();
-      this.inflight--;
-      if (parser && !err) parser.end();
+    if (err) {
+      const code = err.code ?? 'UNKNOWN';
+      if (!f.isRetry && !f.shutdown && !this.closed && ex.reused && ex.responseBytes === 0 && (code === 'ECONNRESET' || code === 'EPIPE') && IDEMPOTENT.has(req.method)) {
+        // The kept-alive connection was closed by the server as we reused it: safe to send again.
+        this.send(req, true);
+        this.next();
+        return;
+      }
+      this.obs.error(this.label, code);
+      let reason: DropReason = 'upstream_error';
+      if (f.shutdown) reason = 'shutdown';
+      else if (err instanceof TimeoutError) reason = 'timeout';
+      else if (CONNECT_CODES.has(code) || (!ex.connected && !ex.reused && (code === 'ECONNRESET' || code === 'EPIPE'))) reason = 'connect_error';
+      this.obs.dropped(reason, 1, this.label);
+      a?.failed(reason);
+      this.health(reason);
+    } else {
+      this.obs.replayed(this.label, status, (performance.now() - f.start) / 1000);
       if (a) {
-        if (answered) a.answered(answered);
-        else a.failed(status > 0 ? 'upstream_error' : err instanceof TimeoutError ? 'timeout' : 'upstream_error');
+        f.parser!.end();
+        if (f.answered) a.answered(f.answered);
+        else a.failed('upstream_error');
       }
-      if (status > 0) this.obs.replayed(this.label, status, (performance.now() - start) / 1000);
-      else {
-        const e = err ?? Object.assign(new Error('connection closed before a status line'), { code: 'ECONNRESET' });
-        const code = e.code ?? 'UNKNOWN';
-        this.obs.error(this.label, code);
-        const reason: DropReason = this.closed && !(e instanceof TimeoutError) ? 'shutdown' : e instanceof TimeoutError ? 'timeout' : CONNECT_CODES.has(code) ? 'connect_error' : 'upstream_error';
-        this.obs.dropped(reason, 1, this.label);
-        this.health(reason);
-      }
-      if (status > 0) this.health(null);
-      this.next();
-    };
-    const timer = setTimeout(() => finish(new TimeoutError(`no answer within ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
-    sock.on(this.tls ? 'secureConnect' : 'connect', () => {
-      sock.write(head, 'latin1');
-      if (req.body.length) sock.write(req.body);
-    });
-    sock.on('data', (d: Buffer) => {
-      parser?.push(d, 0, d.length);
-      if (status) return;
-      first += d.toString('latin1', 0, Math.min(d.length, 64));
-      const m = /^HTTP\/1\.[01] (\d{3})/.exec(first);
-      if (m) status = Number(m[1]);
-      else if (first.length >= 16) finish(Object.assign(new Error('not an HTTP response'), { code: 'MR_BAD_RESPONSE' }));
-    });
-    sock.on('end', () => finish(null));
-    sock.on('close', () => finish(null));
-    sock.on('error', (e) => finish(e));
+      this.health(null);
+    }
+    this.next();
   }
-}
-
-function hasContentLength(h: string[]): boolean {
-  for (let i = 0; i < h.length; i += 2) if (h[i].length === 14 && h[i].toLowerCase() === 'content-length') return true;
-  return false;
 }
