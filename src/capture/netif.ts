@@ -1,8 +1,16 @@
 /**
  * Interface facts (index, flags, MTU) through SIOCGIF* ioctls on a `struct ifreq`.
  */
+import { createRequire } from 'node:module';
+import { isMainThread } from 'node:worker_threads';
 import { CaptureError } from '../errors.js';
 import * as libc from './libc.js';
+
+type IoctlAddon = (fd: number, request: number, data: Buffer) => number;
+// The `ioctl` package is the well-kept tool for this, but its addon cannot load in worker threads
+// (--workers): there the same call goes through koffi. The addon asserts on its argument count, so
+// the only call site is ioctlChecked, which always passes exactly three checked arguments.
+const ioctlAddon: IoctlAddon | null = isMainThread ? (createRequire(import.meta.url)('ioctl') as IoctlAddon) : null;
 
 const SIOCGIFFLAGS = 0x8913;
 const SIOCGIFINDEX = 0x8933;
@@ -30,8 +38,8 @@ function ioctlChecked(fd: number, request: number, req: Buffer): void {
   if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw new TypeError(`ioctl: bad fd ${fd}`);
   if (!Number.isInteger(request) || request < 0 || request > 0xffffffff) throw new TypeError(`ioctl: bad request ${request}`);
   if (!Buffer.isBuffer(req) || req.length < IFREQ_SIZE) throw new TypeError('ioctl: ifreq must be a Buffer of at least 40 bytes');
-  // Through koffi rather than the `ioctl` addon: that addon cannot load in worker threads (--workers).
-  if (libc.ioctlPtr(fd, request, req) < 0) throw Object.assign(new Error('ioctl failed'), { errno: libc.errno() });
+  if (ioctlAddon) ioctlAddon(fd, request, req);
+  else if (libc.ioctlPtr(fd, request, req) < 0) throw Object.assign(new Error('ioctl failed'), { errno: libc.errno() });
 }
 
 function ifreq(name: string): Buffer {
