@@ -295,7 +295,7 @@ export class FlowTable {
       return;
     }
     ev[E.out_of_order]++;
-    const data = Buffer.allocUnsafe(len);
+    const data = Buffer.allocUnsafeSlow(len);
     data.set(p.buf.subarray(off, off + len));
     if (f.held.length === 0) f.holeSince = now;
     while (f.held.length && f.heldBytes + len > this.opts.maxFlowBufferBytes) {
@@ -397,7 +397,7 @@ export class FlowTable {
     // demand up to twice the window: 10,000 flows mid-request must not cost 16 KiB each.
     if (f.recent === null || (f.recent.length < 2 * max && f.recent.length < 2 * keep)) {
       const size = Math.min(2 * max, Math.max(512, 2 ** Math.ceil(Math.log2(2 * keep))));
-      const grown = Buffer.allocUnsafe(size);
+      const grown = Buffer.allocUnsafeSlow(size);
       if (f.recent !== null && f.recentLen > 0) {
         f.recent.copy(grown, 0, f.recentEnd - f.recentLen, f.recentEnd);
         f.recentEnd = f.recentLen;
