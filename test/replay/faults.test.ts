@@ -112,6 +112,8 @@ for (const kind of ['refused', 'blackhole', 'slow', 'reset-mid-response', '503']
       await bad?.close();
       await good.close();
     }
+    const by = (reason: string) => out.get(out.perDest, `${badUrl} ${reason}`);
+    console.log(`${kind}: healthy got ${good.count()}/2000; faulty: connect_error ${by('connect_error')}, timeout ${by('timeout')}, queue_full ${by('queue_full')}, upstream_error ${by('upstream_error')}, shutdown ${by('shutdown')}, 2xx ${out.get(out.statuses, `${badUrl} 2xx`)}, 5xx ${out.get(out.statuses, `${badUrl} 5xx`)}; max queue ${maxQ.v}; heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1)} MiB`);
     assert.equal(good.count(), 2000, 'the healthy destination got every request');
     assert.ok(maxQ.v <= 200, `queue bounded: ${maxQ.v}`);
     const lost = (reason: string) => out.get(out.perDest, `${badUrl} ${reason}`);
