@@ -166,6 +166,8 @@ class Connection {
     const body = r.body;
     const s = this.sock;
     if (r.chunked) {
+      // Only when a rewrite removed it: the chunks below need it to mean anything.
+      if (!hasField(h, 'transfer-encoding')) head += 'Transfer-Encoding: chunked\r\n';
       if (body.length) head += '\r\n' + body.length.toString(16) + '\r\n';
       else head += '\r\n';
       let tail = body.length ? '\r\n0\r\n' : '0\r\n';
@@ -180,7 +182,8 @@ class Connection {
       } else s.write(head + tail, 'latin1');
       return;
     }
-    // A body with neither Content-Length nor chunked (a rewrite removed the field) needs a length.
+    // A body with neither Content-Length nor chunked (a rewrite removed the field) needs a length,
+    // as node:http gave it.
     if (body.length && r.minorVersion !== 0 && !hasField(h, 'content-length')) head += 'Content-Length: ' + body.length + '\r\n';
     head += '\r\n';
     if (body.length) {

@@ -134,12 +134,15 @@ test('writes exactly the given request line, fields (order, case, duplicates) an
   pool.destroy();
 });
 
-test('a body without Content-Length or chunked (a rewrite removed it) gets a Content-Length', async () => {
+test('framing a rewrite removed is put back: Content-Length for a body, Transfer-Encoding for chunks', async () => {
   const s = await server(answerWith(OK));
   const pool = new H1Pool(s.url, { maxConnections: 1 });
-  const r = await send(pool, { method: 'POST', headers: ['Host', 'h'], body: Buffer.from('abc') });
-  assert.equal(r.status, 200);
-  assert.equal(s.seen[0].bytes, 'POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc');
+  assert.equal((await send(pool, { method: 'POST', headers: ['Host', 'h'], body: Buffer.from('abc') })).status, 200);
+  assert.equal((await send(pool, { method: 'POST', headers: ['Host', 'h'], body: Buffer.from('abc'), chunked: true })).status, 200);
+  assert.deepEqual(s.seen.map((x) => x.bytes), [
+    'POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc',
+    'POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
+  ]);
   pool.destroy();
 });
 
