@@ -176,8 +176,12 @@ test('ring: in a namespace pair, only port-P TCP arrives, whole, counted, and st
     assert.equal(both.seen.sports[OTHER] ?? 0, 0);
     assert.equal(both.seen.nonTcp, 0);
 
-    assert.equal(out.throwing.frames, one.seen.frames, 'a throwing handler still saw every frame');
+    // The rings are stopped one after the other, so a late ACK can reach one and not the other:
+    // compare each ring with its own kernel count, and the two rings only roughly.
+    assert.equal(out.throwing.stats.packets, out.throwing.frames, 'a throwing handler still saw every frame its ring got');
     assert.equal(out.throwing.handlerErrors, out.throwing.frames);
+    assert.equal(out.throwing.stats.kernelDrops, 0);
+    assert.ok(Math.abs(out.throwing.frames - one.seen.frames) <= 3, `throwing ${out.throwing.frames} vs ${one.seen.frames}`);
   } finally {
     killIfRunning(capture);
     if (lab) labDown(lab);
