@@ -68,6 +68,9 @@ export function parseDestination(spec: string, defaults: DestinationOptions): { 
   return { url: new URL(u.origin), opts };
 }
 
+/** A request-target the request line can carry: no SP, CTL or DEL (RFC 9112 §3.2). */
+const VALID_TARGET = /^[\x21-\x7e\x80-\xff]+$/;
+
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
 
@@ -158,6 +161,13 @@ export class Destination {
     if (this.closed) {
       this.obs.dropped('shutdown', 1, this.label);
       req.answer?.failed('shutdown');
+      return;
+    }
+    if (!VALID_TARGET.test(req.target)) {
+      // Only an --http-rewrite-url replacement can produce this (the parser checked production's).
+      this.obs.error(this.label, 'MR_INVALID_TARGET');
+      this.obs.dropped('invalid_for_replay', 1, this.label);
+      req.answer?.failed('invalid_for_replay');
       return;
     }
     if (this.downUntil && performance.now() < this.downUntil) {

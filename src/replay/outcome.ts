@@ -25,7 +25,7 @@ export const REPLAY_DROP_REASONS = [
   'upstream_error',
   /** Still queued or in flight when the drain timeout ran out at shutdown. */
   'shutdown',
-  /** node:http refused to build the request (should not happen: the parser validates first). */
+  /** An --http-rewrite-url replacement made a target the request line cannot carry (a space, a CTL). */
   'invalid_for_replay',
 ] as const;
 

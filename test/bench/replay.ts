@@ -1,5 +1,5 @@
 /**
- * Replay to a local sink, one core: requests/s of Destination (node:http keep-alive Agent,
+ * Replay to a local sink, one core: requests/s of Destination (our HTTP/1.1 keep-alive client,
  * bounded queue: what the daemon uses) at a few concurrency levels, against a minimal
  * node:net HTTP sink in another process. Baselines in the same run, against the same sink, with
  * the same concurrency: an undici Pool and a bare node:http keep-alive Agent. Each runs closed

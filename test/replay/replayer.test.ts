@@ -82,6 +82,18 @@ test('one destination refusing, one healthy: the healthy one gets everything, re
   assert.equal(out.perDest[`${refused} connect_error`], 300);
 });
 
+test('a rewrite that puts a space in the target is dropped as invalid_for_replay, not sent', async () => {
+  const s = await server();
+  const out = new Outcomes();
+  const r = new Replayer(options([s.url], { rewrites: { setHeaders: [], removeHeaders: [], rewriteUrls: ['^/a:/b c'] } }), out);
+  r.submit(req('GET', '/a', []), flow);
+  r.submit(req('GET', '/ok', []), flow);
+  await r.drain(2000);
+  s.close();
+  assert.equal(out.drops.invalid_for_replay, 1);
+  assert.deepEqual(s.got.map((g) => g.url), ['/ok']);
+});
+
 test('--rate caps what is replayed; the excess is rate_limited', async () => {
   const s = await server();
   const out = new Outcomes();
