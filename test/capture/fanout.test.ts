@@ -7,8 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { lineFrom } from '../fixtures/child.js';
 
 const CHILD = fileURLToPath(new URL('./fanout-child.js', import.meta.url));
 const PORT = 8080;
@@ -26,24 +26,6 @@ function nsDel(ns: string): void {
   }
 }
 
-function lineFrom(child: ChildProcessWithoutNullStreams, pred: (l: string) => boolean, ms: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => reject(new Error(`no matching line within ${ms} ms; stderr: ${stderr}`)), ms);
-    rl.on('line', (l) => {
-      if (!pred(l)) return;
-      clearTimeout(timer);
-      rl.close();
-      resolve(l);
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`child exited (${code}) before the line; stderr: ${stderr}`));
-    });
-  });
-}
 
 interface RingOut {
   fanoutId: number;

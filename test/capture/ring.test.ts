@@ -5,11 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { PacketRing } from '../../src/capture/ring.js';
 import { CaptureError } from '../../src/errors.js';
 import { INJECTED } from './ring-child.js';
+import { lineFrom } from '../fixtures/child.js';
 
 const CHILD = fileURLToPath(new URL('./ring-child.js', import.meta.url));
 const PORT = 8080;
@@ -58,28 +58,6 @@ function labDown(lab: Lab): void {
   }
 }
 
-/** Resolves with the first stdout line matching `pred`, or rejects after `ms`. */
-function lineFrom(child: ChildProcessWithoutNullStreams, pred: (l: string) => boolean, ms: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      rl.close();
-      reject(new Error(`no matching line from child within ${ms} ms; stderr: ${stderr}`));
-    }, ms);
-    rl.on('line', (l) => {
-      if (!pred(l)) return;
-      clearTimeout(timer);
-      rl.close();
-      resolve(l);
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`child exited (${code}) before the line; stderr: ${stderr}`));
-    });
-  });
-}
 
 function one_(out: { one: { seen: { frames: number; maxCapLen: number; ipv6Ext: number }; ring: { blocks: number; polls: number } } }): string {
   const { seen, ring } = out.one;
