@@ -20,33 +20,11 @@ set -euo pipefail
 readonly EX_USAGE=2 EX_CONFLICT=6 EX_IP=7 EX_PERM=8 EX_NAME=10 EX_NOIP=11
 
 prog=${0##*/}
+# shellcheck source=vxlan-lib.sh
+source "$(dirname "$(readlink -f "$0")")/vxlan-lib.sh"
 
 usage() {
   echo "usage: $prog [--name vxlan0]"
-}
-
-die() { # die CODE MESSAGE...
-  local code=$1
-  shift
-  echo "$prog: $*" >&2
-  exit "$code"
-}
-
-run_ip() {
-  local err
-  if ! err=$(ip "$@" 2>&1 >/dev/null); then
-    if [[ $err == *"Operation not permitted"* ]]; then
-      die $EX_PERM "ip $*: not permitted (run as root or with CAP_NET_ADMIN): $err"
-    fi
-    die $EX_IP "ip $* failed: $err"
-  fi
-}
-
-valid_ifname() {
-  local n=$1
-  ((${#n} >= 1 && ${#n} <= 15)) || return 1
-  [[ $n != . && $n != .. ]] || return 1
-  [[ $n != */* && $n != *:* && ! $n =~ [[:space:]] ]] || return 1
 }
 
 name=vxlan0

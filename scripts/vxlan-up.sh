@@ -36,27 +36,11 @@ readonly EX_USAGE=2 EX_VNI=3 EX_PORT=4 EX_NODEV=5 EX_CONFLICT=6 EX_IP=7 EX_PERM=
 readonly VXLAN_OVERHEAD=50 # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
 
 prog=${0##*/}
+# shellcheck source=vxlan-lib.sh
+source "$(dirname "$(readlink -f "$0")")/vxlan-lib.sh"
 
 usage() {
   echo "usage: $prog --vni N [--dev IFACE] [--name vxlan0] [--port 4789] [--no-gro]"
-}
-
-die() { # die CODE MESSAGE...
-  local code=$1
-  shift
-  echo "$prog: $*" >&2
-  exit "$code"
-}
-
-# Runs ip, maps EPERM to EX_PERM and any other failure to EX_IP, with ip's own message.
-run_ip() {
-  local err
-  if ! err=$(ip "$@" 2>&1 >/dev/null); then
-    if [[ $err == *"Operation not permitted"* ]]; then
-      die $EX_PERM "ip $*: not permitted (run as root or with CAP_NET_ADMIN): $err"
-    fi
-    die $EX_IP "ip $* failed: $err"
-  fi
 }
 
 # is_uint VALUE MAXDIGITS: decimal digits only, at most MAXDIGITS of them.
@@ -65,12 +49,6 @@ is_uint() {
 }
 
 # Same rule as the kernel's dev_valid_name().
-valid_ifname() {
-  local n=$1
-  ((${#n} >= 1 && ${#n} <= 15)) || return 1
-  [[ $n != . && $n != .. ]] || return 1
-  [[ $n != */* && $n != *:* && ! $n =~ [[:space:]] ]] || return 1
-}
 
 link_exists() {
   ip link show dev "$1" >/dev/null 2>&1
