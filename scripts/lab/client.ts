@@ -102,6 +102,49 @@ function raw(reqIds: string[], data: Buffer, pieces?: number[], host = HOST): Pr
   });
 }
 
+/** Writes `data` in `pieces` equal parts, `gapMs` apart, on one connection. */
+async function rawPaced(reqIds: string[], data: Buffer, pieces: number, gapMs: number): Promise<void> {
+  const size = Math.ceil(data.length / pieces);
+  const sizes = Array.from({ length: pieces }, () => size);
+  return rawWithDelay(reqIds, data, sizes, gapMs);
+}
+
+function rawWithDelay(reqIds: string[], data: Buffer, pieces: number[], gapMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: HOST, port: PORT });
+    s.setNoDelay(true);
+    let got = '';
+    let finished = false;
+    const done = (err?: string) => {
+      if (finished) return;
+      finished = true;
+      const n = (got.match(/HTTP\/1\.[01] 200/g) ?? []).length;
+      for (let i = 0; i < reqIds.length; i++) if (i < n) ids.push(reqIds[i]); else failures.push(`${reqIds[i]}: ${err ?? 'no response'}`);
+      s.destroy();
+      resolve();
+    };
+    const timer = setTimeout(() => done('timeout'), 30_000);
+    s.on('data', (d) => {
+      got += d.toString('latin1');
+      if ((got.match(/HTTP\/1\.[01] 200/g) ?? []).length >= reqIds.length) {
+        clearTimeout(timer);
+        done();
+      }
+    });
+    s.on('error', (e) => { clearTimeout(timer); done(e.message); });
+    s.on('close', () => { clearTimeout(timer); done('closed'); });
+    s.on('connect', async () => {
+      let off = 0;
+      for (let i = 0; off < data.length; i++) {
+        const n = pieces[i % pieces.length];
+        s.write(data.subarray(off, off + n));
+        off += n;
+        await new Promise((r) => setTimeout(r, gapMs));
+      }
+    });
+  });
+}
+
 function curl(id: string, extra: string[], host = HOST): void {
   const r = spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-H', `X-Test-Id: ${id}`, ...extra, `http://${host.includes(':') ? `[${host}]` : host}:${PORT}/curl/${id}`], { encoding: 'utf8', timeout: 30_000 });
   if (r.stdout === '200') ids.push(id);
@@ -188,6 +231,50 @@ async function behaviours(): Promise<void> {
       const id = newId('tiny');
       const body = 'a tiny body written byte by byte';
       await raw([id], Buffer.from(`POST /tiny HTTP/1.1\r\nHost: prod.example\r\nX-Test-Id: ${id}\r\nContent-Length: ${body.length}\r\n\r\n${body}`, 'latin1'), [1, 2, 3]);
+    }
+
+    // 100 requests pipelined in one write, mixed with bodies.
+    {
+      const pids: string[] = [];
+      let buf = '';
+      for (let i = 0; i < 100; i++) {
+        const id = newId('pipelined-100');
+        pids.push(id);
+        const body = 'b'.repeat(i * 7);
+        buf += i % 2 ? `PUT /pipe100/${i} HTTP/1.1\r\nHost: prod.example\r\nX-Test-Id: ${id}\r\nContent-Length: ${body.length}\r\n\r\n${body}` : `GET /pipe100/${i}?x=${i} HTTP/1.1\r\nHost: prod.example\r\nX-Test-Id: ${id}\r\n\r\n`;
+      }
+      await raw(pids, Buffer.from(buf, 'latin1'));
+    }
+
+    // Odd but valid header sections: empty value, padded value, 100 fields, obs-text, a POST with no body.
+    {
+      const a = newId('odd-headers');
+      let h = `GET /odd HTTP/1.1\r\nHost: prod.example\r\nX-Test-Id: ${a}\r\nX-Empty:\r\nX-Pad:    padded value   \r\nX-Latin: caf\xe9\r\n`;
+      for (let i = 0; i < 100; i++) h += `X-Many-${i % 7}: ${i}\r\n`;
+      await raw([a], Buffer.from(`${h}\r\n`, 'latin1'));
+      const b = newId('post-no-body');
+      await raw([b], Buffer.from(`POST /nobody HTTP/1.1\r\nHost: prod.example\r\nX-Test-Id: ${b}\r\n\r\n`, 'latin1'));
+    }
+
+    // A chunked body in 500 tiny chunks, and a 64 KB body written slowly (16 pieces over ~1 s).
+    {
+      const id = newId('chunked-tiny');
+      let body = '';
+      for (let i = 0; i < 500; i++) body += `1\r\n${String.fromCharCode(97 + (i % 26))}\r\n`;
+      await raw([id], Buffer.from(`POST /chunks HTTP/1.1\r\nHost: prod.example\r\nX-Test-Id: ${id}\r\nTransfer-Encoding: chunked\r\n\r\n${body}0\r\n\r\n`, 'latin1'));
+      const slow = newId('slow-body');
+      const big = randomBytes(64 * 1024);
+      const head = Buffer.from(`POST /slow HTTP/1.1\r\nHost: prod.example\r\nX-Test-Id: ${slow}\r\nContent-Length: ${big.length}\r\n\r\n`, 'latin1');
+      await rawPaced([slow], Buffer.concat([head, big]), 16, 60);
+    }
+
+    // A keep-alive connection that goes quiet for longer than the daemon's hole timeout, then carries on.
+    {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      await request({ id: newId('quiet-keepalive'), path: '/quiet/1', agent });
+      await new Promise((r) => setTimeout(r, 2500));
+      await request({ id: newId('quiet-keepalive'), path: '/quiet/2', agent, method: 'POST', body: randomBytes(5000) });
+      agent.destroy();
     }
 
     // Other methods.
