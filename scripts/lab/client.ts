@@ -61,64 +61,22 @@ function request(o: { id: string; method?: string; path?: string; headers?: Reco
   });
 }
 
-/** Writes raw bytes (optionally in pieces), reads until `expect` responses came back. */
-function raw(reqIds: string[], data: Buffer, pieces?: number[], host = HOST): Promise<void> {
+/**
+ * Writes raw bytes on one connection, optionally in pieces `gapMs` apart, and reads until every
+ * request in `reqIds` has had its 200 (or the time is up).
+ */
+function raw(reqIds: string[], data: Buffer, pieces?: number[], host = HOST, gapMs = 1): Promise<void> {
   return new Promise((resolve) => {
     const s = net.connect({ host, port: PORT });
     s.setNoDelay(true);
     let got = '';
     let finished = false;
+    const answered = () => (got.match(/HTTP\/1\.[01] 200/g) ?? []).length;
     const done = (err?: string) => {
       if (finished) return;
       finished = true;
-      const n = (got.match(/HTTP\/1\.[01] 200/g) ?? []).length;
-      for (let i = 0; i < reqIds.length; i++) if (i < n) ids.push(reqIds[i]); else failures.push(`${reqIds[i]}: ${err ?? 'no response'}`);
-      s.destroy();
-      resolve();
-    };
-    const timer = setTimeout(() => done('timeout'), 20_000);
-    s.on('data', (d) => {
-      got += d.toString('latin1');
-      if ((got.match(/HTTP\/1\.[01] 200/g) ?? []).length >= reqIds.length) {
-        clearTimeout(timer);
-        done();
-      }
-    });
-    s.on('error', (e) => { clearTimeout(timer); done(e.message); });
-    s.on('close', () => { clearTimeout(timer); done('closed'); });
-    s.on('connect', async () => {
-      if (!pieces) {
-        s.write(data);
-        return;
-      }
-      let off = 0;
-      for (let i = 0; off < data.length; i++) {
-        const n = pieces[i % pieces.length];
-        s.write(data.subarray(off, off + n));
-        off += n;
-        await new Promise((r) => setTimeout(r, 1));
-      }
-    });
-  });
-}
-
-/** Writes `data` in `pieces` equal parts, `gapMs` apart, on one connection. */
-async function rawPaced(reqIds: string[], data: Buffer, pieces: number, gapMs: number): Promise<void> {
-  const size = Math.ceil(data.length / pieces);
-  const sizes = Array.from({ length: pieces }, () => size);
-  return rawWithDelay(reqIds, data, sizes, gapMs);
-}
-
-function rawWithDelay(reqIds: string[], data: Buffer, pieces: number[], gapMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: HOST, port: PORT });
-    s.setNoDelay(true);
-    let got = '';
-    let finished = false;
-    const done = (err?: string) => {
-      if (finished) return;
-      finished = true;
-      const n = (got.match(/HTTP\/1\.[01] 200/g) ?? []).length;
+      clearTimeout(timer);
+      const n = answered();
       for (let i = 0; i < reqIds.length; i++) if (i < n) ids.push(reqIds[i]); else failures.push(`${reqIds[i]}: ${err ?? 'no response'}`);
       s.destroy();
       resolve();
@@ -126,16 +84,17 @@ function rawWithDelay(reqIds: string[], data: Buffer, pieces: number[], gapMs: n
     const timer = setTimeout(() => done('timeout'), 30_000);
     s.on('data', (d) => {
       got += d.toString('latin1');
-      if ((got.match(/HTTP\/1\.[01] 200/g) ?? []).length >= reqIds.length) {
-        clearTimeout(timer);
-        done();
-      }
+      if (answered() >= reqIds.length) done();
     });
-    s.on('error', (e) => { clearTimeout(timer); done(e.message); });
-    s.on('close', () => { clearTimeout(timer); done('closed'); });
+    s.on('error', (e) => done(e.message));
+    s.on('close', () => done('closed'));
     s.on('connect', async () => {
+      if (!pieces) {
+        s.write(data);
+        return;
+      }
       let off = 0;
-      for (let i = 0; off < data.length; i++) {
+      for (let i = 0; off < data.length && !finished; i++) {
         const n = pieces[i % pieces.length];
         s.write(data.subarray(off, off + n));
         off += n;
@@ -143,6 +102,12 @@ function rawWithDelay(reqIds: string[], data: Buffer, pieces: number[], gapMs: n
       }
     });
   });
+}
+
+/** Writes `data` in `pieces` equal parts, `gapMs` apart, on one connection. */
+function rawPaced(reqIds: string[], data: Buffer, pieces: number, gapMs: number): Promise<void> {
+  const size = Math.ceil(data.length / pieces);
+  return raw(reqIds, data, [size], HOST, gapMs);
 }
 
 function curl(id: string, extra: string[], host = HOST): void {

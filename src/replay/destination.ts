@@ -1,19 +1,11 @@
 import { ConfigError } from '../errors.js';
 import { parseBytes, parseDuration } from '../config/units.js';
 import { HttpResponseParser, type ResponseDigest } from '../http/response.js';
-import { H1Pool, type H1Exchange, type H1Failure, type H1Handler } from './h1-client.js';
+import { H1Pool, type H1Exchange, type H1Failure, type H1Handler, type H1Request } from './h1-client.js';
 import type { DropReason, ReplayObserver } from './outcome.js';
 
 /** A request ready to send: production's, with forwarded headers already applied. */
-export interface OutgoingRequest {
-  method: string;
-  target: string;
-  headers: string[];
-  body: Buffer;
-  chunked: boolean;
-  trailers: string[];
-  /** 0 for HTTP/1.0: sent with an HTTP/1.0 request line over a connection of its own. */
-  minorVersion: number;
+export interface OutgoingRequest extends H1Request {
   /** Shadow testing: told the digest of the answer, or why there is none (exactly once). */
   answer?: AnswerSink;
 }
