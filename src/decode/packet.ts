@@ -34,6 +34,13 @@ export class Packet {
   payloadLength = 0;
   /** Payload bytes announced by the IP header but missing from the capture. */
   payloadMissing = 0;
+
+  /** TCP options (RFC 7323 timestamps; RFC 2385 MD5 / RFC 5925 AO signatures), parsed per segment. */
+  hasTimestamp = false;
+  tsVal = 0;
+  tsEcr = 0;
+  /** The segment carries a TCP-MD5 (kind 19) or TCP-AO (kind 29) option. */
+  signed = false;
 }
 
 export const TCP_FIN = 0x01;

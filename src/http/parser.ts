@@ -93,6 +93,7 @@ const SCAN_METHOD = new Uint8Array(256);
 for (const c of '-_ABCDEFGHIJKLMNOPQRSTUVWXYZ') SCAN_METHOD[c.charCodeAt(0)] = 1;
 const GAP_REASON: Record<GapCause, HttpDropReason> = {
   lost: 'stream_gap',
+  kernel_drop: 'stream_gap_kernel_drop',
   truncated: 'stream_truncated',
   flow_cap: 'stream_flow_cap',
   memcap: 'stream_memcap',

@@ -45,6 +45,8 @@ export const HTTP_DROP_REASONS = [
   'http_incomplete',
   /** A hole in the TCP stream fell inside this request: the mirror lost segments (hole timeout). */
   'stream_gap',
+  /** As stream_gap, but the capture ring dropped frames (kernel drops) while the hole was open: the adapter fell behind. */
+  'stream_gap_kernel_drop',
   /** Bytes of this request were cut off by the capture (frame longer than snaplen/MTU). */
   'stream_truncated',
   /** The connection held more out-of-order bytes than --max-flow-buffer-bytes: its oldest hole was given up. */

@@ -2,6 +2,8 @@
 export type GapCause =
   /** The mirror lost the segment: a hole not filled within the hole timeout, or bytes before a FIN. */
   | 'lost'
+  /** As 'lost', but the capture ring dropped frames (kernel drops) while the hole was open. */
+  | 'kernel_drop'
   /** The capture cut the segment short (snaplen/MTU): the bytes were on the wire. */
   | 'truncated'
   /** The flow held more out-of-order bytes than its cap, so its oldest hole was given up. */
@@ -29,8 +31,14 @@ export interface StreamSink {
   taint(cause: TaintCause): void;
   /** No new byte arrived for a while (the table's hole timeout) although the connection is open. */
   stalled(): void;
-  /** The connection is over (FIN, RST, idle expiry or eviction). */
+  /** The connection is over (FIN, an accepted RST, idle expiry or eviction). */
   end(): void;
+  /**
+   * The other direction (server to client) of the same connection, when the capture carries it:
+   * in-order payload bytes (len may be 0: a bare segment, which tells the sink the server side is
+   * visible). Valid only during the call. Optional: sinks that do not care leave it out.
+   */
+  peer?(buf: Uint8Array, off: number, len: number): void;
   /** Bytes the sink holds, for memory accounting. */
   readonly bufferedBytes: number;
   /**
