@@ -104,6 +104,7 @@ export class Shadow {
       gap: (n: number, cause?: GapCause) => parser.gap(n, cause),
       taint: (cause: TaintCause) => parser.taint(cause),
       stalled: () => parser.stalled(),
+      peer: (b, o, l) => parser.peer?.(b, o, l),
       end: () => {
         parser.end();
         conn.requestEnded();

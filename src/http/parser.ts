@@ -11,22 +11,35 @@
  * Choices where RFC 9112 leaves room:
  * - A bare LF line terminator is rejected (http_malformed), as is a bare CR: the server we mirror
  *   may have read the bytes differently, so the request is not replayed.
- * - Resync (midstream pickup, after a gap or an error) accepts a request line only at stream
- *   start, right after a gap, or right after CRLF, and only as `UPPERCASE-METHOD SP target SP
- *   HTTP/1.[01] CRLF`. Body bytes that form such a line after a CRLF are taken for a request:
- *   an accepted risk, no passive observer can tell them apart.
- * - A request whose header section is invalid is skipped as a whole (up to its empty line) and
- *   parsing resumes by the resync rule: we never rescan bytes, so the work stays linear.
+ * - Resync (midstream pickup, after a gap) accepts a request line only at stream start, right
+ *   after a gap, or right after CRLF, and only as `UPPERCASE-METHOD SP target SP HTTP/1.[01]
+ *   CRLF`. Body bytes that form such a line after a CRLF are taken for a request: an accepted
+ *   risk, no passive observer can tell them apart.
+ * - Never resync after a refusal. A request refused for its head or framing (malformed, over a
+ *   head limit, ambiguous framing, a bad chunk) leaves the rest of the connection unframed, and a
+ *   server answers 400 and closes (§9.6): whatever follows is counted under http_after_refused,
+ *   as requests where a request line can still be found, as bytes otherwise. Never replayed.
+ * - A body over our limit is not a refusal: its framing is known, we skip it in sync and go on.
+ * - The last request of a connection (§9.3: `Connection: close`, or HTTP/1.0 without keep-alive)
+ *   ends what we replay; requests pipelined after it are counted under http_after_close.
+ * - Once a connection is only counted (the cases above, an upgrade, the HTTP/2 preface, a taint),
+ *   every later drop carries that first reason, so one cause explains the rest of the connection.
+ * - A request whose header section is invalid is skipped as a whole (up to its empty line): we
+ *   never rescan bytes, so the work stays linear.
  * - A limit fails at the exact byte that passes it, never at a push boundary, so the outcome
  *   does not depend on how the stream was cut. An oversized Content-Length body, a gap inside a
  *   body of known length and an oversized chunked body are skipped by their framing (in sync).
  * - Transfer-Encoding on HTTP/1.0 is http_ambiguous_framing (RFC 9112 §6.1: treat as faulty).
- * - Upgrade (Connection: upgrade + Upgrade) and CONNECT end HTTP parsing for the connection: we
- *   cannot see whether the server answered 101/2xx, so we assume it switched. So does the HTTP/2
- *   preface `PRI * HTTP/2.0` (prior knowledge), with its own reason.
+ * - CONNECT and Upgrade (Connection: upgrade + Upgrade) are not replayed (http_upgrade). When the
+ *   capture carries the server's side (peer()), the client bytes after them are held (64 KiB at
+ *   most) until its answer: 2xx to CONNECT or 101 switch the connection (the rest is counted as
+ *   http_upgrade), any other final status leaves it in HTTP/1.1 and parsing goes on (RFC 9110
+ *   §7.8, §9.3.6). Without the server's side, or without an answer, the switch is assumed.
+ * - `PRI *` in any version is the HTTP/2 preface's shape (RFC 9113 §3.4): http2_preface, and the
+ *   rest of the connection is counted under it.
  * - Gaps are named after their cause (lost, truncated by the capture, per-flow or global cap);
  *   taint() (reassembly saw two copies of the same bytes differ) drops the request in progress, or
- *   the next one if none is, and ends parsing for the connection (see taint()).
+ *   the next one if none is, and the rest of the connection is only counted (see taint()).
  * - Expect: 100-continue with a body: if no body byte arrives before stalled() (the table's hole
  *   timeout), the server refused or the client gave up; the request is dropped
  *   (http_expect_timeout) and parsing resumes by the resync rule (a late body cannot be told
@@ -42,6 +55,8 @@ import {
   type HttpParserLimits,
   type HttpRequest,
 } from './types.js';
+import { chunkedLast, HEX, hasToken, parseContentLength, TCHAR, validChunkExt } from './grammar.js';
+import { SwitchVerdict } from './verdict.js';
 
 export interface HttpRequestParserOptions {
   /** The connection was picked up without its SYN: the stream may start inside a request. */
@@ -57,7 +72,7 @@ const CHUNK_SIZE = 4;
 const CHUNK_DATA = 5;
 const CHUNK_CRLF = 6;
 const TRAILER = 7;
-const UPGRADED = 8;
+const VERDICT = 8; // CONNECT/Upgrade sent, the server's answer not seen yet: client bytes held
 const CLOSED = 9;
 
 // Request-line phases.
@@ -83,11 +98,6 @@ const NO_FIELDS: string[] = [];
 // Keep small buffers between requests; big ones go back to the GC.
 const KEEP_BUFFER = 16 * 1024;
 
-/** RFC 9110 tchar. */
-const TCHAR = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
-  TCHAR[c.charCodeAt(0)] = 1;
-}
 /** Method characters accepted while resyncing: stricter than tchar to avoid false positives. */
 const SCAN_METHOD = new Uint8Array(256);
 for (const c of '-_ABCDEFGHIJKLMNOPQRSTUVWXYZ') SCAN_METHOD[c.charCodeAt(0)] = 1;
@@ -100,10 +110,54 @@ const GAP_REASON: Record<GapCause, HttpDropReason> = {
 };
 const TAINT_REASON: Record<TaintCause, HttpDropReason> = { overlap_conflict: 'stream_overlap_conflict' };
 const PRI = 0x505249; // "PRI" packed, as `m3` holds it
-const HEX = new Int8Array(256).fill(-1);
-for (let i = 0; i < 16; i++) {
-  HEX['0123456789abcdef'.charCodeAt(i)] = i;
-  HEX['0123456789ABCDEF'.charCodeAt(i)] = i;
+/** Client bytes held while waiting for the answer to a CONNECT/Upgrade. */
+const MAX_HELD = 64 * 1024;
+const GAP_REASONS = new Set<HttpDropReason>(Object.values(GAP_REASON));
+const CONN_CLOSE = 1;
+const CONN_KEEP_ALIVE = 2;
+const CONN_UPGRADE = 4;
+
+/** What the parser needs from a header section besides the fields themselves. */
+interface HeadFields {
+  headers: string[];
+  /** Content-Length, -1 if absent. */
+  cl: number;
+  /** An invalid Content-Length, or two that differ. */
+  badLength: boolean;
+  /** Transfer-Encoding values joined, null if absent. */
+  te: string | null;
+  /** Connection options seen (CONN_*). */
+  conn: number;
+  upgrade: boolean;
+  expect: boolean;
+}
+
+function noteField(f: HeadFields, name: string, value: string): void {
+  switch (name.length) {
+    case 14:
+      if (name.toLowerCase() === 'content-length') {
+        const v = parseContentLength(value);
+        if (v < 0 || (f.cl >= 0 && v !== f.cl)) f.badLength = true;
+        else f.cl = v;
+      }
+      break;
+    case 17:
+      if (name.toLowerCase() === 'transfer-encoding') f.te = f.te === null ? value : `${f.te},${value}`;
+      break;
+    case 10:
+      if (name.toLowerCase() === 'connection') {
+        if (hasToken(value, 'close')) f.conn |= CONN_CLOSE;
+        if (hasToken(value, 'keep-alive')) f.conn |= CONN_KEEP_ALIVE;
+        if (hasToken(value, 'upgrade')) f.conn |= CONN_UPGRADE;
+      }
+      break;
+    case 7:
+      if (name.toLowerCase() === 'upgrade') f.upgrade = true;
+      break;
+    case 6:
+      if (name.toLowerCase() === 'expect' && hasToken(value, '100-continue')) f.expect = true;
+      break;
+  }
 }
 
 export class HttpRequestParser {
@@ -173,8 +227,20 @@ export class HttpRequestParser {
 
   private skipReason: HttpDropReason = 'http_midstream_skipped';
   private skipBytes = 0;
-  /** Why the connection stopped being HTTP/1.x (state UPGRADED). */
-  private upgradeReason: HttpDropReason = 'http_upgrade';
+  /**
+   * Set once the server cannot have processed what follows on this connection (a refused head,
+   * Connection: close, an upgrade, the HTTP/2 preface, a taint). Parsing goes on only to count:
+   * every request still delimited, and every other byte, is dropped under this reason.
+   */
+  private muted: HttpDropReason | null = null;
+  /** The current request ends the connection (Connection: close, or HTTP/1.0 without keep-alive). */
+  private closeAfter = false;
+  /** The capture carries the server's side of this connection (peer() was called). */
+  private peerVisible = false;
+  /** State VERDICT: the answer being read, and the client bytes held until it is known. */
+  private verdict: SwitchVerdict | null = null;
+  private heldBuf: Buffer | null = null;
+  private heldLen = 0;
   /** A complete Expect: 100-continue head whose body has not started. */
   private expectWaiting = false;
   private authority: string | undefined = undefined;
@@ -188,13 +254,14 @@ export class HttpRequestParser {
 
   /** Bytes held across pushes: partial request line/header section, body pieces, partial chunk lines. */
   get bufferedBytes(): number {
-    return this.headLen + this.lineLen + this.bodyLen;
+    return this.headLen + this.lineLen + this.bodyLen + this.heldLen + (this.verdict?.heldBytes ?? 0);
   }
 
   /** Bytes pushed so far that belong to a request (or resync candidate) still in progress. */
   get pendingBytes(): number {
     const st = this.state;
-    if (st === SEEK || st === UPGRADED || st === CLOSED || this.discarding) return 0;
+    if (st === VERDICT) return this.heldLen;
+    if (st === SEEK || st === CLOSED || this.discarding || this.muted !== null) return 0;
     return this.reqBytes;
   }
 
@@ -213,7 +280,7 @@ export class HttpRequestParser {
         case CHUNK_DATA: p = this.onChunkData(d, p); break;
         case CHUNK_CRLF: p = this.onChunkCrlf(d, p); break;
         case TRAILER: p = this.onTrailer(d, p); break;
-        case UPGRADED: this.addSkip(this.upgradeReason, len - p); p = len; break;
+        case VERDICT: p = this.onHeld(d, p); break;
         default: return; // CLOSED from a callback
       }
     }
@@ -224,7 +291,8 @@ export class HttpRequestParser {
 
   /** A hole of `bytes` unknown bytes in the stream. */
   gap(bytes: number, cause: GapCause = 'lost'): void {
-    if (bytes <= 0 || this.state === CLOSED || this.state === UPGRADED) return;
+    if (bytes <= 0 || this.state === CLOSED) return;
+    if (this.state === VERDICT) this.decideSwitch('switched');
     this.lastByte = -1;
     this.lastByte2 = -1;
     this.expectWaiting = false;
@@ -242,7 +310,7 @@ export class HttpRequestParser {
       if (this.remaining >= bytes) {
         this.remaining -= bytes;
         if (this.remaining === 0) {
-          if (st === BODY) this.reset(LINE, true);
+          if (st === BODY) this.messageEnd();
           else { this.state = CHUNK_CRLF; this.crlfIdx = 0; }
         }
         this.settle();
@@ -264,14 +332,28 @@ export class HttpRequestParser {
    * counted as skipped under the same reason.
    */
   taint(cause: TaintCause): void {
+    if (this.state === VERDICT) this.decideSwitch('switched');
     const st = this.state;
-    if (st === CLOSED || st === UPGRADED) return;
+    if (st === CLOSED || this.muted !== null) return;
     const reason = TAINT_REASON[cause];
+    // Between requests, the next one is the ambiguous one: it is counted when delimited.
+    const between = st === LINE && !this.reqStarted;
     if (st === SEEK || (st === LINE && !this.strict)) this.addSkip('http_midstream_skipped', this.reqBytes);
-    else if (!this.discarding) this.drop(reason, this.reqBytes);
-    this.upgradeReason = reason;
-    this.reset(UPGRADED, false);
+    else if (!this.discarding && !between) this.drop(reason, this.reqBytes);
+    this.muted = reason;
+    this.reset(between ? LINE : SEEK, false);
     this.settle();
+  }
+
+  /**
+   * Server-to-client bytes of this connection, in order (len 0: the server side is visible).
+   * Only read while a CONNECT or Upgrade waits for its answer.
+   */
+  peer(buf: Uint8Array, off: number, len: number): void {
+    this.peerVisible = true;
+    if (this.state !== VERDICT || len <= 0) return;
+    const v = this.verdict!.feed(buf, off, len);
+    if (v !== 'pending') this.decideSwitch(v);
   }
 
   /** No byte arrived for the table's hole timeout: an Expect: 100-continue body is not coming. */
@@ -286,11 +368,12 @@ export class HttpRequestParser {
   /** The connection closed: a partial request is lost. */
   end(): void {
     if (this.state === CLOSED) return;
+    if (this.state === VERDICT) this.decideSwitch('switched');
     const st = this.state;
     if (st === LINE) {
       if (this.strict && this.reqStarted) this.drop('http_incomplete', this.reqBytes);
       else this.addSkip('http_midstream_skipped', this.reqBytes);
-    } else if (st !== SEEK && st !== UPGRADED && !this.discarding) {
+    } else if (st !== SEEK && !this.discarding) {
       this.drop('http_incomplete', this.reqBytes);
     }
     this.reset(CLOSED, false);
@@ -367,9 +450,9 @@ export class HttpRequestParser {
           if (vi === 5 && c === 50 && mlen === 3 && this.m3 === PRI && tlen === 1 && this.t0 === 42) {
             // `PRI * HTTP/2`: the HTTP/2 connection preface.
             this.reqBytes += p - start;
-            this.drop('http2_preface', this.reqBytes);
-            this.upgradeReason = 'http2_preface';
-            this.reset(UPGRADED, false);
+            if (!strict) this.flushSkip();
+            this.preface();
+            this.reset(SEEK, false);
             return p;
           }
           result = 'reject';
@@ -407,6 +490,13 @@ export class HttpRequestParser {
         this.strict = true;
         this.reqStarted = true;
       }
+      if (mlen === 3 && this.m3 === PRI && tlen === 1 && this.t0 === 42) {
+        // `PRI * HTTP/1.x` is the HTTP/2 preface's shape whatever its version: no HTTP/1.1 server
+        // serves it, and what follows is HTTP/2 frames.
+        this.preface();
+        this.reset(LINE, false);
+        return p;
+      }
       this.state = HEAD;
       // Positions in `d` are only good for this push: buffer the line if the push ends here.
       if (this.headLen > 0 || p === n) {
@@ -421,7 +511,7 @@ export class HttpRequestParser {
       return p;
     }
     // The byte at p is not consumed: the resync scan starts on it.
-    if (strict) this.drop(result === 'long' ? 'http_line_too_long' : 'http_malformed', this.reqBytes);
+    if (strict) this.refuse(result === 'long' ? 'http_line_too_long' : 'http_malformed');
     else this.addSkip('http_midstream_skipped', this.reqBytes);
     this.reset(SEEK, false);
     return p;
@@ -472,7 +562,7 @@ export class HttpRequestParser {
     const limitAt = p + this.limits.maxHeaderBytes - sectionSoFar;
     if ((he < 0 ? n : he) > limitAt) {
       this.reqBytes += limitAt - p;
-      this.drop('http_headers_too_large', this.reqBytes);
+      this.refuse('http_headers_too_large');
       this.reset(this.lineStartAt(d, limitAt) ? LINE : SEEK, false);
       return limitAt;
     }
@@ -582,84 +672,76 @@ export class HttpRequestParser {
     const mlen = this.methodLen;
     const method = src.toString('latin1', hs, hs + mlen);
     let target = src.toString('latin1', hs + mlen + 1, hs + mlen + 1 + this.targetLen);
-    const headers: string[] = [];
-    let expect = false;
+    const f = this.readFields(src, le, he);
+    this.headLen = 0;
+    if (this.headBuf !== null && this.headBuf.length > KEEP_BUFFER) this.headBuf = null;
+    if (f === null) return;
+
+    if (method === 'CONNECT' || (f.conn & CONN_UPGRADE && f.upgrade)) {
+      return this.startSwitch(method === 'CONNECT', f.cl > 0 || f.te !== null);
+    }
+    let authority: string | undefined;
+    const abs = ABSOLUTE_HTTP.exec(target);
+    if (abs !== null) {
+      authority = abs[1];
+      if (authority === '' || authority.includes('@')) return void this.failHead('http_malformed');
+      const rest = abs[2];
+      target = rest === '' || rest[0] !== '/' ? `/${rest}` : rest;
+    }
+    // RFC 9112 §6.1/6.3: TE with CL, TE on HTTP/1.0, or a final coding other than chunked
+    // leave the body length to guesswork.
+    const te = f.te;
+    if (te !== null && (f.cl >= 0 || f.badLength || this.minor === 0 || !chunkedLast(te))) {
+      return void this.failHead('http_ambiguous_framing');
+    }
+    if (f.badLength) return void this.failHead('http_ambiguous_framing');
+
+    this.method = method;
+    this.target = target;
+    this.authority = authority;
+    this.headers = f.headers;
+    this.trailers = [];
+    // RFC 9112 §9.3: the last request of its connection.
+    this.closeAfter = (f.conn & CONN_CLOSE) !== 0 || (this.minor === 0 && (f.conn & CONN_KEEP_ALIVE) === 0);
+    if (this.muted !== null) {
+      // Counted, not replayed: skip its body by its framing to find the next one.
+      this.drop(this.muted, this.reqBytes);
+      this.startDiscard(this.muted);
+    }
+    this.setupBody(te !== null, f.cl, f.expect);
+  }
+
+  /** The header fields of src[le..he); null when the head was refused (already dropped). */
+  private readFields(src: Buffer, le: number, he: number): HeadFields | null {
+    const f: HeadFields = { headers: [], cl: -1, badLength: false, te: null, conn: 0, upgrade: false, expect: false };
+    const headers = f.headers;
     const maxCount = this.limits.maxHeaderCount;
-    let cl = -1;
-    let badLength = false;
-    let te: string | null = null;
-    let connUpgrade = false;
-    let upgrade = false;
     let p = le;
     const last = he - 2;
     while (p < last) {
       const i = src.indexOf(LF, p);
       const cr = i - 1;
       // Bare LF, bare CR, obs-fold, bad name or CTL in value.
-      if (cr < p || src[cr] !== CR || !this.fieldLine(src, p, cr)) return void this.failHead('http_malformed', 0);
-      if (headers.length >= 2 * maxCount) return void this.failHead('http_headers_too_large', 0);
+      if (cr < p || src[cr] !== CR || !this.fieldLine(src, p, cr)) return this.failHead('http_malformed');
+      if (headers.length >= 2 * maxCount) return this.failHead('http_headers_too_large');
       const name = src.toString('latin1', p, this.fNameEnd);
       const value = src.toString('latin1', this.fValStart, this.fValEnd);
       headers.push(name, value);
-      switch (name.length) {
-        case 14:
-          if (name.toLowerCase() === 'content-length') {
-            const v = parseContentLength(value);
-            if (v < 0 || (cl >= 0 && v !== cl)) badLength = true;
-            else cl = v;
-          }
-          break;
-        case 17:
-          if (name.toLowerCase() === 'transfer-encoding') te = te === null ? value : `${te},${value}`;
-          break;
-        case 10:
-          if (name.toLowerCase() === 'connection' && hasToken(value, 'upgrade')) connUpgrade = true;
-          break;
-        case 7:
-          if (name.toLowerCase() === 'upgrade') upgrade = true;
-          break;
-        case 6:
-          if (name.toLowerCase() === 'expect' && hasToken(value, '100-continue')) expect = true;
-          break;
-      }
+      noteField(f, name, value);
       p = i + 1;
     }
-    this.headLen = 0;
-    if (this.headBuf !== null && this.headBuf.length > KEEP_BUFFER) this.headBuf = null;
+    return f;
+  }
 
-    if (method === 'CONNECT' || (upgrade && connUpgrade)) {
-      this.drop('http_upgrade', this.reqBytes);
-      this.upgradeReason = 'http_upgrade';
-      this.reset(UPGRADED, false);
-      return;
-    }
-    let authority: string | undefined;
-    const abs = ABSOLUTE_HTTP.exec(target);
-    if (abs !== null) {
-      authority = abs[1];
-      if (authority === '' || authority.includes('@')) return void this.failHead('http_malformed', 0);
-      const rest = abs[2];
-      target = rest === '' || rest[0] !== '/' ? `/${rest}` : rest;
-    }
-    // RFC 9112 §6.1/6.3: TE with CL, TE on HTTP/1.0, or a final coding other than chunked
-    // leave the body length to guesswork.
-    if (te !== null && (cl >= 0 || badLength || this.minor === 0 || !chunkedLast(te))) {
-      return void this.failHead('http_ambiguous_framing', 0);
-    }
-    if (badLength) return void this.failHead('http_ambiguous_framing', 0);
-
-    this.method = method;
-    this.target = target;
-    this.authority = authority;
-    this.headers = headers;
-    this.trailers = [];
-    if (te !== null) {
+  private setupBody(chunked: boolean, cl: number, expect: boolean): void {
+    if (chunked) {
       this.chunked = true;
       this.state = CHUNK_SIZE;
-      this.expectWaiting = expect;
+      this.expectWaiting = expect && !this.discarding;
     } else if (cl > 0) {
       this.remaining = cl;
       this.state = BODY;
+      if (this.discarding) return;
       if (cl > this.limits.maxBodyBytes) {
         // Stay in sync: skip exactly the declared body.
         this.drop('http_body_too_large', this.reqBytes);
@@ -670,6 +752,53 @@ export class HttpRequestParser {
     } else {
       this.finish();
     }
+  }
+
+  /**
+   * CONNECT or Upgrade: if the server answers 2xx (CONNECT) or 101 (Upgrade), the rest of the
+   * connection is not HTTP/1.1. The request itself is not replayed either way. When the capture
+   * carries the server's side, the client bytes that follow are held until its answer is seen;
+   * otherwise the switch is assumed.
+   */
+  private startSwitch(connect: boolean, hasBody: boolean): void {
+    this.drop('http_upgrade', this.reqBytes);
+    if (this.muted !== null || !this.peerVisible || hasBody) {
+      this.mute('http_upgrade');
+      this.reset(LINE, false);
+      return;
+    }
+    this.reset(VERDICT, false);
+    this.verdict = new SwitchVerdict(connect);
+  }
+
+  /** State VERDICT: hold client bytes (bounded) until the server's answer is known. */
+  private onHeld(d: Buffer, p: number): number {
+    const n = d.length - p;
+    if (this.heldLen + n > MAX_HELD) {
+      // Too much to hold: the client is not waiting for an answer, so it was a switch.
+      this.decideSwitch('switched');
+      return p;
+    }
+    if (this.heldBuf === null || this.heldBuf.length < this.heldLen + n) {
+      const nb = Buffer.allocUnsafeSlow(Math.min(MAX_HELD, Math.max(1024, 2 * (this.heldLen + n))));
+      if (this.heldBuf !== null) this.heldBuf.copy(nb, 0, 0, this.heldLen);
+      this.heldBuf = nb;
+    }
+    d.copy(this.heldBuf, this.heldLen, p);
+    this.heldLen += n;
+    return d.length;
+  }
+
+  /** The answer to a CONNECT/Upgrade is known (or given up): parse or count the held bytes. */
+  private decideSwitch(v: 'switched' | 'stayed'): void {
+    const held = this.heldBuf;
+    const n = this.heldLen;
+    this.verdict = null;
+    this.heldBuf = null;
+    this.heldLen = 0;
+    if (v === 'switched') this.mute('http_upgrade');
+    this.reset(LINE, v === 'stayed');
+    if (held !== null && n > 0) this.push(held, 0, n);
   }
 
   /**
@@ -695,18 +824,52 @@ export class HttpRequestParser {
     return true;
   }
 
-  /** Drop the request whose head is complete, resync right after its empty line. */
-  private failHead(reason: HttpDropReason, pos: number): number {
-    this.drop(reason, this.reqBytes);
+  /** Refuse the request whose head is complete; only count what follows its empty line. */
+  private failHead(reason: HttpDropReason): null {
+    this.refuse(reason);
     this.reset(LINE, false);
+    return null;
+  }
+
+  /**
+   * Framing error inside a body: drop the request (unless already dropped). The server refused
+   * it too, so the rest is only counted; unless we were skipping past a gap of our own, where the
+   * server may have read fine and a resync is all we can do.
+   */
+  private failBody(reason: HttpDropReason, d: Buffer, pos: number): number {
+    if (!this.discarding) this.refuse(reason);
+    else if (!GAP_REASONS.has(this.discardReason)) this.mute('http_after_refused');
+    this.reset(this.lineStartAt(d, pos) ? LINE : SEEK, false);
     return pos;
   }
 
-  /** Framing error inside a body: drop the request (unless already dropped) and resync at `pos`. */
-  private failBody(reason: HttpDropReason, d: Buffer, pos: number): number {
-    if (!this.discarding) this.drop(reason, this.reqBytes);
-    this.reset(this.lineStartAt(d, pos) ? LINE : SEEK, false);
-    return pos;
+  /**
+   * The server refused this request (or we could not read it as it did): the connection's framing
+   * is unknown from here, so nothing after it is replayed (a server closes after a 400, RFC 9112
+   * §9.6), only counted.
+   */
+  private refuse(reason: HttpDropReason): void {
+    this.drop(reason, this.reqBytes);
+    this.mute('http_after_refused');
+  }
+
+  /** The HTTP/2 preface: a lost request, unless inside bytes already only counted (an h2c upgrade). */
+  private preface(): void {
+    if (this.muted !== null) this.addSkip(this.muted, this.reqBytes);
+    else this.drop('http2_preface', this.reqBytes);
+    this.mute('http2_preface');
+  }
+
+  private mute(reason: HttpDropReason): void {
+    if (this.muted === null) this.muted = reason;
+  }
+
+  /** A message's framing ended: the next one starts here, unless it was the connection's last. */
+  private messageEnd(): void {
+    const close = this.closeAfter;
+    if (close) this.mute('http_after_close');
+    // After a clean close the framing is still known: count the next requests exactly.
+    this.reset(LINE, this.muted === null || this.muted === 'http_after_close');
   }
 
   /** Does stream position `pos` of the current push follow a CRLF? */
@@ -775,7 +938,7 @@ export class HttpRequestParser {
   /** The request's framing ended: emit it, or end the skip of an already-dropped one. */
   private finish(): void {
     if (this.discarding) {
-      this.reset(LINE, true);
+      this.messageEnd();
       return;
     }
     const parts = this.parts;
@@ -793,7 +956,7 @@ export class HttpRequestParser {
       trailers: this.trailers,
     };
     if (this.authority !== undefined) req.authority = this.authority;
-    this.reset(LINE, true);
+    this.messageEnd();
     this.flushSkip();
     this.events.onRequest(req);
   }
@@ -822,6 +985,7 @@ export class HttpRequestParser {
     this.reqStarted = false;
     this.discarding = false;
     this.expectWaiting = false;
+    this.closeAfter = false;
     this.authority = undefined;
     this.chunked = false;
     this.remaining = 0;
@@ -860,6 +1024,7 @@ export class HttpRequestParser {
   // ---- events ----
 
   private drop(reason: HttpDropReason, bytes: number): void {
+    if (this.muted !== null) reason = this.muted;
     this.flushSkip();
     this.reqBytes = 0;
     this.events.onDrop(reason, 1, bytes);
@@ -867,6 +1032,7 @@ export class HttpRequestParser {
 
   private addSkip(reason: HttpDropReason, n: number): void {
     if (n <= 0) return;
+    if (this.muted !== null) reason = this.muted;
     if (this.skipBytes > 0 && this.skipReason !== reason) this.flushSkip();
     this.skipReason = reason;
     this.skipBytes += n;
@@ -882,78 +1048,3 @@ export class HttpRequestParser {
 
 /** An absolute-form http(s) target: authority, then path-abempty [ "?" query ]. */
 const ABSOLUTE_HTTP = /^https?:\/\/([^/?#]*)(.*)$/is;
-
-/** RFC 9110 OWS trim; String.trim() would also eat latin1 NBSP (0xA0), which is field content. */
-function trimOws(s: string): string {
-  return s.replace(/^[ \t]+|[ \t]+$/g, '');
-}
-
-/** 1*DIGIT, or a comma list of identical ones ("5, 5"); -1 if invalid or the values differ. */
-function parseContentLength(v: string): number {
-  let result = -1;
-  for (const el of v.split(',')) {
-    const digits = trimOws(el);
-    if (!/^[0-9]+$/.test(digits)) return -1;
-    // Beyond 2^53 the exact value does not matter: it is over any body limit.
-    const n = digits.length > 15 ? Number.MAX_SAFE_INTEGER + 1 : Number(digits);
-    if (result >= 0 && n !== result) return -1;
-    result = n;
-  }
-  return result;
-}
-
-/** Is `token` an element of the comma-separated list `v` (case-insensitive)? */
-function hasToken(v: string, token: string): boolean {
-  for (const el of v.split(',')) if (trimOws(el).toLowerCase() === token) return true;
-  return false;
-}
-
-/** Transfer-Encoding list whose last coding is chunked, applied once, no empty elements. */
-function chunkedLast(te: string): boolean {
-  const codings = te.split(',').map((s) => trimOws(s).toLowerCase());
-  if (codings.some((c) => c === '')) return false;
-  return codings.indexOf('chunked') === codings.length - 1;
-}
-
-/** chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ) in src[i..e). */
-function validChunkExt(src: Buffer, i: number, e: number): boolean {
-  while (i < e) {
-    while (i < e && (src[i] === SP || src[i] === HTAB)) i++;
-    if (i === e || src[i] !== 59) return false;
-    i++;
-    while (i < e && (src[i] === SP || src[i] === HTAB)) i++;
-    const ns = i;
-    while (i < e && TCHAR[src[i]] === 1) i++;
-    if (i === ns) return false;
-    let j = i;
-    while (j < e && (src[j] === SP || src[j] === HTAB)) j++;
-    if (j < e && src[j] === 61) {
-      i = j + 1;
-      while (i < e && (src[i] === SP || src[i] === HTAB)) i++;
-      if (i < e && src[i] === 34) {
-        i++;
-        for (;;) {
-          if (i >= e) return false;
-          const c = src[i];
-          if (c === 34) { i++; break; }
-          if (c === 92) {
-            i++;
-            if (i >= e) return false;
-            const q = src[i];
-            if ((q < SP && q !== HTAB) || q === 127) return false;
-            i++;
-          } else if ((c < SP && c !== HTAB) || c === 127) {
-            return false;
-          } else {
-            i++;
-          }
-        }
-      } else {
-        const vs = i;
-        while (i < e && TCHAR[src[i]] === 1) i++;
-        if (i === vs) return false;
-      }
-    }
-  }
-  return true;
-}

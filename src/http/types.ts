@@ -55,10 +55,20 @@ export const HTTP_DROP_REASONS = [
   'stream_memcap',
   /** Two copies of the same TCP bytes differed: which one the server kept is unknown. */
   'stream_overlap_conflict',
-  /** CONNECT or Upgrade: the rest of the connection is not HTTP/1.x. */
+  /**
+   * CONNECT or Upgrade (not replayed), and what follows it on the connection when the server switched
+   * protocols: answered 2xx/101 when the capture carries its side, assumed when it does not.
+   */
   'http_upgrade',
-  /** The HTTP/2 connection preface (PRI * HTTP/2.0): the rest of the connection is HTTP/2. */
+  /** The HTTP/2 connection preface (`PRI *`, any version), and everything after it on the connection. */
   'http2_preface',
+  /**
+   * Requests (and bytes) after a request refused for its head or framing on the same connection: its
+   * framing is unknown from there, and a server closes such a connection, so nothing after it is replayed.
+   */
+  'http_after_refused',
+  /** Requests (and bytes) after the last request of a connection: `Connection: close`, or HTTP/1.0 without keep-alive (RFC 9112 §9.3, §9.6). */
+  'http_after_close',
   /** Expect: 100-continue and no body byte within the hole timeout (the server likely refused). */
   'http_expect_timeout',
 ] as const;

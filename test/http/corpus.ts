@@ -48,10 +48,16 @@ const NEXT = 'GET /next HTTP/1.1\r\nHost: a\r\n\r\n';
 const NEXT_REQ: ExpectedRequest = { method: 'GET', target: '/next', headers: ['Host', 'a'], body: '' };
 
 /**
- * A valid request after the bad one shows the parser resynchronised. A body we cannot frame is
- * scanned, so it must end with CRLF for the next request line to be found.
+ * A refused request ends what we replay of its connection (RFC 9112 §9.6: a server closes after
+ * refusing one): the valid request after it is counted, not replayed. A body we cannot frame is
+ * scanned, so it must end with CRLF for the next request line to be found and counted.
  */
 function rejects(name: string, badBytes: string, reason: HttpDropReason, limits?: Partial<HttpParserLimits>): Case {
+  return { name, wire: [bad(badBytes), bad(NEXT)], requests: [], drops: { [reason]: 1, http_after_refused: 1 }, limits };
+}
+
+/** Over one of our limits but framed: the server read it, so we stay in sync and replay the next. */
+function overLimit(name: string, badBytes: string, reason: HttpDropReason, limits: Partial<HttpParserLimits>): Case {
   return { name, wire: [bad(badBytes), NEXT], requests: [NEXT_REQ], drops: { [reason]: 1 }, limits };
 }
 
@@ -125,12 +131,34 @@ export const CASES: Case[] = [
     ],
   },
   {
-    name: 'HTTP/1.0 request, then keep-alive HTTP/1.0 with a body',
-    wire: ['GET /old HTTP/1.0\r\n\r\n', 'POST /old HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok'],
+    name: 'HTTP/1.0 keep-alive request, then HTTP/1.0 with a body',
+    wire: ['GET /old HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n', 'POST /old HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok'],
     requests: [
-      { method: 'GET', target: '/old', minorVersion: 0, headers: [], body: '' },
+      { method: 'GET', target: '/old', minorVersion: 0, headers: ['Connection', 'Keep-Alive'], body: '' },
       { method: 'POST', target: '/old', minorVersion: 0, body: 'ok' },
     ],
+  },
+  {
+    name: 'HTTP/1.0 without keep-alive is the last request of its connection',
+    wire: ['GET /old HTTP/1.0\r\n\r\n', bad('POST /old HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok')],
+    requests: [{ method: 'GET', target: '/old', minorVersion: 0, headers: [], body: '' }],
+    drops: { http_after_close: 1 },
+  },
+  {
+    name: 'Connection: close is the last request: pipelined ones after it are counted, their bodies skipped by framing',
+    wire: [
+      'GET /a HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n',
+      bad('POST /b HTTP/1.1\r\nContent-Length: 17\r\n\r\nGET /c HTTP/1.1\r\n'),
+      bad('GET /d HTTP/1.1\r\n\r\n'),
+    ],
+    requests: [{ method: 'GET', target: '/a' }],
+    drops: { http_after_close: 2 },
+  },
+  {
+    name: 'PRI * in HTTP/1.1 form is the HTTP/2 preface shape: nothing after it is replayed',
+    wire: [bad('PRI * HTTP/1.1\r\n\r\nSM\r\n\r\nGET / HTTP/1.1\r\n\r\n')],
+    requests: [],
+    drops: { http2_preface: 2 },
   },
   {
     name: 'Expect: 100-continue, body follows',
@@ -236,13 +264,13 @@ export const CASES: Case[] = [
   rejects('header section that never ends', `GET / HTTP/1.1\r\n${'X-Never-Ends: yes\r\n'.repeat(50)}`, 'http_headers_too_large', { maxHeaderBytes: 200 }),
   rejects('too many header fields', `GET / HTTP/1.1\r\n${'X: y\r\n'.repeat(11)}\r\n`, 'http_headers_too_large', { maxHeaderCount: 10 }),
   rejects('trailers over the byte limit', `POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n${'T: zzzzzzzzzz\r\n'.repeat(20)}\r\n`, 'http_headers_too_large', { maxHeaderBytes: 100 }),
-  rejects('Content-Length body over the limit (skipped in sync)', `POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n${'GET / HTTP/1.1\r\n\r\n'.repeat(5)}zzzzzzzzzz`, 'http_body_too_large', { maxBodyBytes: 50 }),
-  rejects('chunked body over the limit (skipped in sync)', `POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n${'x'.repeat(32)}\r\n20\r\n${'y'.repeat(32)}\r\n0\r\nT: v\r\n\r\n`, 'http_body_too_large', { maxBodyBytes: 50 }),
+  overLimit('Content-Length body over the limit (skipped in sync)', `POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n${'GET / HTTP/1.1\r\n\r\n'.repeat(5)}zzzzzzzzzz`, 'http_body_too_large', { maxBodyBytes: 50 }),
+  overLimit('chunked body over the limit (skipped in sync)', `POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n${'x'.repeat(32)}\r\n20\r\n${'y'.repeat(32)}\r\n0\r\nT: v\r\n\r\n`, 'http_body_too_large', { maxBodyBytes: 50 }),
   {
     name: 'a truncated head followed by a new request: the whole head is lost with it',
-    wire: [bad('GET /a HTTP/1.1\r\nHost: h\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n'), NEXT],
-    requests: [NEXT_REQ],
-    drops: { http_malformed: 1 },
+    wire: [bad('GET /a HTTP/1.1\r\nHost: h\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n'), bad(NEXT)],
+    requests: [],
+    drops: { http_malformed: 1, http_after_refused: 1 },
   },
   {
     name: 'CONNECT ends HTTP on the connection',
@@ -272,14 +300,15 @@ export const CASES: Case[] = [
     name: 'HTTP/2 preface (prior knowledge) ends HTTP/1 parsing on the connection',
     wire: [bad('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64' + NEXT + NEXT)],
     requests: [],
-    drops: { http2_preface: 1 },
+    // The second NEXT follows a CRLF, so it is delimited and counted as a request.
+    drops: { http2_preface: 2 },
   },
   {
     name: 'HTTP/2 preface seen on a connection picked up midstream',
     midstream: true,
     wire: [bad('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + NEXT)],
     requests: [],
-    drops: { http2_preface: 1 },
+    drops: { http2_preface: 2 },
   },
   rejects('PRI with another target is not the preface', 'PRI / HTTP/2.0\r\n\r\n', 'http_malformed'),
   rejects('HTTP/2.0 with another method is not the preface', 'PRX * HTTP/2.0\r\n\r\n', 'http_malformed'),

@@ -9,7 +9,7 @@ import { CASES, expectedSkipped, wireBytes, type Case } from './corpus.js';
 // ---- harness ----
 
 /** Stream bytes, a hole (with its cause), reassembly's taint, or the table's stall signal. */
-type Step = Buffer | { gap: number; cause?: GapCause } | { taint: true } | { stalled: true };
+type Step = Buffer | { gap: number; cause?: GapCause } | { taint: true } | { stalled: true } | { peer: Buffer };
 
 interface Outcome {
   requests: HttpRequest[];
@@ -69,6 +69,8 @@ function run(steps: Step[], o: RunOpts = {}): Outcome {
       parser.gap(s.gap, s.cause);
     } else if ('taint' in s) {
       parser.taint('overlap_conflict');
+    } else if ('peer' in s) {
+      parser.peer(s.peer, 0, s.peer.length);
     } else {
       parser.stalled();
     }
@@ -300,11 +302,59 @@ describe('end of connection', () => {
 });
 
 describe('upgrade', () => {
-  it('everything after CONNECT is counted as http_upgrade, gaps ignored', () => {
+  it('everything after CONNECT is counted as http_upgrade: requests still delimited, bytes otherwise', () => {
     const head = 'CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n';
     const o = run([L(head + 'abc'), { gap: 100 }, L(GET_B), L('\x17\x03\x03')]);
-    assert.deepEqual(o.order, ['drop http_upgrade']);
+    // GET_B starts right after a gap, so it is delimited: counted as a request, never replayed.
+    assert.deepEqual(o.order, ['drop http_upgrade', 'drop http_upgrade']);
     assert.deepEqual(o.skippedBy, { http_upgrade: head.length + 3 + GET_B.length + 3 });
+  });
+
+  // With the server's side in the capture (peer), its answer decides whether the connection left HTTP/1.1.
+  const SEEN = { peer: L('') };
+  const CONNECT = 'CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n';
+  const WS = 'GET /chat HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n';
+  const answer = (s: string) => ({ peer: L(s) });
+
+  it('a refused CONNECT or Upgrade leaves the connection in HTTP/1.1: what follows is replayed', () => {
+    for (const [head, reply] of [
+      [CONNECT, 'HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n'],
+      [CONNECT, 'HTTP/1.0 403 Forbidden\r\n\r\n'],
+      [WS, 'HTTP/1.1 400 Bad Request\r\n\r\n'],
+      [WS, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi'], // the server ignored Upgrade
+      [WS, 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 426 Upgrade Required\r\n\r\n'],
+    ]) {
+      const o = run([SEEN, L(head + GET_A.slice(0, 9)), answer(reply), L(GET_A.slice(9) + GET_B)]);
+      assert.deepEqual(o.order, ['drop http_upgrade', 'req GET /a', 'req GET /b'], `${head} ${reply}`);
+      // The answer arriving after all the client bytes, and split at every byte.
+      const late = run([SEEN, L(head + GET_A), ...splitEvery(L(reply), 1).map((b) => ({ peer: b })), L(GET_B)]);
+      assert.deepEqual(late.order, ['drop http_upgrade', 'req GET /a', 'req GET /b'], `late ${reply}`);
+    }
+  });
+
+  it('an accepted CONNECT or Upgrade counts the rest as http_upgrade', () => {
+    for (const [head, reply] of [
+      [CONNECT, 'HTTP/1.1 200 Connection established\r\n\r\n'],
+      [WS, 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n'],
+      [WS, 'HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 101 Switching Protocols\r\n\r\n'],
+      [WS, '\x16\x03\x01 not http at all'],
+    ]) {
+      const o = run([SEEN, L(head + GET_A), answer(reply), L(GET_B)]);
+      assert.equal(o.requests.length, 0, reply);
+      assert.deepEqual(o.lost, { http_upgrade: 3 }, reply);
+      assert.equal(o.skipped, head.length + GET_A.length + GET_B.length);
+    }
+  });
+
+  it('without an answer the switch is assumed: no server side, a gap, the end, or too much held', () => {
+    assert.deepEqual(run([L(CONNECT + GET_A)]).order, ['drop http_upgrade', 'drop http_upgrade']);
+    assert.deepEqual(run([SEEN, L(CONNECT + GET_A), { gap: 5 }, L(GET_B)]).order, ['drop http_upgrade', 'drop http_upgrade', 'drop http_upgrade']);
+    const ended = run([SEEN, L(CONNECT + GET_A)]);
+    assert.deepEqual(ended.order, ['drop http_upgrade', 'drop http_upgrade']);
+    assert.equal(ended.skipped, CONNECT.length + GET_A.length);
+    const big = run([SEEN, L(CONNECT), ...Array.from({ length: 70 }, () => L('x'.repeat(1000))), answer('HTTP/1.1 403 No\r\n\r\n'), L(GET_B)]);
+    assert.equal(big.requests.length, 0);
+    assert.ok(big.maxBuffered <= 64 * 1024, `held ${big.maxBuffered}`);
   });
 });
 
@@ -388,6 +438,8 @@ const requestArb = fc
     upperHex: fc.boolean(),
     trailers: fc.array(fieldArb, { maxLength: 3 }),
     framingPos: fc.nat(),
+    // Mostly persistent, so that most runs carry several replayed requests.
+    connection: fc.constantFrom(null, null, null, 'keep-alive', 'Keep-Alive', 'close'),
   })
   .map((g) => {
     const framing = g.framing === 'chunked' && g.minor === 0 ? 'cl' : g.framing;
@@ -399,6 +451,10 @@ const requestArb = fc
       const value = framing === 'cl' ? String(g.body.length) : 'chunked';
       fields.splice(g.framingPos % (fields.length + 1), 0, [cased, value, `${cased}: ${value}\r\n`]);
     }
+    // HTTP/1.0 is persistent only with keep-alive (RFC 9112 §9.3).
+    const connection = g.minor === 0 && g.connection === null ? 'keep-alive' : g.connection;
+    if (connection !== null) fields.push(['Connection', connection, `Connection: ${connection}\r\n`]);
+    const last = connection === 'close';
     let wire = `${g.leading}${g.method} ${g.target} HTTP/1.${g.minor}\r\n${fields.map((f) => f[2]).join('')}\r\n`;
     let body = '';
     const trailers: string[] = [];
@@ -431,21 +487,32 @@ const requestArb = fc
       chunked: framing === 'chunked',
       trailers,
     };
-    return { wire, expected };
+    return { wire, expected, last };
   });
+
+/** Requests up to the connection's last one are replayed; those after it only counted. */
+function byClose(reqs: { wire: string; expected: object; last: boolean }[]) {
+  const n = reqs.findIndex((r) => r.last) + 1 || reqs.length;
+  const after = reqs.slice(n);
+  return {
+    expected: reqs.slice(0, n).map((r) => r.expected),
+    lost: after.length ? { http_after_close: after.length } : {},
+    skipped: after.reduce((k, r) => k + r.wire.length, 0),
+  };
+}
 
 const sizesArb = fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 16 });
 
 describe('properties', () => {
-  it('valid requests cut anywhere parse exactly as generated, with nothing skipped', () => {
+  it('valid requests cut anywhere parse exactly as generated up to the last one of the connection; the rest is counted', () => {
     fc.assert(
       fc.property(fc.array(requestArb, { minLength: 1, maxLength: 6 }), sizesArb, (reqs, sizes) => {
         const wire = L(reqs.map((r) => r.wire).join(''));
-        const expected = reqs.map((r) => r.expected);
+        const { expected, lost, skipped } = byClose(reqs);
         const whole = run([wire]);
         assert.deepEqual(whole.requests.map(plain), expected);
-        assert.deepEqual(whole.lost, {});
-        assert.equal(whole.skipped, 0);
+        assert.deepEqual(whole.lost, lost);
+        assert.equal(whole.skipped, skipped);
         assert.deepEqual(summary(run(splitSizes(wire, sizes))), summary(whole));
         assert.deepEqual(summary(run(splitEvery(wire, 1))), summary(whole));
       }),
@@ -464,11 +531,12 @@ describe('properties', () => {
         // A resync only takes upper-case methods; after that the parser is strict again.
         fc.pre(/^[A-Z][A-Z_-]* /.test(reqs[0].wire));
         const wire = L(prefix + reqs.map((r) => r.wire).join(''));
+        const { expected, lost, skipped } = byClose(reqs);
         for (const steps of [[wire], splitSizes(wire, sizes)]) {
           const o = run(steps, { midstream: true });
-          assert.deepEqual(o.requests.map(plain), reqs.map((r) => r.expected));
-          assert.deepEqual(o.lost, {});
-          assert.equal(o.skipped, prefix.length);
+          assert.deepEqual(o.requests.map(plain), expected);
+          assert.deepEqual(o.lost, lost);
+          assert.equal(o.skipped, prefix.length + skipped);
         }
       }),
       { numRuns: 200 },
@@ -498,6 +566,50 @@ describe('properties', () => {
         assert.ok(whole.skipped <= wire.length - 16 * whole.requests.length);
       }),
       { numRuns: 1000 },
+    );
+  });
+
+  const REFUSED = new Set(['http_malformed', 'http_line_too_long', 'http_headers_too_large', 'http_ambiguous_framing'].map((r) => `drop ${r}`));
+  /** A head a strict server refuses (400), with what a lenient one may read as framing. */
+  const refusedHeadArb = fc.constantFrom(
+    'GET / HTTP/1.1\r\nDummy: x\nContent-Length: 23\r\n\r\n',
+    'POST / HTTP/1.1\r\nFoo: bar\r\n Content-Length: 21\r\n\r\n',
+    'POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n',
+    'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n',
+    'POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n',
+    'GET /\x00 HTTP/1.1\r\n\r\n',
+    'GET / HTTP/1.1\r\nHost : h\r\n\r\n',
+    'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+  );
+
+  it('after a refused request nothing on the connection is replayed, however the bytes are cut', () => {
+    fc.assert(
+      fc.property(
+        fc.array(requestArb, { maxLength: 3 }),
+        refusedHeadArb,
+        fc.array(requestArb, { minLength: 1, maxLength: 3 }),
+        sizesArb,
+        (before, refused, after, sizes) => {
+          const wire = L([...before.map((r) => r.wire), refused, ...after.map((r) => r.wire)].join(''));
+          const expected = byClose(before).expected;
+          for (const steps of [[wire], splitSizes(wire, sizes)]) {
+            const o = run(steps);
+            assert.deepEqual(o.requests.map(plain), expected);
+            // Every byte not replayed is counted once.
+            const replayed = before.slice(0, expected.length).reduce((k, r) => k + r.wire.length, 0);
+            assert.equal(o.skipped, wire.length - replayed);
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(streamArb, sizesArb, fc.boolean(), (wire, sizes, midstream) => {
+        const o = run(splitSizes(wire, sizes), { limits: smallLimits, midstream });
+        const k = o.order.findIndex((e) => REFUSED.has(e));
+        if (k >= 0) assert.ok(o.order.slice(k).every((e) => !e.startsWith('req ')), o.order.join(', '));
+      }),
+      { numRuns: 2000 },
     );
   });
 
@@ -538,28 +650,31 @@ describe('reassembly signals', () => {
     }
   });
 
-  it('taint drops the request in progress and ends parsing for the connection', () => {
+  it('taint drops the request in progress; the rest of the connection is only counted', () => {
     const tail = `34567890${GET_A}${GET_B}`;
     const o = run([L(`${GET_A}POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n12`), { taint: true }, L(tail)]);
-    assert.deepEqual(o.order, ['req GET /a', 'drop stream_overlap_conflict']);
+    // GET_A in the tail follows no CRLF (body bytes before it), GET_B does: one more counted request.
+    assert.deepEqual(o.order, ['req GET /a', 'drop stream_overlap_conflict', 'drop stream_overlap_conflict']);
     assert.equal(o.skippedBy.stream_overlap_conflict, 'POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n12'.length + tail.length);
   });
 
   it('taint between requests drops the next one (its bytes are the ambiguous ones)', () => {
     const o = run([L(GET_A), { taint: true }, L(`GET /evil HTTP/1.1\r\nHost: h\r\n\r\n${GET_B}`)]);
-    assert.deepEqual(o.order, ['req GET /a', 'drop stream_overlap_conflict']);
+    assert.deepEqual(o.order, ['req GET /a', 'drop stream_overlap_conflict', 'drop stream_overlap_conflict']);
+    assert.equal(o.requests.length, 1);
   });
 
-  it('a second taint counts nothing more', () => {
+  it('a second taint changes nothing: the request in progress is dropped once, the next delimited one counted', () => {
     const o = run([L('GET /x HTTP/1.1\r\n'), { taint: true }, L('Host: h\r\n'), { taint: true }, L(`\r\n${GET_B}`)]);
-    assert.deepEqual(o.order, ['drop stream_overlap_conflict']);
+    assert.deepEqual(o.order, ['drop stream_overlap_conflict', 'drop stream_overlap_conflict']);
+    assert.equal(o.requests.length, 0);
   });
 
-  it('taint while skipping a dropped body or resyncing counts no request', () => {
+  it('taint while skipping a dropped body or resyncing drops nothing twice; later requests are only counted', () => {
     const o = run([L('POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n12'), { gap: 3 }, { taint: true }, L(`67890\r\n${GET_B}`)]);
-    assert.deepEqual(o.order, ['drop stream_gap']);
+    assert.deepEqual(o.order, ['drop stream_gap', 'drop stream_overlap_conflict']);
     const m = run([L('ody bytes\r\nmore'), { taint: true }, L(`\r\n${GET_B}`)], { midstream: true });
-    assert.deepEqual(m.order, []);
+    assert.deepEqual(m.order, ['drop stream_overlap_conflict']);
     assert.equal(m.skipped, 'ody bytes\r\nmore\r\n'.length + GET_B.length);
   });
 
