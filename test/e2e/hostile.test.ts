@@ -183,12 +183,11 @@ function plan(): Plan {
     must.set('/h/badsum', 0);
   }
 
-  // ---- HTTP: framing doubts (dropped, then resync finds the next request) ----
+  // ---- HTTP: framing doubts (refused; the next request on the connection is counted, never replayed) ----
   const doubt = (name: string, bytes: string) => {
     const c = conn();
     inOrder(c, bytes + get(`/h/${name}-next`), 700);
-    mustNot.push(`/h/${name}`);
-    must.set(`/h/${name}-next`, 0);
+    mustNot.push(`/h/${name}`, `/h/${name}-next`);
   };
   doubt('cl-te', 'POST /h/cl-te HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
   doubt('cl-diff', 'POST /h/cl-diff HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd\r\n');
@@ -235,9 +234,11 @@ function plan(): Plan {
     http_ambiguous_framing: 4,
     http_malformed: 3,
     http_headers_too_large: 1,
-    http_upgrade: 3,
+    // The h2c one's -after request follows a CRLF, so it is delimited and counted too.
+    http_upgrade: 4,
     http2_preface: 1,
     http_expect_timeout: 1,
+    http_after_refused: 8,
   };
   return { phase1: p1, phase2: p2, must, mustNot, reasons };
 }
