@@ -233,6 +233,8 @@ export class HttpRequestParser {
    * every request still delimited, and every other byte, is dropped under this reason.
    */
   private muted: HttpDropReason | null = null;
+  /** The next request was already counted (taint between requests): its drop becomes skipped bytes. */
+  private precounted = false;
   /** The current request ends the connection (Connection: close, or HTTP/1.0 without keep-alive). */
   private closeAfter = false;
   /** The capture carries the server's side of this connection (peer() was called). */
@@ -336,10 +338,12 @@ export class HttpRequestParser {
     const st = this.state;
     if (st === CLOSED || this.muted !== null) return;
     const reason = TAINT_REASON[cause];
-    // Between requests, the next one is the ambiguous one: it is counted when delimited.
-    const between = st === LINE && !this.reqStarted;
+    // Between requests, the next one is the ambiguous one: counted now, whether or not its bytes
+    // still look like a request (the copy we got may be the forged one).
+    const between = st === LINE && !this.reqStarted && this.strict;
     if (st === SEEK || (st === LINE && !this.strict)) this.addSkip('http_midstream_skipped', this.reqBytes);
-    else if (!this.discarding && !between) this.drop(reason, this.reqBytes);
+    else if (!this.discarding) this.drop(reason, this.reqBytes);
+    this.precounted = between;
     this.muted = reason;
     this.reset(between ? LINE : SEEK, false);
     this.settle();
@@ -1025,6 +1029,12 @@ export class HttpRequestParser {
 
   private drop(reason: HttpDropReason, bytes: number): void {
     if (this.muted !== null) reason = this.muted;
+    if (this.precounted) {
+      this.precounted = false;
+      this.addSkip(reason, bytes);
+      this.reqBytes = 0;
+      return;
+    }
     this.flushSkip();
     this.reqBytes = 0;
     this.events.onDrop(reason, 1, bytes);

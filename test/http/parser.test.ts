@@ -660,8 +660,12 @@ describe('reassembly signals', () => {
 
   it('taint between requests drops the next one (its bytes are the ambiguous ones)', () => {
     const o = run([L(GET_A), { taint: true }, L(`GET /evil HTTP/1.1\r\nHost: h\r\n\r\n${GET_B}`)]);
+    // GET /evil counted once, at the taint; GET_B when delimited.
     assert.deepEqual(o.order, ['req GET /a', 'drop stream_overlap_conflict', 'drop stream_overlap_conflict']);
     assert.equal(o.requests.length, 1);
+    // Counted even when the copy we got no longer looks like a request.
+    const g = run([L(GET_A), { taint: true }, L(`gdt /evil HTTP/1.1\r\n\r\n`)]);
+    assert.deepEqual(g.order, ['req GET /a', 'drop stream_overlap_conflict']);
   });
 
   it('a second taint changes nothing: the request in progress is dropped once, the next delimited one counted', () => {
