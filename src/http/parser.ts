@@ -690,7 +690,9 @@ export class HttpRequestParser {
       authority = abs[1];
       if (authority === '' || authority.includes('@')) return void this.failHead('http_malformed');
       const rest = abs[2];
-      target = rest === '' || rest[0] !== '/' ? `/${rest}` : rest;
+      // RFC 9112 §3.2.4: OPTIONS for the whole server is forwarded in asterisk-form.
+      if (rest === '' && method === 'OPTIONS') target = '*';
+      else target = rest === '' || rest[0] !== '/' ? `/${rest}` : rest;
     }
     // RFC 9112 §6.1/6.3: TE with CL, TE on HTTP/1.0, or a final coding other than chunked
     // leave the body length to guesswork.

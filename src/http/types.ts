@@ -4,7 +4,7 @@ export interface HttpRequest {
   method: string;
   /**
    * The request-target as on the wire, except that an absolute-form http(s) target is given in
-   * origin form (`GET http://h/p?q` → `/p?q`), as a server would forward it; see `authority`.
+   * origin form (`GET http://h/p?q` → `/p?q`; `OPTIONS http://h` → `*`), as a server would forward it; see `authority`.
    */
   target: string;
   /**
