@@ -82,6 +82,20 @@ export class Flow {
     return true;
   }
 
+  /**
+   * Just past the highest sequence number seen (payload or FIN), beyond holes. Walks the held
+   * segments (sorted by start, not by end): for the rare reset only.
+   */
+  maxEnd(): number {
+    let end = this.nextSeq;
+    for (const seg of this.held) {
+      const e = seqAdd(seg.seq, seg.data.length + seg.missing);
+      if (seqDiff(e, end) > 0) end = e;
+    }
+    if (this.finSeen && seqDiff(seqAdd(this.finSeq, 1), end) > 0) end = seqAdd(this.finSeq, 1);
+    return end;
+  }
+
   /** Distance from nextSeq to the first held segment (the hole size), or 0. */
   holeSize(): number {
     return this.held.length ? seqDiff(this.held[0].seq, this.nextSeq) : 0;

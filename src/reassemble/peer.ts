@@ -10,6 +10,8 @@ const MAX_WINDOW = 1 << 30;
 export class PeerView extends SideView {
   /** Next sequence number in order: payload before it was handed to the sink's `peer`. */
   next = 0;
+  /** Just past the highest sequence number seen (payload or FIN), beyond a hole if there is one. */
+  maxEnd = 0;
   /** False once a byte in order was not captured (snaplen): nothing after it is handed on. */
   delivering = true;
 }
@@ -19,7 +21,8 @@ export class PeerView extends SideView {
  * resets) and hands its in-order payload to `sink.peer`; the first segment seen is announced with
  * length 0, so the sink knows the other side is visible. Segments ahead of a hole are not
  * reassembled: the sink only sniffs status lines, and is given nothing past a hole (`peer` has no
- * way to announce one).
+ * way to announce one). Bare ACKs do not come here (the table skips them before the flow lookup):
+ * they would only refresh the timestamp, which the next segment with payload does too.
  */
 export function peerSegment(f: Flow, p: Packet): void {
   const syn = (p.flags & TCP_SYN) !== 0;
@@ -36,7 +39,8 @@ export function peerSegment(f: Flow, p: Packet): void {
   }
   const rel = seqDiff(start, v.next);
   if (rel > MAX_WINDOW || rel < -MAX_WINDOW) return;
-  v.note(p, end);
+  if (seqDiff(end, v.maxEnd) > 0) v.maxEnd = end;
+  if (p.hasTimestamp) v.noteTimestamp(p);
   if (rel > 0 || seqDiff(end, v.next) <= 0) return;
   // In order, possibly overlapping bytes already handed on: only the new ones.
   const cut = -rel;

@@ -6,19 +6,16 @@ import { seqDiff } from './seq.js';
  * a reset that claims to come from it.
  */
 export class SideView {
-  /** Just past the highest sequence number seen from this side (payload, SYN or FIN). */
-  maxEnd = 0;
   /** Latest timestamp value this side sent (the receiver's TS.Recent, RFC 7323), once seen. */
   tsRecent = 0;
   tsSeen = false;
   /** Its first segment (the SYN, or where we picked the flow up) carried a TCP-MD5 or TCP-AO option. */
   signed = false;
 
-  /** A segment within the window: move the high-water marks. `end` is just past its last sequence number. */
-  note(p: Packet, end: number): void {
-    if (seqDiff(end, this.maxEnd) > 0) this.maxEnd = end;
+  /** A segment within the window that carries timestamps (check p.hasTimestamp first). */
+  noteTimestamp(p: Packet): void {
     // A bare SYN only offers timestamps; the segments after it show they were agreed on.
-    if (p.hasTimestamp && (p.flags & (TCP_SYN | TCP_ACK)) !== TCP_SYN && (!this.tsSeen || seqDiff(p.tsVal, this.tsRecent) > 0)) {
+    if ((p.flags & (TCP_SYN | TCP_ACK)) !== TCP_SYN && (!this.tsSeen || seqDiff(p.tsVal, this.tsRecent) > 0)) {
       this.tsRecent = p.tsVal;
       this.tsSeen = true;
     }
@@ -33,23 +30,25 @@ const PAWS_WINDOW = 1;
 
 /**
  * Would the receiver act on this reset from `sender`? `next` is the next sequence number the
- * mirror expects from the sender in order. Returns null to accept, or why the receiver ignores it.
+ * mirror expects from the sender in order, `maxEnd` just past the highest one it has seen from it
+ * (payload or FIN). Returns null to accept, or why the receiver ignores it.
  *
  * - Sequence (RFC 5961 §3, what Linux does): only a reset at exactly the receiver's RCV.NXT closes
  *   the connection; one elsewhere in the window draws a challenge ACK, one outside it is dropped.
  *   RCV.NXT is `next`, or, when the mirror lost a segment the receiver got, the highest end seen
  *   (held segments or a FIN beyond the hole): both are accepted.
  * - Signature: a TCP-MD5/AO option on a connection set up without one, or none on one set up with
- *   one, makes Linux drop the segment (TCPMD5UNEXPECTED / TCPMD5NOTFOUND, TCPAO*). We cannot check
- *   the signature itself: a signed reset on a signed connection is judged by its sequence number.
+ *   one, makes Linux drop the segment (counted as TCPMD5Unexpected / TCPMD5NotFound, or under the
+ *   TCPAO* counters). We cannot check the signature itself: a signed reset on a signed
+ *   connection is judged by its sequence number.
  * - Timestamps: Linux accepts a reset that fails PAWS; BSD stacks (and Suricata's model of them)
  *   drop it. We drop it too: keeping a flow the receiver killed costs little (the client sends no
  *   more on it, or the server's reset to its next segment closes it), while ending a flow the
  *   receiver kept loses the requests that follow, silently.
  */
-export function judgeReset(p: Packet, sender: SideView, next: number): ResetIgnored | null {
+export function judgeReset(p: Packet, sender: SideView, next: number, maxEnd: number): ResetIgnored | null {
   if (p.signed !== sender.signed) return 'rst_ignored_signed';
-  if (seqDiff(p.seq, next) !== 0 && seqDiff(p.seq, sender.maxEnd) !== 0) return 'rst_ignored_seq';
+  if (seqDiff(p.seq, next) !== 0 && seqDiff(p.seq, maxEnd) !== 0) return 'rst_ignored_seq';
   if (p.hasTimestamp && sender.tsSeen && seqDiff(sender.tsRecent, p.tsVal) > PAWS_WINDOW) return 'rst_ignored_timestamp';
   return null;
 }

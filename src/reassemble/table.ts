@@ -174,14 +174,13 @@ export class FlowTable {
       if (flags & TCP_RST || (p.payloadLength === 0 && p.payloadMissing === 0)) return;
       f = this.create(p, hash, now, true);
       f.nextSeq = p.seq;
-      f.own.maxEnd = p.seq;
       f.own.signed = p.signed;
     } else if (f.closed) {
       if (p.payloadLength || p.payloadMissing) ev[E.after_close]++;
       return;
     }
     if (flags & TCP_RST) {
-      this.reset(f, p, f.own, f.nextSeq, now);
+      this.reset(f, p, f.own, f.nextSeq, f.maxEnd(), now);
       return;
     }
     this.data(f, p, p.seq, now);
@@ -215,7 +214,6 @@ export class FlowTable {
     f.synSeen = true;
     f.isn = p.seq;
     f.nextSeq = seqAdd(p.seq, 1);
-    f.own.maxEnd = f.nextSeq;
     f.own.signed = p.signed;
     if (p.payloadLength === 0 && p.payloadMissing === 0 && !(p.flags & TCP_FIN)) return;
     this.data(f, p, f.nextSeq, now);
@@ -226,10 +224,13 @@ export class FlowTable {
    * the rest is followed for that judgement and for the sink's `peer`.
    */
   private fromPeer(p: Packet, now: number): void {
+    // A bare ACK moves nothing we follow (payload, SYN, FIN): spare it the flow lookup.
+    if (!(p.flags & (TCP_SYN | TCP_FIN | TCP_RST)) && p.payloadLength === 0 && p.payloadMissing === 0) return;
     const f = this.find(p, this.hash(p, true), true);
     if (!f || f.closed) return;
     if (p.flags & TCP_RST) {
-      this.reset(f, p, f.peer, f.peer === null ? 0 : f.peer.next, now);
+      const v = f.peer;
+      this.reset(f, p, v, v === null ? 0 : v.next, v === null ? 0 : v.maxEnd, now);
       return;
     }
     f.lastSeen = now;
@@ -237,8 +238,8 @@ export class FlowTable {
   }
 
   /** A reset from `sender` (null: that side was never seen, so it cannot be judged: accepted). */
-  private reset(f: Flow, p: Packet, sender: SideView | null, next: number, now: number): void {
-    const ignored = sender === null ? null : judgeReset(p, sender, next);
+  private reset(f: Flow, p: Packet, sender: SideView | null, next: number, maxEnd: number, now: number): void {
+    const ignored = sender === null ? null : judgeReset(p, sender, next, maxEnd);
     if (ignored !== null) {
       this.events[E[ignored]]++;
       return;
@@ -319,7 +320,7 @@ export class FlowTable {
       ev[E.out_of_window]++;
       return;
     }
-    f.own.note(p, seqAdd(seq, p.flags & TCP_FIN ? len + missing + 1 : len + missing));
+    if (p.hasTimestamp) f.own.noteTimestamp(p);
     if (rel < 0) {
       // A keep-alive probe (one garbage byte just before nextSeq, sent only on a quiet
       // connection) is not a conflict; the same shape on a busy connection is checked.

@@ -479,6 +479,17 @@ test('a client reset at exactly the next sequence number ends the flow; behind a
     assert.equal(table.heldBytes, 0, at);
   }
   {
+    // Held segments are sorted by start: the highest end may be an earlier, longer one's.
+    const { sinks, feed } = harness();
+    feed({ seq: 0, flags: TCP_SYN });
+    feed({ seq: 9, data: 'cccccccccccc' }); // ends at 21
+    feed({ seq: 11, data: 'cc' }); // ends at 13
+    feed({ seq: 13, flags: TCP_RST });
+    assert.equal(sinks[0].ended, 0);
+    feed({ seq: 21, flags: TCP_RST });
+    assert.equal(sinks[0].ended, 1);
+  }
+  {
     // A FIN beyond the hole: the server's next expected number is past it.
     const { sinks, feed } = harness();
     feed({ seq: 0, flags: TCP_SYN });
