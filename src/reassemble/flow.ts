@@ -1,3 +1,5 @@
+import type { PeerView } from './peer.js';
+import { SideView } from './reset.js';
 import { seqAdd, seqDiff } from './seq.js';
 import type { FlowInfo, StreamSink } from './stream.js';
 
@@ -32,6 +34,8 @@ export class Flow {
   finSeq = 0;
   finSeen = false;
   closed = false;
+  /** Closed by a reset the receiver accepted: a SYN after it starts a new connection, even with the same ISN. */
+  closedByRst = false;
   closedAt = 0;
   lastSeen = 0;
 
@@ -50,6 +54,11 @@ export class Flow {
   recent: Buffer | null = null;
   recentEnd = 0;
   recentLen = 0;
+
+  /** This direction's sender as its receiver sees it (to judge its resets). */
+  readonly own = new SideView();
+  /** The other direction, once a segment of it was seen (both directions mirrored). */
+  peer: PeerView | null = null;
 
   /** When payload last arrived (ms), and whether the sink was told the flow stalled since. */
   lastData = 0;
@@ -71,6 +80,20 @@ export class Flow {
     h.splice(lo, 0, seg);
     this.heldBytes += seg.data.length;
     return true;
+  }
+
+  /**
+   * Just past the highest sequence number seen (payload or FIN), beyond holes. Walks the held
+   * segments (sorted by start, not by end): for the rare reset only.
+   */
+  maxEnd(): number {
+    let end = this.nextSeq;
+    for (const seg of this.held) {
+      const e = seqAdd(seg.seq, seg.data.length + seg.missing);
+      if (seqDiff(e, end) > 0) end = e;
+    }
+    if (this.finSeen && seqDiff(seqAdd(this.finSeq, 1), end) > 0) end = seqAdd(this.finSeq, 1);
+    return end;
   }
 
   /** Distance from nextSeq to the first held segment (the hole size), or 0. */

@@ -1,5 +1,7 @@
 import { TCP_FIN, TCP_RST, TCP_SYN, type Packet } from '../decode/packet.js';
 import { Flow } from './flow.js';
+import { peerSegment } from './peer.js';
+import { judgeReset, type SideView } from './reset.js';
 import { seqAdd, seqDiff } from './seq.js';
 import type { GapCause, SinkFactory } from './stream.js';
 
@@ -14,6 +16,7 @@ export const REASSEMBLY_EVENTS = [
   'overlap_unverified',
   'truncated_segments',
   'holes_skipped_timeout',
+  'holes_skipped_kernel_drop',
   'holes_skipped_flow_cap',
   'holes_skipped_memcap',
   'gap_bytes',
@@ -21,6 +24,9 @@ export const REASSEMBLY_EVENTS = [
   'flows_midstream',
   'flows_closed_fin',
   'flows_closed_rst',
+  'rst_ignored_seq',
+  'rst_ignored_signed',
+  'rst_ignored_timestamp',
   'flows_expired',
   'flows_evicted',
   'flows_reused',
@@ -105,6 +111,11 @@ function fmtIp(p: Packet, src: boolean): string {
  * is counted as `overlap_unverified`. Bytes of finished messages are not kept either: a copy that
  * completes a message before any other copy arrives is replayed (first copy wins, as on the
  * server when that copy reached it); a differing later copy can no longer be acted upon.
+ *
+ * Resets: the mirror also sees segments their receiver drops, so a reset ends a flow only when
+ * its receiver would act on it (reset.ts); one it would ignore is counted (`rst_ignored_*`) and
+ * the flow goes on. When the capture carries the server-to-client direction, it is followed
+ * (peer.ts) to judge the server's resets and to show the sink the server's in-order bytes.
  */
 export class FlowTable {
   readonly events = new Float64Array(REASSEMBLY_EVENTS.length);
@@ -112,6 +123,8 @@ export class FlowTable {
   private count = 0;
   private open = 0;
   private heldTotal = 0;
+  /** When the capture last reported kernel drops (ms), see captureLoss. */
+  private lossAt = -Infinity;
   private readonly opts: TableOptions;
   /** Responses table: the flow's sender is the server (its port is the source port). */
   private readonly toClient: boolean;
@@ -144,38 +157,16 @@ export class FlowTable {
   onPacket(p: Packet, now: number): void {
     const ev = this.events;
     ev[E.segments]++;
-    let reverse = false;
     if ((this.toClient ? p.srcPort : p.dstPort) !== this.opts.port) {
-      // The other direction: only its RST matters here (the connection is gone).
       ev[E.server_segments]++;
-      if (!(p.flags & TCP_RST)) return;
-      reverse = true;
-    }
-    const hash = this.hash(p, reverse);
-    let f = this.find(p, hash, reverse);
-    if (reverse) {
-      if (f && !f.closed) this.close(f, now, E.flows_closed_rst);
+      this.fromPeer(p, now);
       return;
     }
+    const hash = this.hash(p, false);
+    let f = this.find(p, hash, false);
     const flags = p.flags;
     if (flags & TCP_SYN && !(flags & TCP_RST)) {
-      if (f && f.synSeen && f.isn === p.seq) {
-        ev[E.retransmitted]++;
-        if (!f.closed) f.lastSeen = now;
-        return;
-      }
-      if (f) {
-        // Port reuse (or a SYN after a midstream pickup): the old connection is over.
-        ev[E.flows_reused]++;
-        if (!f.closed) this.close(f, now, E.flows_closed_fin);
-        this.unlink(f);
-      }
-      f = this.create(p, hash, now, false);
-      f.synSeen = true;
-      f.isn = p.seq;
-      f.nextSeq = seqAdd(p.seq, 1);
-      if (p.payloadLength === 0 && p.payloadMissing === 0 && !(flags & TCP_FIN)) return;
-      this.data(f, p, seqAdd(p.seq, 1), now);
+      this.syn(f, p, hash, now);
       return;
     }
     if (!f) {
@@ -183,15 +174,78 @@ export class FlowTable {
       if (flags & TCP_RST || (p.payloadLength === 0 && p.payloadMissing === 0)) return;
       f = this.create(p, hash, now, true);
       f.nextSeq = p.seq;
+      f.own.signed = p.signed;
     } else if (f.closed) {
       if (p.payloadLength || p.payloadMissing) ev[E.after_close]++;
       return;
     }
     if (flags & TCP_RST) {
-      this.close(f, now, E.flows_closed_rst);
+      this.reset(f, p, f.own, f.nextSeq, f.maxEnd(), now);
       return;
     }
     this.data(f, p, p.seq, now);
+  }
+
+  /**
+   * The capture source reported kernel drops at `now` (same clock as onPacket). A hole later given
+   * up as lost is blamed on them (gap cause 'kernel_drop', event holes_skipped_kernel_drop) when
+   * the last report came at most holeTimeoutMs before the hole was noticed, or since: drops are
+   * reported after the fact, and the missing segment was due a little before the hole showed.
+   */
+  captureLoss(now: number): void {
+    if (now > this.lossAt) this.lossAt = now;
+  }
+
+  private syn(f: Flow | null, p: Packet, hash: number, now: number): void {
+    // The same ISN again is a retransmission, unless a reset ended that connection: then the
+    // client (or a tool replaying it) is opening a new one.
+    if (f && f.synSeen && f.isn === p.seq && !f.closedByRst) {
+      this.events[E.retransmitted]++;
+      if (!f.closed) f.lastSeen = now;
+      return;
+    }
+    if (f) {
+      // Port reuse (or a SYN after a midstream pickup): the old connection is over.
+      this.events[E.flows_reused]++;
+      if (!f.closed) this.close(f, now, E.flows_closed_fin);
+      this.unlink(f);
+    }
+    f = this.create(p, hash, now, false);
+    f.synSeen = true;
+    f.isn = p.seq;
+    f.nextSeq = seqAdd(p.seq, 1);
+    f.own.signed = p.signed;
+    if (p.payloadLength === 0 && p.payloadMissing === 0 && !(p.flags & TCP_FIN)) return;
+    this.data(f, p, f.nextSeq, now);
+  }
+
+  /**
+   * A segment from the other side: its resets end the flow (when its receiver would accept them),
+   * the rest is followed for that judgement and for the sink's `peer`.
+   */
+  private fromPeer(p: Packet, now: number): void {
+    // A bare ACK moves nothing we follow (payload, SYN, FIN): spare it the flow lookup.
+    if (!(p.flags & (TCP_SYN | TCP_FIN | TCP_RST)) && p.payloadLength === 0 && p.payloadMissing === 0) return;
+    const f = this.find(p, this.hash(p, true), true);
+    if (!f || f.closed) return;
+    if (p.flags & TCP_RST) {
+      const v = f.peer;
+      this.reset(f, p, v, v === null ? 0 : v.next, v === null ? 0 : v.maxEnd, now);
+      return;
+    }
+    f.lastSeen = now;
+    peerSegment(f, p);
+  }
+
+  /** A reset from `sender` (null: that side was never seen, so it cannot be judged: accepted). */
+  private reset(f: Flow, p: Packet, sender: SideView | null, next: number, maxEnd: number, now: number): void {
+    const ignored = sender === null ? null : judgeReset(p, sender, next, maxEnd);
+    if (ignored !== null) {
+      this.events[E[ignored]]++;
+      return;
+    }
+    f.closedByRst = true;
+    this.close(f, now, E.flows_closed_rst);
   }
 
   /** Expire idle flows, give up holes that waited too long, forget closed flows. */
@@ -206,13 +260,7 @@ export class FlowTable {
           this.close(f, now, E.flows_expired);
           this.unlink(f);
         } else if ((f.held.length || f.finSeen) && now - f.holeSince > o.holeTimeoutMs) {
-          this.skipHole(f, E.holes_skipped_timeout, 'lost');
-          this.drain(f, now);
-          if (f.finSeen && !f.closed && f.held.length === 0 && seqDiff(f.finSeq, f.nextSeq) > 0) {
-            // The bytes before the FIN never came.
-            this.gap(f, seqDiff(f.finSeq, f.nextSeq), 'lost');
-            this.close(f, now, E.flows_closed_fin);
-          }
+          this.giveUpHole(f, now);
         } else if (!f.stallSignalled && f.held.length === 0 && now - f.lastData > o.holeTimeoutMs) {
           // E.g. an Expect: 100-continue request whose body never came.
           f.stallSignalled = true;
@@ -220,6 +268,21 @@ export class FlowTable {
         }
         f = nextF;
       }
+    }
+  }
+
+  /** A hole waited the hole timeout: the mirror lost the segment (or the kernel dropped its frame). */
+  private giveUpHole(f: Flow, now: number): void {
+    const kernel = this.lossAt >= f.holeSince - this.opts.holeTimeoutMs;
+    const reason = kernel ? E.holes_skipped_kernel_drop : E.holes_skipped_timeout;
+    const cause: GapCause = kernel ? 'kernel_drop' : 'lost';
+    this.skipHole(f, reason, cause);
+    this.drain(f, now);
+    if (f.finSeen && !f.closed && f.held.length === 0 && seqDiff(f.finSeq, f.nextSeq) > 0) {
+      // The bytes before the FIN never came.
+      this.events[reason]++;
+      this.gap(f, seqDiff(f.finSeq, f.nextSeq), cause);
+      this.close(f, now, E.flows_closed_fin);
     }
   }
 
@@ -257,6 +320,7 @@ export class FlowTable {
       ev[E.out_of_window]++;
       return;
     }
+    if (p.hasTimestamp) f.own.noteTimestamp(p);
     if (rel < 0) {
       // A keep-alive probe (one garbage byte just before nextSeq, sent only on a quiet
       // connection) is not a conflict; the same shape on a busy connection is checked.

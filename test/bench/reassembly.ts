@@ -4,6 +4,8 @@
  * once; each iteration rewrites the sequence number of a reused Packet, so the loop measures
  * the table alone. Cases: in order, and 10% reordered (every tenth segment arrives before the
  * one in front of it, so it is copied and held). The in-order case is the baseline.
+ * One case adds a server ACK after each segment (both directions captured, as with --compare or a
+ * pcap of both): each server segment costs a flow lookup, to follow the server side.
  * A last case puts the real HttpRequestParser behind the table (pipelined small GETs), to show
  * what the in-order path costs and allocates once HTTP is parsed.
  */
@@ -39,12 +41,14 @@ class CountingSink implements StreamSink {
   }
 }
 
-/** One decoded Packet per flow (a copy of the decoder's reused one), payload `payload`. */
-function templates(payload: Buffer): Packet[] {
+/** One decoded Packet per flow (a copy of the decoder's reused one), payload `payload`; `server`: a server-to-client one. */
+function templates(payload: Buffer, server = false): Packet[] {
   const dec = new Decoder(80);
   const out: Packet[] = [];
   for (let f = 0; f < FLOWS; f++) {
-    const frame = buildFrame({ src: `10.1.${f >> 8}.${f & 255}`, dst: '10.0.0.80', sport: 20000 + f, dport: 80, seq: ISN, flags: TCP_ACK | TCP_PSH, payload });
+    const client = { ip: `10.1.${f >> 8}.${f & 255}`, port: 20000 + f };
+    const ends = server ? { src: '10.0.0.80', dst: client.ip, sport: 80, dport: client.port } : { src: client.ip, dst: '10.0.0.80', sport: client.port, dport: 80 };
+    const frame = buildFrame({ ...ends, seq: ISN, flags: TCP_ACK | TCP_PSH, payload });
     const p = dec.decode(frame, 0, frame.length, frame.length)!;
     const q = new Packet();
     const { src: _s, dst: _d, ...fields } = p;
@@ -69,6 +73,7 @@ export async function main(): Promise<void> {
   for (const c of [
     { name: 'in order', reorder: false, http: false },
     { name: '10% reordered', reorder: true, http: false },
+    { name: 'in order, a server ACK after each (both directions)', reorder: false, http: false, acks: true },
     { name: 'in order, HTTP parser as sink (pipelined GETs)', reorder: false, http: true },
   ]) {
     let requests = 0;
@@ -83,6 +88,7 @@ export async function main(): Promise<void> {
     // For the HTTP case the payload is pipelined GETs cut at 1448 bytes, as TCP would cut them.
     const get = 'GET /api/items?id=12345 HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\nCookie: session=0123456789abcdef\r\n\r\n';
     const pk = templates(Buffer.alloc(SEG, 0x61));
+    const acks = c.acks ? templates(Buffer.alloc(0), true) : null;
     const sent = new Float64Array(FLOWS);
     const one = (i: number) => {
       const f = i % FLOWS;
@@ -96,6 +102,7 @@ export async function main(): Promise<void> {
       }
       p.seq = (ISN + pos * SEG) >>> 0;
       table.onPacket(p, 0);
+      if (acks) table.onPacket(acks[f], 0);
     };
     // Frames whose payload is the pipelined stream starting at each offset modulo get.length.
     const slices: Buffer[] = [];
@@ -115,7 +122,7 @@ export async function main(): Promise<void> {
     const reqs = requests - r0;
     const alloc = await allocationProbe(() => timeLoop({ maxIters: 1_000_000, maxMs: 5_000 }, one).iters);
     const ns = t.ns / t.iters;
-    if (!c.reorder && !c.http) inOrderNs = ns;
+    if (!c.reorder && !c.http && !c.acks) inOrderNs = ns;
     const bytes = sinks.reduce((a, s) => a + ((s as CountingSink).bytes ?? 0), 0);
     rows.push({
       case: c.name,
@@ -132,6 +139,7 @@ export async function main(): Promise<void> {
   }
   printTable('reassembly: FlowTable.onPacket, 256 flows, 1448-byte segments, one core', rows, [
     'GCs/heap: after warm-up and a forced GC, over up to 1M segments (node --expose-gc). The reordered case copies its out-of-order segments by design.',
+    'The server-ACK row counts one client segment plus one server ACK per segment.',
     'The HTTP row includes parsing; its allocations are the requests themselves (strings, header arrays) plus any per-push view the parser makes.',
   ]);
 }

@@ -12,7 +12,7 @@ import { Decoder } from '../../src/decode/decoder.js';
 import { HttpRequestParser } from '../../src/http/parser.js';
 import type { HttpDropReason, HttpRequest } from '../../src/http/types.js';
 import { FlowTable } from '../../src/reassemble/table.js';
-import { buildFrame, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../fixtures/frames.js';
+import { buildFrame, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../fixtures/frames.js';
 
 interface Result {
   requests: string[];
@@ -36,7 +36,8 @@ function parseWhole(stream: Buffer): Result {
   return out;
 }
 
-interface Seg { seq: number; data: Buffer; flags: number }
+/** `signed`: the segment carries a TCP-MD5 option (set on the Packet as the TCP decoder reports it). */
+interface Seg { seq: number; data: Buffer; flags: number; signed?: boolean }
 
 function runPipeline(isn: number, segs: Seg[]): Result & { held: number } {
   const out: Result = { requests: [], drops: {} };
@@ -49,12 +50,15 @@ function runPipeline(isn: number, segs: Seg[]): Result & { held: number } {
     }),
   );
   const dec = new Decoder(80);
-  const send = (seq: number, flags: number, payload: Buffer) => {
-    const f = buildFrame({ src: '10.0.0.1', dst: '10.0.0.2', sport: 40000, dport: 80, seq, flags, payload });
-    table.onPacket(dec.decode(f, 0, f.length, f.length)!, 0);
+  const send = (seq: number, flags: number, payload: Buffer, signed = false) => {
+    const tcpOptions = signed ? Uint8Array.from([19, 18, ...new Array(16).fill(0xab)]) : undefined;
+    const f = buildFrame({ src: '10.0.0.1', dst: '10.0.0.2', sport: 40000, dport: 80, seq, flags, payload, tcpOptions });
+    const p = dec.decode(f, 0, f.length, f.length)!;
+    p.signed = signed;
+    table.onPacket(p, 0);
   };
   send(isn, TCP_SYN, Buffer.alloc(0));
-  for (const s of segs) send(s.seq, s.flags, s.data);
+  for (const s of segs) send(s.seq, s.flags, s.data, s.signed);
   const held = table.heldBytes;
   table.closeAll(0);
   return { ...out, held };
@@ -175,4 +179,61 @@ test('overlaps with different bytes: no request mixes copies unannounced; a held
     ),
     { numRuns: 250 },
   );
+});
+
+test('resets the server would ignore, anywhere in the stream, change nothing', () => {
+  fc.assert(
+    fc.property(
+      fc.array(requestArb, { minLength: 1, maxLength: 4 }),
+      fc.array(fc.integer({ min: 1, max: 2000 }), { minLength: 1, maxLength: 6 }),
+      fc.constantFrom(...ISNS),
+      // Where (before which segment) and how: off the next sequence number by `off`, or exact but signed.
+      fc.array(fc.tuple(fc.nat(), fc.oneof(fc.integer({ min: -0x7fffffff, max: -1 }), fc.integer({ min: 1, max: 0x7fffffff }), fc.constant(0))), { minLength: 1, maxLength: 6 }),
+      (reqs, sizes, isn, resets) => {
+        const stream = Buffer.from(reqs.join(''), 'latin1');
+        const segs: Seg[] = cut(stream.length, sizes).map(([a, b]) => ({ seq: (isn + 1 + a) >>> 0, data: stream.subarray(a, b), flags: TCP_ACK | TCP_PSH }));
+        const list: Seg[] = [];
+        for (let i = 0; i <= segs.length; i++) {
+          const next = i < segs.length ? segs[i].seq : (isn + 1 + stream.length) >>> 0;
+          for (const [where, off] of resets)
+            if (where % (segs.length + 1) === i) list.push({ seq: (next + off) >>> 0, data: Buffer.alloc(0), flags: TCP_RST | TCP_ACK, signed: off === 0 });
+          if (i < segs.length) list.push(segs[i]);
+        }
+        const got = runPipeline(isn, list);
+        assert.deepEqual(got.requests, parseWhole(stream).requests);
+        assert.deepEqual(got.drops, {});
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+test('a request cut by a hole the kernel drop explains is dropped as stream_gap_kernel_drop; the next one goes through', () => {
+  for (const loss of [true, false]) {
+    const out: Result = { requests: [], drops: {} };
+    const table = new FlowTable({ port: 80, holeTimeoutMs: 100 }, () =>
+      new HttpRequestParser({
+        onRequest: (r) => out.requests.push(describe(r)),
+        onDrop: (reason, n) => {
+          if (n) out.drops[reason] = (out.drops[reason] ?? 0) + n;
+        },
+      }),
+    );
+    const dec = new Decoder(80);
+    const send = (seq: number, flags: number, payload: string, now: number) => {
+      const f = buildFrame({ src: '10.0.0.1', dst: '10.0.0.2', sport: 40000, dport: 80, seq, flags, payload });
+      table.onPacket(dec.decode(f, 0, f.length, f.length)!, now);
+    };
+    const a = 'POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n';
+    const b = 'GET /b HTTP/1.1\r\nHost: h\r\n\r\n';
+    send(0, TCP_SYN, '', 0);
+    send(1, TCP_ACK | TCP_PSH, a + '01234', 0);
+    // Body bytes 5-9 never reach us.
+    send(1 + a.length + 10, TCP_ACK | TCP_PSH, b, 10);
+    if (loss) table.captureLoss(20);
+    table.sweep(200);
+    table.closeAll(300);
+    assert.deepEqual(out.requests, ['GET /b Host|h '], `loss=${loss}`);
+    assert.deepEqual(out.drops, loss ? { stream_gap_kernel_drop: 1 } : { stream_gap: 1 });
+  }
 });

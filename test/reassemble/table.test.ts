@@ -12,6 +12,8 @@ import { buildFrame, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../fixt
  */
 class Recorder implements StreamSink {
   parts: string[] = [];
+  /** What `peer` was given: the server's in-order bytes, '<seen>' for the zero-length notice. */
+  peerParts: string[] = [];
   ended = 0;
   stalls = 0;
   constructor(readonly info: FlowInfo, readonly midstream: boolean) {}
@@ -27,6 +29,9 @@ class Recorder implements StreamSink {
   }
   stalled() {
     this.stalls++;
+  }
+  peer(buf: Uint8Array, off: number, len: number) {
+    this.peerParts.push(len === 0 ? '<seen>' : Buffer.from(buf.subarray(off, off + len)).toString('latin1'));
   }
   get pendingBytes() {
     const t = this.text;
@@ -44,7 +49,28 @@ class Recorder implements StreamSink {
   }
 }
 
-interface Seg { seq: number; data?: string; flags?: number; cut?: number; sport?: number; src?: string; reverse?: boolean }
+interface Seg {
+  seq: number;
+  data?: string;
+  flags?: number;
+  cut?: number;
+  sport?: number;
+  src?: string;
+  reverse?: boolean;
+  /** RFC 7323 timestamp value (TSval) carried. */
+  ts?: number;
+  /** A TCP-MD5 (RFC 2385) or TCP-AO (RFC 5925) option carried. */
+  sig?: 'md5' | 'ao';
+}
+
+/** The segment's TCP options as on the wire: timestamps (kind 8), MD5 (kind 19), AO (kind 29). */
+function tcpOptions(s: Seg): Uint8Array | undefined {
+  const o: number[] = [];
+  if (s.ts !== undefined) o.push(1, 1, 8, 10, ...[24, 16, 8, 0].map((b) => (s.ts! >>> b) & 255), 0, 0, 0, 0);
+  if (s.sig === 'md5') o.push(19, 18, ...new Array(16).fill(0xab));
+  if (s.sig === 'ao') o.push(29, 16, 1, 1, ...new Array(12).fill(0xcd));
+  return o.length ? Uint8Array.from(o) : undefined;
+}
 
 function harness(opts: Partial<TableOptions> = {}) {
   const sinks: Recorder[] = [];
@@ -58,10 +84,15 @@ function harness(opts: Partial<TableOptions> = {}) {
     const v6 = (s.src ?? '').includes(':');
     const c = { src: s.src ?? '10.1.1.1', dst: v6 ? 'fd00::2' : '10.2.2.2', sport: s.sport ?? 5555, dport: 80 };
     const spec = s.reverse ? { src: c.dst, dst: c.src, sport: 80, dport: c.sport } : c;
-    const frame = buildFrame({ ...spec, seq: s.seq >>> 0, flags: s.flags ?? TCP_ACK | TCP_PSH, payload: s.data ?? '' });
+    const frame = buildFrame({ ...spec, seq: s.seq >>> 0, flags: s.flags ?? TCP_ACK | TCP_PSH, payload: s.data ?? '', tcpOptions: tcpOptions(s) });
     const cap = frame.length - (s.cut ?? 0);
     const p = dec.decode(frame, 0, cap, frame.length);
     assert.ok(p, 'frame decodes');
+    // The options as the TCP decoder reports them (set here so these tests do not depend on it).
+    p.hasTimestamp = s.ts !== undefined;
+    p.tsVal = (s.ts ?? 0) >>> 0;
+    p.tsEcr = 0;
+    p.signed = s.sig !== undefined;
     table.onPacket(p, now);
   };
   return { table, sinks, feed };
@@ -419,4 +450,313 @@ test('thousands of flows holding data behind holes stay under the memcap; others
   assert.equal(table.heldBytes, 200_000);
   assert.equal(table.event('holes_skipped_memcap'), 3000 - 200);
   assert.ok(sinks.some((s) => s.text === '<gap 1 memcap>' + chunk));
+});
+
+// ---- resets judged as their receiver would (RFC 5961 §3), and kernel drops blamed ----
+
+const REQ_A = 'GET /a HTTP/1.1\r\nHost: x\r\n\r\n';
+const REQ_B = 'GET /b HTTP/1.1\r\nHost: x\r\n\r\n';
+
+test('a client reset at exactly the next sequence number ends the flow; behind a hole, so does one at the highest end seen', () => {
+  {
+    const { sinks, feed, table } = harness();
+    feed({ seq: 0, flags: TCP_SYN });
+    feed({ seq: 1, data: REQ_A });
+    feed({ seq: 1 + REQ_A.length, flags: TCP_RST });
+    assert.equal(sinks[0].ended, 1);
+    assert.equal(table.event('flows_closed_rst'), 1);
+    assert.equal(table.event('rst_ignored_seq'), 0);
+  }
+  for (const at of ['next', 'max end'] as const) {
+    // Bytes 1-4 delivered, 5-8 lost by the mirror (the server may have them), 9-12 held.
+    const { sinks, feed, table } = harness();
+    feed({ seq: 0, flags: TCP_SYN });
+    feed({ seq: 1, data: 'aaaa' });
+    feed({ seq: 9, data: 'cccc' });
+    feed({ seq: at === 'next' ? 5 : 13, flags: TCP_RST });
+    assert.equal(sinks[0].ended, 1, at);
+    assert.equal(table.event('flows_closed_rst'), 1, at);
+    assert.equal(table.heldBytes, 0, at);
+  }
+  {
+    // Held segments are sorted by start: the highest end may be an earlier, longer one's.
+    const { sinks, feed } = harness();
+    feed({ seq: 0, flags: TCP_SYN });
+    feed({ seq: 9, data: 'cccccccccccc' }); // ends at 21
+    feed({ seq: 11, data: 'cc' }); // ends at 13
+    feed({ seq: 13, flags: TCP_RST });
+    assert.equal(sinks[0].ended, 0);
+    feed({ seq: 21, flags: TCP_RST });
+    assert.equal(sinks[0].ended, 1);
+  }
+  {
+    // A FIN beyond the hole: the server's next expected number is past it.
+    const { sinks, feed } = harness();
+    feed({ seq: 0, flags: TCP_SYN });
+    feed({ seq: 9, data: 'cccc', flags: TCP_ACK | TCP_FIN });
+    feed({ seq: 14, flags: TCP_RST });
+    assert.equal(sinks[0].ended, 1);
+  }
+});
+
+for (const isn of [0, 0xffffffff, 0xfffffff5]) {
+  test(`a reset in the window, far outside it or behind is ignored and counted; the next request goes through (ISN ${isn})`, () => {
+    const { sinks, feed, table } = harness();
+    const at = (n: number) => (isn + 1 + n) >>> 0;
+    feed({ seq: isn, flags: TCP_SYN });
+    feed({ seq: at(0), data: REQ_A });
+    const next = REQ_A.length;
+    feed({ seq: at(next + 100), flags: TCP_RST }); // in the window: Linux answers with a challenge ACK
+    feed({ seq: at(next + 0x7000_0000), flags: TCP_RST }); // far out of the window
+    feed({ seq: at(next - 1), flags: TCP_RST | TCP_ACK }); // just behind
+    assert.equal(table.event('rst_ignored_seq'), 3);
+    assert.equal(table.event('flows_closed_rst'), 0);
+    assert.equal(sinks[0].ended, 0);
+    feed({ seq: at(next), data: REQ_B });
+    assert.equal(sinks.length, 1);
+    assert.equal(sinks[0].text, REQ_A + REQ_B);
+    feed({ seq: at(next + REQ_B.length), flags: TCP_RST });
+    assert.equal(sinks[0].ended, 1);
+    assert.equal(table.event('flows_closed_rst'), 1);
+  });
+}
+
+test('a reset carrying TCP-MD5 or TCP-AO on a connection set up without, or none on one set up with, is ignored', () => {
+  for (const sig of ['md5', 'ao'] as const) {
+    const { sinks, feed, table } = harness();
+    feed({ seq: 0, flags: TCP_SYN });
+    feed({ seq: 1, data: REQ_A });
+    feed({ seq: 1 + REQ_A.length, flags: TCP_RST, sig });
+    assert.equal(table.event('rst_ignored_signed'), 1, sig);
+    assert.equal(sinks[0].ended, 0, sig);
+    feed({ seq: 1 + REQ_A.length, data: REQ_B });
+    assert.equal(sinks[0].text, REQ_A + REQ_B, sig);
+  }
+  {
+    const { sinks, feed, table } = harness();
+    feed({ seq: 0, flags: TCP_SYN, sig: 'md5' });
+    feed({ seq: 1, data: REQ_A, sig: 'md5' });
+    feed({ seq: 1 + REQ_A.length, flags: TCP_RST });
+    assert.equal(table.event('rst_ignored_signed'), 1);
+    assert.equal(sinks[0].ended, 0);
+    feed({ seq: 1 + REQ_A.length, flags: TCP_RST, sig: 'md5' });
+    assert.equal(sinks[0].ended, 1);
+  }
+  {
+    // Picked up midstream: the first segment tells whether the connection is signed.
+    const { sinks, feed, table } = harness();
+    feed({ seq: 500, data: REQ_A, sig: 'ao' });
+    feed({ seq: 500 + REQ_A.length, flags: TCP_RST, sig: 'ao' });
+    assert.equal(sinks[0].ended, 1);
+    assert.equal(table.event('rst_ignored_signed'), 0);
+  }
+});
+
+test('a reset whose timestamp is older than the last one seen (fails PAWS) is ignored; none, or a fresh one, passes', () => {
+  for (const base of [1000, 0xfffffff0]) {
+    const { sinks, feed, table } = harness();
+    const ts = (n: number) => (base + n) >>> 0;
+    feed({ seq: 0, flags: TCP_SYN, ts: ts(0) });
+    feed({ seq: 1, data: REQ_A, ts: ts(20) }); // with base 0xfffffff0, past the wrap
+    const next = 1 + REQ_A.length;
+    feed({ seq: next, flags: TCP_RST, ts: ts(10) });
+    assert.equal(table.event('rst_ignored_timestamp'), 1, `base ${base}`);
+    assert.equal(sinks[0].ended, 0);
+    feed({ seq: next, data: REQ_B, ts: ts(30) });
+    assert.equal(sinks[0].text, REQ_A + REQ_B);
+    feed({ seq: next + REQ_B.length, flags: TCP_RST, ts: ts(29) }); // within Linux's PAWS window of 1
+    assert.equal(sinks[0].ended, 1, `base ${base}`);
+  }
+  {
+    const { sinks, feed } = harness();
+    feed({ seq: 0, flags: TCP_SYN, ts: 5000 });
+    feed({ seq: 1, data: REQ_A, ts: 5000 });
+    feed({ seq: 1 + REQ_A.length, flags: TCP_RST });
+    assert.equal(sinks[0].ended, 1, 'a reset without timestamps is judged by its sequence number');
+  }
+  {
+    // A bare SYN only offers timestamps: no later segment showed they were agreed on.
+    const { sinks, feed } = harness();
+    feed({ seq: 0, flags: TCP_SYN, ts: 5000, data: 'GET' }); // even one with data (TCP Fast Open)
+    feed({ seq: 4, flags: TCP_RST, ts: 10 });
+    assert.equal(sinks[0].ended, 1);
+  }
+  {
+    // Both judgements fail: counted once, under the sequence number.
+    const { feed, table } = harness();
+    feed({ seq: 0, flags: TCP_SYN });
+    feed({ seq: 1, data: REQ_A, ts: 5000 });
+    feed({ seq: 99999, flags: TCP_RST, ts: 10 });
+    assert.equal(table.event('rst_ignored_seq'), 1);
+    assert.equal(table.event('rst_ignored_timestamp'), 0);
+  }
+});
+
+test('a server reset ends the flow only at the server sequence number the client expects', () => {
+  const { sinks, feed, table } = harness();
+  const RESP = 'HTTP/1.1 200 OK\r\n';
+  feed({ seq: 0, flags: TCP_SYN });
+  feed({ seq: 900, flags: TCP_SYN | TCP_ACK, reverse: true });
+  feed({ seq: 1, data: REQ_A });
+  feed({ seq: 901, data: RESP, reverse: true });
+  const next = 901 + RESP.length;
+  for (const seq of [next + 1, next - 1, next + 60000, 900]) feed({ seq, flags: TCP_RST, reverse: true });
+  feed({ seq: next, flags: TCP_RST, reverse: true, sig: 'md5' });
+  assert.equal(table.event('rst_ignored_seq'), 4);
+  assert.equal(table.event('rst_ignored_signed'), 1);
+  assert.equal(sinks[0].ended, 0);
+  feed({ seq: 1 + REQ_A.length, data: REQ_B });
+  assert.equal(sinks[0].text, REQ_A + REQ_B);
+  feed({ seq: next, flags: TCP_RST | TCP_ACK, reverse: true });
+  assert.equal(sinks[0].ended, 1);
+  assert.equal(table.event('flows_closed_rst'), 1);
+});
+
+test('a server reset behind a server hole the mirror lost: accepted at the highest server end seen', () => {
+  const { sinks, feed, table } = harness();
+  feed({ seq: 0, flags: TCP_SYN });
+  feed({ seq: 900, flags: TCP_SYN | TCP_ACK, reverse: true });
+  feed({ seq: 1, data: REQ_A });
+  feed({ seq: 951, data: 'tail of the response', reverse: true }); // 901-950 lost by the mirror
+  feed({ seq: 951 + 20 + 5, flags: TCP_RST, reverse: true });
+  assert.equal(table.event('rst_ignored_seq'), 1);
+  feed({ seq: 951 + 20, flags: TCP_RST, reverse: true });
+  assert.equal(sinks[0].ended, 1);
+});
+
+test('a server reset on a flow whose server side was never seen cannot be judged: accepted', () => {
+  const { sinks, feed, table } = harness();
+  feed({ seq: 0, flags: TCP_SYN });
+  feed({ seq: 1, data: REQ_A });
+  feed({ seq: 123456, flags: TCP_RST | TCP_ACK, reverse: true });
+  assert.equal(sinks[0].ended, 1);
+  assert.equal(table.event('rst_ignored_seq'), 0);
+});
+
+test('server payload in order reaches the sink\'s peer; nothing past a hole or a cut byte', () => {
+  {
+    const { sinks, feed, table } = harness();
+    feed({ seq: 0, flags: TCP_SYN });
+    feed({ seq: 0xfffffff0, flags: TCP_SYN | TCP_ACK, reverse: true });
+    assert.deepEqual(sinks[0].peerParts, ['<seen>']);
+    feed({ seq: 0xfffffff1, data: 'HTTP/1.1 ', reverse: true }); // wraps past 2^32
+    feed({ seq: 0xfffffff1, data: 'HTTP/1.1 101', reverse: true }); // overlaps: only the new bytes
+    feed({ seq: 0xfffffff1, data: 'HTTP/1.1 ', reverse: true }); // a retransmission: nothing
+    feed({ seq: 0xfffffffa, flags: TCP_ACK, reverse: true }); // a bare ACK: nothing
+    assert.deepEqual(sinks[0].peerParts, ['<seen>', 'HTTP/1.1 ', '101']);
+    feed({ seq: (0xfffffff1 + 20) >>> 0, data: 'later', reverse: true }); // ahead of a hole: skipped
+    feed({ seq: (0xfffffff1 + 12) >>> 0, data: ' Sw', reverse: true }); // fills part of the hole
+    feed({ seq: (0xfffffff1 + 25) >>> 0, data: 'more', reverse: true }); // still behind the hole
+    assert.deepEqual(sinks[0].peerParts, ['<seen>', 'HTTP/1.1 ', '101', ' Sw']);
+    assert.equal(sinks[0].text, '');
+    assert.equal(table.event('server_segments'), 8);
+  }
+  {
+    const { sinks, feed } = harness();
+    feed({ seq: 0, flags: TCP_SYN });
+    feed({ seq: 1, data: REQ_A });
+    feed({ seq: 700, data: 'HTTP/1.1 200 OK\r\n', reverse: true, cut: 4 }); // first seen midstream, cut short
+    feed({ seq: 717, data: 'Server: x\r\n', reverse: true });
+    assert.deepEqual(sinks[0].peerParts, ['<seen>', 'HTTP/1.1 200 ']);
+    // Cut bytes still count for where the server is: its reset at 728 is accepted.
+    feed({ seq: 728, flags: TCP_RST, reverse: true });
+    assert.equal(sinks[0].ended, 1);
+  }
+  {
+    // Server segments of unknown connections make no flow and reach no sink.
+    const { sinks, feed, table } = harness();
+    feed({ seq: 900, data: 'HTTP/1.1 200 OK\r\n', reverse: true });
+    assert.equal(sinks.length, 0);
+    assert.equal(table.flowCount, 0);
+  }
+});
+
+test('a SYN with the same ISN after an accepted reset starts a new connection', () => {
+  for (const reverse of [false, true]) {
+    const { sinks, feed, table } = harness();
+    feed({ seq: 100, flags: TCP_SYN });
+    feed({ seq: 101, data: REQ_A });
+    feed({ seq: reverse ? 5000 : 101 + REQ_A.length, flags: TCP_RST, reverse });
+    assert.equal(sinks[0].ended, 1);
+    feed({ seq: 100, flags: TCP_SYN });
+    feed({ seq: 101, data: REQ_B });
+    assert.equal(table.event('flows_created'), 2, `reverse=${reverse}`);
+    assert.equal(sinks.length, 2);
+    assert.equal(sinks[1].text, REQ_B);
+    assert.equal(sinks[1].midstream, false);
+    assert.equal(table.event('retransmitted'), 0);
+    // Its own retransmitted SYN is a retransmission again.
+    feed({ seq: 100, flags: TCP_SYN });
+    assert.equal(table.event('retransmitted'), 1);
+    assert.equal(sinks.length, 2);
+  }
+});
+
+test('a SYN with the same ISN stays a retransmission on an open flow, after an ignored reset, and after a FIN', () => {
+  {
+    const { sinks, feed, table } = harness();
+    feed({ seq: 100, flags: TCP_SYN });
+    feed({ seq: 100, flags: TCP_SYN });
+    feed({ seq: 101, data: REQ_A });
+    feed({ seq: 7777, flags: TCP_RST }); // ignored
+    feed({ seq: 100, flags: TCP_SYN });
+    feed({ seq: 101 + REQ_A.length, data: REQ_B });
+    assert.equal(table.event('retransmitted'), 2);
+    assert.equal(table.event('flows_created'), 1);
+    assert.equal(sinks[0].text, REQ_A + REQ_B);
+  }
+  {
+    const { sinks, feed, table } = harness();
+    feed({ seq: 100, flags: TCP_SYN });
+    feed({ seq: 101, data: REQ_A, flags: TCP_ACK | TCP_FIN });
+    assert.equal(sinks[0].ended, 1);
+    feed({ seq: 100, flags: TCP_SYN });
+    assert.equal(table.event('retransmitted'), 1);
+    assert.equal(table.event('flows_created'), 1);
+  }
+});
+
+test('a hole given up while the capture reported kernel drops is a kernel_drop gap; otherwise lost', () => {
+  const run = (lossAt: number | null, fin: boolean) => {
+    const { sinks, feed, table } = harness({ holeTimeoutMs: 100 });
+    feed({ seq: 0, flags: TCP_SYN }, 0);
+    feed({ seq: 1, data: 'aaaa' }, 0);
+    feed({ seq: 9, data: 'cccc', flags: fin ? TCP_ACK | TCP_FIN : TCP_ACK }, 1000); // hole seen at 1000
+    if (lossAt !== null) table.captureLoss(lossAt);
+    table.sweep(1200);
+    return { text: sinks[0].text, ended: sinks[0].ended, timeout: table.event('holes_skipped_timeout'), kernel: table.event('holes_skipped_kernel_drop') };
+  };
+  assert.deepEqual(run(null, false), { text: 'aaaa<gap 4>cccc', ended: 0, timeout: 1, kernel: 0 });
+  assert.deepEqual(run(1150, false), { text: 'aaaa<gap 4 kernel_drop>cccc', ended: 0, timeout: 0, kernel: 1 });
+  // The window opens holeTimeoutMs before the hole was seen.
+  assert.deepEqual(run(900, false), { text: 'aaaa<gap 4 kernel_drop>cccc', ended: 0, timeout: 0, kernel: 1 });
+  assert.deepEqual(run(899, false), { text: 'aaaa<gap 4>cccc', ended: 0, timeout: 1, kernel: 0 });
+  assert.deepEqual(run(1150, true), { text: 'aaaa<gap 4 kernel_drop>cccc', ended: 1, timeout: 0, kernel: 1 });
+  {
+    // Bytes before a FIN that never came.
+    const { sinks, feed, table } = harness({ holeTimeoutMs: 100 });
+    table.captureLoss(300);
+    feed({ seq: 0, flags: TCP_SYN }, 500);
+    feed({ seq: 5, data: 'xy', flags: TCP_ACK | TCP_FIN }, 500);
+    table.sweep(650);
+    assert.equal(sinks[0].text, '<gap 4>xy', 'drops reported long before the hole are not blamed');
+    assert.equal(sinks[0].ended, 1);
+    feed({ seq: 0, flags: TCP_SYN, sport: 2 }, 700);
+    feed({ seq: 5, data: 'xy', flags: TCP_ACK | TCP_FIN, sport: 2 }, 700);
+    table.captureLoss(650);
+    table.sweep(850);
+    assert.equal(sinks[1].text, '<gap 4 kernel_drop>xy');
+    assert.equal(sinks[1].ended, 1);
+    assert.equal(table.event('holes_skipped_timeout'), 1);
+    assert.equal(table.event('holes_skipped_kernel_drop'), 1);
+  }
+  {
+    // Caps are their own cause, kernel drops or not.
+    const { sinks, feed, table } = harness({ maxFlowBufferBytes: 10 });
+    table.captureLoss(0);
+    feed({ seq: 0, flags: TCP_SYN });
+    feed({ seq: 3, data: 'cdefgh' });
+    feed({ seq: 11, data: 'klmnop' });
+    assert.equal(sinks[0].text, '<gap 2 flow_cap>cdefgh');
+  }
 });
