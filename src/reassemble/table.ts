@@ -1,4 +1,5 @@
 import { TCP_FIN, TCP_RST, TCP_SYN, type Packet } from '../decode/packet.js';
+import { formatAddress } from './addr.js';
 import { Flow } from './flow.js';
 import { peerSegment } from './peer.js';
 import { judgeReset, type SideView } from './reset.js';
@@ -74,27 +75,6 @@ export const DEFAULT_TABLE_OPTIONS: Omit<TableOptions, 'port'> = {
 
 /** A segment more than this far ahead of what we expect is not believed. */
 const MAX_WINDOW = 1 << 30;
-
-function fmtIp(p: Packet, src: boolean): string {
-  const a = src ? p.src : p.dst;
-  if (p.ipVersion === 4) {
-    const v = a[0];
-    return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
-  }
-  const parts: string[] = [];
-  for (let i = 0; i < 4; i++) parts.push((a[i] >>> 16).toString(16), (a[i] & 0xffff).toString(16));
-  // Compress the longest run of zero groups, per RFC 5952.
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (parts[i] !== '0') { i++; continue; }
-    let j = i;
-    while (j < 8 && parts[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  if (best < 0) return parts.join(':');
-  return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`;
-}
 
 /**
  * All client-to-server flows to the service port. In-order payload goes straight from the
@@ -614,7 +594,7 @@ export class FlowTable {
     f.lastSeen = now;
     f.lastData = now;
     const c = !this.toClient;
-    f.info = { clientAddr: fmtIp(p, c), clientPort: c ? p.srcPort : p.dstPort, serverAddr: fmtIp(p, !c), serverPort: c ? p.dstPort : p.srcPort, ipVersion: p.ipVersion };
+    f.info = { clientAddr: formatAddress(p, c), clientPort: c ? p.srcPort : p.dstPort, serverAddr: formatAddress(p, !c), serverPort: c ? p.dstPort : p.srcPort, ipVersion: p.ipVersion };
     f.sink = this.sinkFactory(f.info, midstream);
     f.next = this.buckets.get(hash) ?? null;
     this.buckets.set(hash, f);
