@@ -194,6 +194,9 @@ export class FlowTable {
     this.data(f, p, p.seq, now);
   }
 
+  /** The capture source reported kernel drops at `now` (stub; the real one comes from wt-reasm). */
+  captureLoss(_now: number): void {}
+
   /** Expire idle flows, give up holes that waited too long, forget closed flows. */
   sweep(now: number): void {
     const o = this.opts;
