@@ -4,6 +4,7 @@
  *
  *   node client.js behaviours --host 10.213.1.2 [--host6 fd00:213:1::2] [--port 80]
  *   node client.js load --host 10.213.1.2 --requests 20000 --connections 64 [--max-seconds 120]
+ *     [--rate R] [--http10]
  * Prints one JSON line: { ids: [...answered ids], failures: [...], seconds, rps }.
  */
 import { spawnSync } from 'node:child_process';
@@ -285,16 +286,30 @@ async function policyMix(): Promise<void> {
   agent.destroy();
 }
 
+/**
+ * --requests N over --connections C, as fast as answers come; with --rate R, request i starts at
+ * i/R s (a paced offer, e.g. for freezing the daemon mid-run); with --http10, each request is an
+ * HTTP/1.0 GET on a connection of its own (production closes it after answering).
+ */
 async function load(): Promise<void> {
   const total = Number(opt('requests', '20000'));
   const conns = Number(opt('connections', '64'));
+  const rate = Number(opt('rate', '0'));
+  const http10 = argv.includes('--http10');
   const deadline = Date.now() + Number(opt('max-seconds', '120')) * 1000;
   const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
+  const start = performance.now();
   let next = 0;
   await Promise.all(Array.from({ length: conns }, async () => {
     while (next < total && Date.now() < deadline) {
       const i = next++;
-      await request({ id: `load-${i}`, path: `/load/${i}`, agent, headers: varyHeader ? { [varyHeader]: `v${i % varyValues}` } : undefined });
+      if (rate > 0) {
+        const wait = start + (i * 1000) / rate - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+      const id = `load-${i}`;
+      if (http10) await raw([id], Buffer.from(`GET /load/${i} HTTP/1.0\r\nHost: prod.example\r\nX-Test-Id: ${id}\r\n\r\n`, 'latin1'));
+      else await request({ id, path: `/load/${i}`, agent, headers: varyHeader ? { [varyHeader]: `v${i % varyValues}` } : undefined });
     }
   }));
   agent.destroy();
