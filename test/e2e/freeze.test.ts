@@ -7,8 +7,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { compare, readRecords } from '../../scripts/lab/compare.js';
-import { Lab, sleep, TEST_HOST } from '../../scripts/lab/harness.js';
+import { Lab, PROD_V4, ROOT, sleep, TEST_HOST } from '../../scripts/lab/harness.js';
 
 const isRoot = process.getuid?.() === 0;
 const inCI = process.env.CI === 'true';
@@ -107,6 +108,42 @@ test('frozen 1 s during ~5,000 keep-alive requests/s: 0 lost, 0 kernel drops, no
   assert.equal(r.figures.kernelDrops, 0);
   assert.equal(r.figures.dropped, 0);
   assert.equal(r.figures.parsed, r.requests);
+});
+
+test('frozen 5 s between an Expect: 100-continue head and its body: timeouts run on the capture clock, so the request is replayed, not timed out', { skip, timeout: 60_000 }, async (t) => {
+  const gate = path.join(lab.dir, 'gate');
+  const dropped0 = lab.metric('mirror_replay_requests_dropped_total');
+  const prod0 = lab.lines(lab.prodLog);
+  const test0 = lab.lines(lab.testLog);
+  const client = lab.spawnIn('client', process.execPath, [path.join(ROOT, 'dist/scripts/lab/client.js'), 'expect-gated', '--host', PROD_V4, '--gate', gate]);
+  let out = '';
+  client.stdout!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => client.on('exit', (c) => r(c)));
+  const deadline = Date.now() + 15_000;
+  while (!out.includes('HEAD') && Date.now() < deadline) await sleep(20);
+  assert.ok(out.includes('HEAD'), 'production answered 100 Continue');
+  await sleep(600); // the daemon has the head: the block retired after 100 ms, a sweep ran
+  const pid = lab.daemon!.pid!;
+  process.kill(pid, 'SIGSTOP');
+  try {
+    // The body lands some blocks after the freeze began: on resume, a sweep runs before it is reached.
+    await sleep(1000);
+    fs.writeFileSync(gate, '');
+    await sleep(4000); // in all, twice the hole timeout (2 s) with no byte seen
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  assert.equal(await exited, 0);
+  assert.match(out, /"ids":\["expect-gated-1"\]/);
+  await lab.waitForTest(10_000);
+  await sleep(600);
+  const prod = readRecords(lab.prodLog).slice(prod0);
+  const testRecs = readRecords(lab.testLog).slice(test0);
+  const c = compare(prod, testRecs, { destinationHost: TEST_HOST, keepHost: false });
+  t.diagnostic(`production ${prod.length}, test ${testRecs.length}, dropped ${lab.metric('mirror_replay_requests_dropped_total') - dropped0}`);
+  assert.equal(prod.length, 1);
+  assert.equal(c.matched, 1, 'replayed with its body');
+  assert.equal(lab.metric('mirror_replay_requests_dropped_total') - dropped0, 0, 'not dropped as http_expect_timeout');
 });
 
 test('after the stalls: /readyz answers; SIGTERM drains and exits 0', { skip, timeout: 30_000 }, async () => {
