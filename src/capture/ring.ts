@@ -64,7 +64,8 @@ const POLL_MS = 100;
 /** A block must hold one whole 64 KiB GRO frame plus block and frame headers. */
 const MIN_BLOCK_KIB = 128;
 const MAX_BLOCK_KIB = 65536;
-const BLOCK_DESC_BYTES = 48;
+/** struct tpacket_block_desc: the first frame of a block starts after it. */
+export const BLOCK_HEADER_BYTES = 48;
 export const DEFAULT_RING_MIB = 64;
 export const DEFAULT_BLOCK_KIB = 128;
 export const DEFAULT_RETIRE_MS = 100;

@@ -15,7 +15,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { compare, readRecords } from '../../scripts/lab/compare.js';
 import { Lab, TEST_HOST } from '../../scripts/lab/harness.js';
-import { DEFAULT_BLOCK_KIB, DEFAULT_RETIRE_MS, ringCostPerFrame, ringGeometry, ringShareMiB } from '../../src/capture/ring.js';
+import { BLOCK_HEADER_BYTES, DEFAULT_BLOCK_KIB, DEFAULT_RETIRE_MS, ringCostPerFrame, ringGeometry, ringShareMiB } from '../../src/capture/ring.js';
 import { benchArgs, fmt, printTable, QUICK, sleep, type Row } from './util.js';
 
 interface Run {
@@ -40,12 +40,10 @@ interface Result {
   ringBytesPerRequest: number;
 }
 
-const BLOCK_HEADER = 48;
-
 /** Seconds a ring holds at `rps` requests/s of `bytesPerRequest` ring bytes (one block is the reader's). */
 export function stallSeconds(ringMiB: number, blockKiB: number, retireMs: number, rps: number, bytesPerRequest: number): number {
   const g = ringGeometry(ringMiB, blockKiB, retireMs);
-  const fillSeconds = (g.blockBytes - BLOCK_HEADER) / (rps * bytesPerRequest);
+  const fillSeconds = (g.blockBytes - BLOCK_HEADER_BYTES) / (rps * bytesPerRequest);
   return (g.blocks - 1) * Math.min(retireMs / 1000, fillSeconds);
 }
 
@@ -139,6 +137,8 @@ function runs(): Run[] {
     { name: 'keep-alive 5k/s 5 s, frozen 1 s', daemon: [], ...ka, rate: 5000, requests: 25_000, freezeAtMs: 2000, freezeMs: 1000, connections: 64, ring: dflt },
     { name: 'HTTP/1.0 1k/s 6 s, frozen 2 s', daemon: [], http10: true, busy: 0, rate: 1000, requests: 6_000, freezeAtMs: 2000, freezeMs: 2000, connections: 64, ring: dflt },
     { name: '20,000 HTTP/1.0, 64 at a time, 2 busy loops', daemon: [], http10: true, busy: 2, rate: 0, requests: QUICK ? 4_000 : 20_000, freezeAtMs: 0, freezeMs: 0, connections: 64, ring: dflt },
+    // Past the ring: the backlog is parsed at once after SIGCONT, and a destination's queue holds --max-queue (20,000).
+    { name: 'keep-alive 2.5k/s 16 s, frozen 10 s', daemon: [], ...ka, rate: 2500, requests: 40_000, freezeAtMs: 3000, freezeMs: 10_000, connections: 64, ring: dflt },
     // The model, time-limited: 32 blocks × 100 ms.
     { name: 'keep-alive 1k/s 8 s, frozen 2.5 s', daemon: small, ...ka, rate: 1000, requests: 8_000, freezeAtMs: 2000, freezeMs: 2500, connections: 16, ring: [4, 128, 100] },
     { name: 'keep-alive 1k/s 8 s, frozen 5 s', daemon: small, ...ka, rate: 1000, requests: 8_000, freezeAtMs: 2000, freezeMs: 5000, connections: 16, ring: [4, 128, 100] },
