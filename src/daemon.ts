@@ -334,7 +334,7 @@ async function resolveDestinations(cfg: Config): Promise<string[][]> {
 /** Each ring's geometry, for the startup log: what a stall costs is the operator's to judge. */
 function describeRing(cfg: Config, split: boolean): Record<string, number> {
   const g = ringGeometry(split ? ringShareMiB(cfg.ringMiB, cfg.workers, cfg.ringBlockKiB) : cfg.ringMiB, cfg.ringBlockKiB, cfg.ringBlockTimeoutMs);
-  // Below blockBytes ÷ timeout of traffic per ring, blocks leave half-empty and the ring holds blocks × timeout.
+  // Below blockBytes ÷ timeout of traffic per ring, blocks leave partly filled and the ring holds blocks × timeout.
   return { blocks: g.blocks, blockKiB: g.blockBytes / 1024, blockTimeoutMs: g.retireMs, lowRateStallSeconds: g.lowRateDepthMs / 1000 };
 }
 
