@@ -5,9 +5,9 @@
 import dns from 'node:dns/promises';
 import type http from 'node:http';
 import type { Logger } from 'pino';
-import { PacketRing } from './capture/ring.js';
+import { PacketRing, ringGeometry, ringShareMiB } from './capture/ring.js';
 import { PcapFileSource } from './capture/pcap.js';
-import type { FrameSource } from './capture/source.js';
+import { captureClock, type FrameSource } from './capture/source.js';
 import type { Config } from './config/config.js';
 import { Decoder } from './decode/decoder.js';
 import { HttpRequestParser } from './http/parser.js';
@@ -58,7 +58,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   // --workers N: capture through parsing in N threads per interface; requests come back here to replay.
   // Shadow testing pairs both directions of a connection in one place, so it captures here.
   const pool = !cfg.pcap && cfg.workers > 1 && !cfg.shadow
-    ? new CaptureWorkers({ interfaces: cfg.interfaces, workers: cfg.workers, port: cfg.port, ringMiB: cfg.ringMiB, table: tableOptions, limits }, {
+    ? new CaptureWorkers({ interfaces: cfg.interfaces, workers: cfg.workers, port: cfg.port, ringMiB: cfg.ringMiB, ringBlockKiB: cfg.ringBlockKiB, ringBlockTimeoutMs: cfg.ringBlockTimeoutMs, table: tableOptions, limits }, {
         request: (req, info) => requestParsed(req, info),
         dropped: (reason, requests, skippedBytes) => requestDropped(reason, requests, skippedBytes),
         // Lost between threads because replay fell behind: every destination lost it, as when its queue is full.
@@ -68,7 +68,19 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   if (!cfg.pcap && cfg.workers > 1 && cfg.shadow) log.info({ workers: cfg.workers }, 'shadow testing: capture stays in the main thread (--workers applies without --compare)');
   const sources: FrameSource[] = cfg.pcap
     ? [new PcapFileSource(cfg.pcap)]
-    : pool?.sources ?? cfg.interfaces.map((i) => new PacketRing({ interface: i, port: cfg.port, ringMiB: cfg.ringMiB, bothDirections: cfg.shadow !== undefined }));
+    : pool?.sources ?? cfg.interfaces.map((i) => new PacketRing({
+        interface: i,
+        port: cfg.port,
+        ringMiB: cfg.ringMiB,
+        blockKiB: cfg.ringBlockKiB,
+        retireMs: cfg.ringBlockTimeoutMs,
+        bothDirections: cfg.shadow !== undefined,
+        // The ring was full: flows whose holes open now lost them to the kernel (stream_gap_kernel_drop).
+        onLoss: () => {
+          table.captureLoss(now);
+          responses?.captureLoss(now);
+        },
+      }));
   const decoders = sources.map(() => new Decoder(cfg.port));
 
   let table: FlowTable;
@@ -138,7 +150,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     }
   });
   const sweep = setInterval(() => {
-    now = Date.now();
+    now = captureClock(sources, now);
     table.sweep(now);
     if (responses) {
       responses.sweep(now);
@@ -200,7 +212,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     ),
   );
   const names = [...new Set(sources.map((s) => s.name))];
-  log.info({ sources: names, workers: pool ? cfg.workers : 1, port: cfg.port, destinations: cfg.destinations }, 'capturing');
+  log.info({ sources: names, workers: pool ? cfg.workers : 1, port: cfg.port, destinations: cfg.destinations, ring: cfg.pcap ? undefined : describeRing(cfg, pool !== null) }, 'capturing');
 
   // run() opens the socket, filter, ring and bind before its first await, so once every source
   // has had a turn without failing, capture is bound. Workers say so once their rings are bound.
@@ -271,7 +283,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
 }
 
 /** Settings SIGHUP does not apply: they size or bind something that lives as long as the process. */
-const RESTART_ONLY = ['shadow', 'destinations', 'interfaces', 'pcap', 'port', 'metricsHost', 'metricsPort', 'healthCheckPort', 'maxConcurrency', 'maxQueue', 'maxQueueBytes', 'timeoutMs', 'ringMiB', 'workers', 'maxBodyBytes', 'maxFlowBufferBytes', 'memcapBytes', 'serviceAddresses', 'tlsInsecure'] as const satisfies ReadonlyArray<keyof Config>;
+const RESTART_ONLY = ['shadow', 'destinations', 'interfaces', 'pcap', 'port', 'metricsHost', 'metricsPort', 'healthCheckPort', 'maxConcurrency', 'maxQueue', 'maxQueueBytes', 'timeoutMs', 'ringMiB', 'ringBlockKiB', 'ringBlockTimeoutMs', 'workers', 'maxBodyBytes', 'maxFlowBufferBytes', 'memcapBytes', 'serviceAddresses', 'tlsInsecure'] as const satisfies ReadonlyArray<keyof Config>;
 
 function replayOptions(cfg: Config): ReplayOptions {
   return {
@@ -317,6 +329,13 @@ async function resolveDestinations(cfg: Config): Promise<string[][]> {
       return addrs;
     }),
   );
+}
+
+/** Each ring's geometry, for the startup log: what a stall costs is the operator's to judge. */
+function describeRing(cfg: Config, split: boolean): Record<string, number> {
+  const g = ringGeometry(split ? ringShareMiB(cfg.ringMiB, cfg.workers, cfg.ringBlockKiB) : cfg.ringMiB, cfg.ringBlockKiB, cfg.ringBlockTimeoutMs);
+  // Below blockBytes ÷ timeout of traffic per ring, blocks leave partly filled and the ring holds blocks × timeout.
+  return { blocks: g.blocks, blockKiB: g.blockBytes / 1024, blockTimeoutMs: g.retireMs, lowRateStallSeconds: g.lowRateDepthMs / 1000 };
 }
 
 function sumArrays(arrs: Float64Array[]): Float64Array {

@@ -4,6 +4,8 @@
  *
  *   node client.js behaviours --host 10.213.1.2 [--host6 fd00:213:1::2] [--port 80]
  *   node client.js load --host 10.213.1.2 --requests 20000 --connections 64 [--max-seconds 120]
+ *     [--rate R] [--http10]
+ *   node client.js expect-gated --host 10.213.1.2 --gate FILE
  * Prints one JSON line: { ids: [...answered ids], failures: [...], seconds, rps }.
  */
 import { spawnSync } from 'node:child_process';
@@ -285,23 +287,73 @@ async function policyMix(): Promise<void> {
   agent.destroy();
 }
 
+/**
+ * --requests N over --connections C, as fast as answers come; with --rate R, request i starts at
+ * i/R s (a paced offer, e.g. for freezing the daemon mid-run); with --http10, each request is an
+ * HTTP/1.0 GET on a connection of its own (production closes it after answering).
+ */
 async function load(): Promise<void> {
   const total = Number(opt('requests', '20000'));
   const conns = Number(opt('connections', '64'));
+  const rate = Number(opt('rate', '0'));
+  const http10 = argv.includes('--http10');
   const deadline = Date.now() + Number(opt('max-seconds', '120')) * 1000;
   const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
+  const start = performance.now();
   let next = 0;
   await Promise.all(Array.from({ length: conns }, async () => {
     while (next < total && Date.now() < deadline) {
       const i = next++;
-      await request({ id: `load-${i}`, path: `/load/${i}`, agent, headers: varyHeader ? { [varyHeader]: `v${i % varyValues}` } : undefined });
+      if (rate > 0) {
+        const wait = start + (i * 1000) / rate - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+      const id = `load-${i}`;
+      if (http10) await raw([id], Buffer.from(`GET /load/${i} HTTP/1.0\r\nHost: prod.example\r\nX-Test-Id: ${id}\r\n\r\n`, 'latin1'));
+      else await request({ id, path: `/load/${i}`, agent, headers: varyHeader ? { [varyHeader]: `v${i % varyValues}` } : undefined });
     }
   }));
   agent.destroy();
 }
 
+/**
+ * One `Expect: 100-continue` POST whose body is sent only once the file --gate exists: a test
+ * freezes the daemon between the head and the body. Prints "HEAD" once production said 100.
+ */
+async function expectGated(): Promise<void> {
+  const gate = opt('gate')!;
+  const id = newId('expect-gated');
+  const body = Buffer.alloc(2000, 0x61);
+  await new Promise<void>((resolve) => {
+    const s = net.connect({ host: HOST, port: PORT });
+    let got = '';
+    let continued = false;
+    const done = (err?: string) => {
+      clearTimeout(timer);
+      if (err) failures.push(`${id}: ${err}`);
+      else ids.push(id);
+      s.destroy();
+      resolve();
+    };
+    const timer = setTimeout(() => done('timeout'), 60_000);
+    s.on('connect', () => s.write(`POST /expect-gated HTTP/1.1\r\nHost: prod.example\r\nX-Test-Id: ${id}\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`, 'latin1'));
+    s.on('error', (e) => done(e.message));
+    s.on('data', async (d) => {
+      got += d.toString('latin1');
+      if (!continued && got.includes(' 100 ')) {
+        continued = true;
+        process.stdout.write('HEAD\n');
+        const deadline = Date.now() + 30_000;
+        while (!fs.existsSync(gate) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        s.write(body);
+      }
+      if (/HTTP\/1\.1 200/.test(got)) done();
+    });
+  });
+}
+
 const t0 = performance.now();
-const run = mode === 'load' ? load : mode === 'policy' ? policyMix : behaviours;
+const run = mode === 'load' ? load : mode === 'policy' ? policyMix : mode === 'expect-gated' ? expectGated : behaviours;
 run().then(() => {
   const seconds = (performance.now() - t0) / 1000;
   // Exit only once the (large) line is flushed: stdout to a pipe is asynchronous.

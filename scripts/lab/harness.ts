@@ -176,6 +176,18 @@ export class Lab {
     return { cpuSeconds: ticks / 100, peakRssMiB: kb('VmHWM') / 1024, rssMiB: kb('VmRSS') / 1024 };
   }
 
+  /** Freezes every thread of the daemon (SIGSTOP) for `ms`, then lets it go on (SIGCONT). */
+  async freezeDaemon(ms: number): Promise<void> {
+    const pid = this.daemon?.pid;
+    if (!pid || this.daemon!.exitCode !== null) throw new Error('the daemon is not running');
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await sleep(ms);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+  }
+
   /** Stops the daemon with SIGTERM and waits for its exit code. */
   async stopDaemon(timeoutMs = 15_000): Promise<number | null> {
     const d = this.daemon;

@@ -3,6 +3,13 @@
  * attached in the kernel. Frames are read straight out of the mmap'd blocks: no syscall and no
  * allocation per frame. A frame view is valid only until onFrame returns, because the block is
  * handed back to the kernel right after its last frame.
+ *
+ * Geometry: the kernel hands a block over when it is full or when the retire timeout passes with
+ * frames in it, however few. While we are stalled, the ring therefore holds min(blocks × timeout,
+ * usable bytes ÷ rate): many small blocks and a timeout of 100 ms make the first term 51 s for the
+ * default 64 MiB, so that up to ~5k small requests/s the ring's depth is time, and beyond it the
+ * ring's bytes (README: "Ring depth"). The price is latency: a frame waits up to the timeout (two,
+ * when blocks fill by size) before we see it.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { CaptureError } from '../errors.js';
@@ -38,6 +45,9 @@ const TP_STATUS_LOSING = 4;
 const BLK_STATUS = 8;
 const BLK_NUM_PKTS = 12;
 const BLK_FIRST_PKT = 16;
+/** ts_first_pkt: when the kernel opened the block, i.e. no later than its first frame. */
+const BLK_TS_FIRST_SEC = 32;
+const BLK_TS_FIRST_NSEC = 36;
 // struct tpacket3_hdr
 const PKT_NEXT = 0;
 const PKT_SNAPLEN = 12;
@@ -46,20 +56,80 @@ const PKT_MAC = 24;
 
 /** Fixed by TPACKET_V3 only through frame_nr bookkeeping; frames are variable-length in blocks. */
 const FRAME_SIZE = 2048;
-const RETIRE_BLOCK_MS = 10;
+/** TPACKET_ALIGN(TPACKET3_HDRLEN (48 + 20) + 16) − 14: where the kernel puts an Ethernet frame's first byte. */
+const FRAME_MAC_OFFSET = 82;
 /** Bounds how late stop() is noticed. While waiting, each ring occupies one koffi async worker
  * (napi async work, i.e. the libuv pool of UV_THREADPOOL_SIZE=4 by default). */
 const POLL_MS = 100;
 /** A block must hold one whole 64 KiB GRO frame plus block and frame headers. */
 const MIN_BLOCK_KIB = 128;
+const MAX_BLOCK_KIB = 65536;
+/** struct tpacket_block_desc: the first frame of a block starts after it. */
+export const BLOCK_HEADER_BYTES = 48;
+export const DEFAULT_RING_MIB = 64;
+export const DEFAULT_BLOCK_KIB = 128;
+export const DEFAULT_RETIRE_MS = 100;
+export const MAX_RETIRE_MS = 10_000;
+
+/**
+ * What a frame of `capLen` bytes takes in a block: the tpacket3_hdr and sockaddr_ll the kernel
+ * writes before it (the MAC header starts at offset 82 for Ethernet), 8-byte aligned.
+ */
+export function ringCostPerFrame(capLen: number): number {
+  return (FRAME_MAC_OFFSET + capLen + 7) & ~7;
+}
+
+/** Blocks of a ring and the stall it absorbs when traffic is light (blocks retire by timeout). */
+export interface RingGeometry {
+  blocks: number;
+  blockBytes: number;
+  retireMs: number;
+  /** blocks × retire timeout: what the ring holds at rates below usable block bytes ÷ timeout. */
+  lowRateDepthMs: number;
+}
+
+/**
+ * Checks a geometry and describes it; throws CaptureError naming what is wrong. Blocks are a power
+ * of two because the kernel allocates each as 2^order pages: any other size wastes the rest.
+ */
+export function ringGeometry(ringMiB: number, blockKiB: number, retireMs: number): RingGeometry {
+  const pageKiB = libc.pageSize() / 1024;
+  if (!Number.isInteger(blockKiB) || blockKiB < Math.max(MIN_BLOCK_KIB, pageKiB) || blockKiB > MAX_BLOCK_KIB || (blockKiB & (blockKiB - 1)) !== 0) {
+    throw new CaptureError(`block size must be a power of two from ${Math.max(MIN_BLOCK_KIB, pageKiB)} KiB to ${MAX_BLOCK_KIB / 1024} MiB, got ${blockKiB} KiB`);
+  }
+  if (!Number.isInteger(ringMiB) || ringMiB < 1 || ringMiB > 16384 || (ringMiB * 1024) % blockKiB !== 0 || (ringMiB * 1024) / blockKiB < 2) {
+    throw new CaptureError(`ringMiB must be an integer number of blocks (at least 2 of ${blockKiB} KiB) up to 16384, got ${ringMiB}`);
+  }
+  if (!Number.isInteger(retireMs) || retireMs < 1 || retireMs > MAX_RETIRE_MS) {
+    throw new CaptureError(`block retire timeout must be an integer from 1 to ${MAX_RETIRE_MS} ms, got ${retireMs}`);
+  }
+  const blocks = (ringMiB * 1024) / blockKiB;
+  return { blocks, blockBytes: blockKiB * 1024, retireMs, lowRateDepthMs: blocks * retireMs };
+}
+
+/**
+ * One worker's share of a ring of `ringMiB` split `workers` ways: whole MiB and whole blocks,
+ * rounded down. May be below two blocks; ringGeometry then says so.
+ */
+export function ringShareMiB(ringMiB: number, workers: number, blockKiB: number): number {
+  const unitMiB = Math.max(1, blockKiB / 1024);
+  return Math.floor(ringMiB / workers / unitMiB) * unitMiB;
+}
 
 export interface PacketRingOptions {
   interface: string;
   port: number;
   /** Total ring size (default 64 MiB). */
   ringMiB?: number;
-  /** Block size (default 1024 KiB); frames larger than a block are truncated by the kernel. */
+  /** Block size, a power of two (default 128 KiB); frames larger than a block are truncated by the kernel. */
   blockKiB?: number;
+  /** The kernel hands over a block with frames in it after this long, full or not (default 100 ms). */
+  retireMs?: number;
+  /**
+   * Called when the kernel's drop count has risen (the ring was full), with the new drops, before
+   * any frame captured after them is handed over. Called from run()'s loop or from stats().
+   */
+  onLoss?: (drops: number) => void;
   /** Also capture segments whose source port is `port`. */
   bothDirections?: boolean;
   /**
@@ -90,21 +160,31 @@ export interface RingStats {
   lastSocketErrno: number;
   /** Blocks whose frame chain pointed outside the block; the rest of such a block is skipped. */
   badBlocks: number;
+  /** onLoss threw; the loop carried on. */
+  lossHandlerErrors: number;
 }
 
 export class PacketRing implements FrameSource {
   readonly name: string;
   private readonly filter: Buffer;
+  readonly geometry: RingGeometry;
   private readonly blockSize: number;
   private readonly blockNr: number;
+  private readonly retireMs: number;
   private readonly fanoutGroup: number | 'new' | undefined;
   private readonly blockingPoll: boolean;
+  private readonly onLoss: ((drops: number) => void) | undefined;
   private fanout = -1;
 
   private fd = -1;
   private map: bigint | null = null;
+  private words: Int32Array | null = null;
+  /** The next block to walk. */
+  private block = 0;
   private running = false;
   private stopping = false;
+  /** After stop(): keep handing over blocks until the kernel's current one is empty, or this time. */
+  private drainUntil = 0;
 
   private readonly counters: CaptureStats = { packets: 0, bytes: 0, kernelDrops: 0, kernelFreezes: 0, truncated: 0 };
   private readonly extra: RingStats = {
@@ -115,6 +195,7 @@ export class PacketRing implements FrameSource {
     pollErrors: 0,
     lastSocketErrno: 0,
     badBlocks: 0,
+    lossHandlerErrors: 0,
   };
   // Reused for every getsockopt/poll call.
   private readonly statsBuf = Buffer.alloc(12);
@@ -126,22 +207,16 @@ export class PacketRing implements FrameSource {
     this.name = opts.interface;
     this.filter = opts.filter ?? buildTcpPortFilter(opts.port, { bothDirections: opts.bothDirections === true });
     if (this.filter.length === 0 || this.filter.length % 8 !== 0) throw new CaptureError('filter must be a non-empty array of 8-byte sock_filter instructions');
-    const ringMiB = opts.ringMiB ?? 64;
-    const blockKiB = opts.blockKiB ?? 1024;
-    const pageKiB = libc.pageSize() / 1024;
-    if (!Number.isInteger(blockKiB) || blockKiB < MIN_BLOCK_KIB || blockKiB % pageKiB !== 0 || blockKiB > 65536) {
-      throw new CaptureError(`blockKiB must be a multiple of the page size (${pageKiB} KiB) in ${MIN_BLOCK_KIB}..65536, got ${blockKiB}`);
-    }
-    if (!Number.isInteger(ringMiB) || ringMiB < 1 || ringMiB > 16384 || (ringMiB * 1024) % blockKiB !== 0 || (ringMiB * 1024) / blockKiB < 2) {
-      throw new CaptureError(`ringMiB must be an integer number of blocks (at least 2 of ${blockKiB} KiB) up to 16384, got ${ringMiB}`);
-    }
+    this.geometry = ringGeometry(opts.ringMiB ?? DEFAULT_RING_MIB, opts.blockKiB ?? DEFAULT_BLOCK_KIB, opts.retireMs ?? DEFAULT_RETIRE_MS);
     if (opts.fanoutGroup !== undefined && opts.fanoutGroup !== 'new' && (!Number.isInteger(opts.fanoutGroup) || opts.fanoutGroup < 0 || opts.fanoutGroup > 0xffff)) {
       throw new CaptureError(`fanoutGroup must be an integer in 0..65535, got ${opts.fanoutGroup}`);
     }
-    this.blockSize = blockKiB * 1024;
-    this.blockNr = (ringMiB * 1024) / blockKiB;
+    this.blockSize = this.geometry.blockBytes;
+    this.blockNr = this.geometry.blocks;
+    this.retireMs = this.geometry.retireMs;
     this.fanoutGroup = opts.fanoutGroup;
     this.blockingPoll = opts.blockingPoll === true;
+    this.onLoss = opts.onLoss;
   }
 
   /** The PACKET_FANOUT group joined (known from the first tick of run()); -1 if none. */
@@ -150,7 +225,24 @@ export class PacketRing implements FrameSource {
   }
 
   stop(): void {
+    if (this.stopping) return;
     this.stopping = true;
+    // Frames that arrived before stop() may sit in the kernel's current block until it retires:
+    // after one timeout if its block was current at the last timer tick, else after two.
+    this.drainUntil = performance.now() + 2 * this.retireMs + 50;
+  }
+
+  /**
+   * While blocks the kernel has handed over wait to be walked (we fell behind, e.g. after a stall):
+   * the capture time (ms since the epoch) up to which frames have been handed to onFrame.
+   * Otherwise (caught up, or not running) null.
+   */
+  backlogTime(): number | null {
+    const words = this.words;
+    if (!this.running || words === null) return null;
+    const base = this.block * this.blockSize;
+    if ((Atomics.load(words, (base + BLK_STATUS) / 4) & TP_STATUS_USER) === 0) return null;
+    return (words[(base + BLK_TS_FIRST_SEC) / 4] >>> 0) * 1000 + Math.floor(words[(base + BLK_TS_FIRST_NSEC) / 4] / 1e6);
   }
 
   stats(): CaptureStats {
@@ -199,7 +291,7 @@ export class PacketRing implements FrameSource {
     this.setsockopt(SOL_SOCKET, SO_ATTACH_FILTER, fprog, 'setsockopt(SO_ATTACH_FILTER)');
 
     const framesPerBlock = this.blockSize / FRAME_SIZE;
-    const req = u32s(this.blockSize, this.blockNr, FRAME_SIZE, framesPerBlock * this.blockNr, RETIRE_BLOCK_MS, 0, 0);
+    const req = u32s(this.blockSize, this.blockNr, FRAME_SIZE, framesPerBlock * this.blockNr, this.retireMs, 0, 0);
     this.setsockopt(SOL_PACKET, PACKET_RX_RING, req, `setsockopt(PACKET_RX_RING, ${this.blockNr} x ${this.blockSize / 1024} KiB)`);
 
     const len = this.blockSize * this.blockNr;
@@ -235,23 +327,40 @@ export class PacketRing implements FrameSource {
     const dv = new DataView(ab);
     const words = new Int32Array(ab); // block_status goes through Atomics: the kernel writes it last
     const le = libc.LITTLE_ENDIAN;
-    let block = 0;
-    while (!this.stopping) {
-      const base = block * this.blockSize;
-      const statusIdx = (base + BLK_STATUS) / 4;
-      const status = Atomics.load(words, statusIdx);
-      if ((status & TP_STATUS_USER) === 0) {
-        await this.waitForData();
-        continue;
+    this.words = words;
+    this.block = 0;
+    try {
+      while (!this.stopping || this.draining(dv, le)) {
+        const base = this.block * this.blockSize;
+        const statusIdx = (base + BLK_STATUS) / 4;
+        const status = Atomics.load(words, statusIdx);
+        if ((status & TP_STATUS_USER) === 0) {
+          await this.waitForData(this.stopping ? Math.max(1, Math.min(POLL_MS, Math.ceil(this.drainUntil - performance.now()))) : POLL_MS);
+          continue;
+        }
+        // Drops happened before this block closed: say so before its frames, which follow the hole.
+        if (status & TP_STATUS_LOSING) this.readKernelStats();
+        this.walkBlock(bytes, dv, le, base, onFrame);
+        Atomics.store(words, statusIdx, TP_STATUS_KERNEL);
+        this.extra.blocks++;
+        this.block = this.block + 1 === this.blockNr ? 0 : this.block + 1;
+        // Keep timers, metrics and stop() responsive while blocks are queued back to back.
+        await yieldToLoop();
       }
-      this.walkBlock(bytes, dv, le, base, onFrame);
-      Atomics.store(words, statusIdx, TP_STATUS_KERNEL);
-      if (status & TP_STATUS_LOSING) this.readKernelStats();
-      this.extra.blocks++;
-      block = block + 1 === this.blockNr ? 0 : block + 1;
-      // Keep timers, metrics and stop() responsive while blocks are queued back to back.
-      await yieldToLoop();
+    } finally {
+      this.words = null;
     }
+  }
+
+  /**
+   * After stop(): whether to go on. A block handed over is walked; the kernel's current block (the
+   * next one, when we have caught up) is waited for while it holds frames, up to drainUntil.
+   */
+  private draining(dv: DataView, le: boolean): boolean {
+    if (performance.now() >= this.drainUntil) return false;
+    const base = this.block * this.blockSize;
+    if (Atomics.load(this.words!, (base + BLK_STATUS) / 4) & TP_STATUS_USER) return true;
+    return dv.getUint32(base + BLK_NUM_PKTS, le) > 0;
   }
 
   private walkBlock(bytes: Uint8Array, dv: DataView, le: boolean, base: number, onFrame: FrameHandler): void {
@@ -283,13 +392,13 @@ export class PacketRing implements FrameSource {
     }
   }
 
-  private async waitForData(): Promise<void> {
+  private async waitForData(timeoutMs: number): Promise<void> {
     this.pollfd.writeUInt16LE(0, 6);
     let r: number;
     if (this.blockingPoll) {
-      r = libc.pollSync(this.pollfd, 1, POLL_MS);
+      r = libc.pollSync(this.pollfd, 1, timeoutMs);
       await yieldToLoop(); // let this thread's timers and messages run between waits
-    } else r = await libc.pollAsync(this.pollfd, 1, POLL_MS);
+    } else r = await libc.pollAsync(this.pollfd, 1, timeoutMs);
     this.extra.polls++;
     if (r < 0) {
       // errno is per thread and poll ran on a worker, so it is not ours to read; EINTR is
@@ -315,8 +424,16 @@ export class PacketRing implements FrameSource {
     if (this.fd < 0) return;
     writeU32(this.lenBuf, 0, this.statsBuf.length);
     if (libc.getsockopt(this.fd, SOL_PACKET, PACKET_STATISTICS, this.statsBuf, this.lenBuf) < 0) return;
-    this.counters.kernelDrops += readU32(this.statsBuf, 4);
+    const drops = readU32(this.statsBuf, 4);
+    this.counters.kernelDrops += drops;
     this.counters.kernelFreezes += readU32(this.statsBuf, 8);
+    if (drops === 0 || !this.onLoss) return;
+    try {
+      this.onLoss(drops);
+    } catch (e) {
+      this.extra.lossHandlerErrors++;
+      this.extra.lastHandlerError = e;
+    }
   }
 
   private setsockopt(level: number, name: number, val: Buffer, what: string): void {

@@ -36,4 +36,23 @@ export interface FrameSource {
   stats(): CaptureStats;
   /** Number of polls/blocks processed since start; the watchdog uses it to see progress. */
   progress(): number;
+  /**
+   * While frames captured earlier still wait in the source (it fell behind, e.g. after a stall):
+   * the capture time (ms since the epoch) up to which frames have been handed over; else null.
+   */
+  backlogTime?(): number | null;
+}
+
+/**
+ * The time to run reassembly timeouts on: the wall clock, held back to what every source has
+ * handed over while one works through a backlog, so that a stall does not time out holes and
+ * requests whose next segments are still queued. Never earlier than `prev`.
+ */
+export function captureClock(sources: readonly FrameSource[], prev: number): number {
+  let t = Date.now();
+  for (const s of sources) {
+    const b = s.backlogTime?.() ?? null;
+    if (b !== null && b < t) t = b;
+  }
+  return Math.max(prev, t);
 }

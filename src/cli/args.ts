@@ -6,7 +6,7 @@ import { loadConfigFile } from '../config/file.js';
 const OPTION_NAMES = [
   'destination', 'filter-request-port', 'percentage', 'percentage-by', 'percentage-by-header', 'keep-host-header',
   'interface', 'pcap', 'config', 'health-check-port', 'metrics-port', 'metrics-host', 'log-level', 'max-concurrency', 'max-queue', 'max-queue-bytes',
-  'timeout', 'drain-timeout', 'ring-mb', 'max-body-bytes', 'max-flow-buffer-bytes', 'memcap-bytes', 'hole-timeout',
+  'timeout', 'drain-timeout', 'ring-mb', 'ring-block-size', 'ring-block-timeout', 'max-body-bytes', 'max-flow-buffer-bytes', 'memcap-bytes', 'hole-timeout',
   'idle-timeout', 'workers', 'help', 'version', 'rate', 'http-allow-method', 'http-disallow-method', 'http-allow-url',
   'http-disallow-url', 'http-allow-header', 'http-disallow-header', 'http-set-header', 'http-remove-header',
   'http-rewrite-url', 'mark-header', 'service-address', 'tls-insecure',
@@ -87,6 +87,8 @@ export function buildParser(argv: string[]) {
     .option('pcap', { type: 'string', group: 'Capture:', describe: 'Read frames from a classic pcap file instead, replay, then exit' })
     .option('filter-request-port', { type: 'number', default: DEFAULTS.port, group: 'Capture:', describe: 'Service port whose requests are replayed' })
     .option('ring-mb', { type: 'number', default: DEFAULTS.ringMiB, group: 'Capture:', describe: 'AF_PACKET ring size per interface, MiB (shared out among the workers)' })
+    .option('ring-block-size', { type: 'string', default: `${DEFAULTS.ringBlockKiB}KiB`, group: 'Capture:', describe: 'Ring block (power of two, 128KiB-64MiB); more, smaller blocks hold a stall longer at low rates' })
+    .option('ring-block-timeout', { type: 'string', default: `${DEFAULTS.ringBlockTimeoutMs}ms`, group: 'Capture:', describe: 'A block with frames is handed over after this long, full or not: the added latency; blocks x this is the longest stall absorbed at low rates' })
     .option('workers', { type: 'number', default: DEFAULTS.workers, group: 'Capture:', describe: 'Capture threads per interface, each flow on one of them (PACKET_FANOUT hash); 1 = capture in the main thread [default: cores − 1, at most 4]' })
     .option('max-body-bytes', { type: 'string', default: '64MiB', group: 'Limits:', describe: 'Largest request body replayed (reason http_body_too_large)' })
     .option('max-flow-buffer-bytes', { type: 'string', default: '4MiB', group: 'Limits:', describe: 'Out-of-order bytes one connection may hold' })
@@ -117,7 +119,7 @@ export function parseArgs(argv: string[]): Config | null {
   // yargs has printed help or the version itself.
   if (a.help || a.version) return null;
   const dup = (k: string) => Array.isArray(a[k]) && (a[k] as unknown[]).length > 1;
-  for (const k of ['filter-request-port', 'percentage', 'percentage-by', 'percentage-by-header', 'pcap', 'metrics-port', 'metrics-host', 'timeout', 'health-check-port', 'config', 'workers', 'baseline-destination', 'diff-log']) {
+  for (const k of ['filter-request-port', 'percentage', 'percentage-by', 'percentage-by-header', 'pcap', 'metrics-port', 'metrics-host', 'timeout', 'health-check-port', 'config', 'workers', 'ring-block-size', 'ring-block-timeout', 'baseline-destination', 'diff-log']) {
     if (dup(k)) throw new ConfigError(`--${k} is given more than once`);
   }
   const ifaces = list(a.interface);
@@ -141,6 +143,8 @@ export function parseArgs(argv: string[]): Config | null {
     timeoutMs: parseDuration('timeout', a.timeout),
     drainTimeoutMs: parseDuration('drain-timeout', a['drain-timeout']),
     ringMiB: num('ring-mb', a['ring-mb']),
+    ringBlockKiB: parseBytes('ring-block-size', a['ring-block-size']) / 1024,
+    ringBlockTimeoutMs: parseDuration('ring-block-timeout', a['ring-block-timeout']),
     workers: num('workers', a.workers),
     maxBodyBytes: parseBytes('max-body-bytes', a['max-body-bytes']),
     maxFlowBufferBytes: parseBytes('max-flow-buffer-bytes', a['max-flow-buffer-bytes']),

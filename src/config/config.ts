@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { DEFAULT_BLOCK_KIB, DEFAULT_RETIRE_MS, DEFAULT_RING_MIB, MAX_RETIRE_MS, ringShareMiB } from '../capture/ring.js';
 import { ConfigError } from '../errors.js';
 import { parseDestination } from '../replay/destination.js';
 import { buildFilter, type FilterOptions } from '../replay/filters.js';
@@ -33,6 +34,10 @@ export interface Config {
   timeoutMs: number;
   drainTimeoutMs: number;
   ringMiB: number;
+  /** --ring-block-size: TPACKET_V3 block, a power of two from 128 KiB (README: "Ring depth"). */
+  ringBlockKiB: number;
+  /** --ring-block-timeout: a block holding frames is handed over after this long, full or not. */
+  ringBlockTimeoutMs: number;
   /** Capture threads sharing each interface through PACKET_FANOUT; 1 = capture in the main thread. Ignored with pcap. */
   workers: number;
   maxBodyBytes: number;
@@ -92,7 +97,9 @@ export const DEFAULTS: Omit<Config, 'destinations' | 'pcap' | 'percentageByHeade
   maxQueueBytes: 256 * 1024 * 1024,
   timeoutMs: 10_000,
   drainTimeoutMs: 5_000,
-  ringMiB: 64,
+  ringMiB: DEFAULT_RING_MIB,
+  ringBlockKiB: DEFAULT_BLOCK_KIB,
+  ringBlockTimeoutMs: DEFAULT_RETIRE_MS,
   workers: defaultWorkers(),
   maxBodyBytes: 64 * 1024 * 1024,
   maxFlowBufferBytes: 4 * 1024 * 1024,
@@ -137,8 +144,7 @@ export function validateConfig(c: Config): Config {
   int('drain-timeout', c.drainTimeoutMs, 0, 3_600_000);
   int('ring-mb', c.ringMiB, 2, 16384);
   int('workers', c.workers, 1, 64);
-  // Each worker gets its share of the ring, whole MiB blocks, at least two.
-  if (c.pcap === undefined && c.ringMiB < 2 * c.workers) throw new ConfigError(`--ring-mb ${c.ringMiB} is too small for --workers ${c.workers}: each worker's ring needs at least 2 MiB`);
+  validateRing(c);
   int('max-body-bytes', c.maxBodyBytes, 0, 2 ** 40);
   int('max-flow-buffer-bytes', c.maxFlowBufferBytes, 0, 2 ** 40);
   int('memcap-bytes', c.memcapBytes, 0, 2 ** 40);
@@ -152,6 +158,20 @@ export function validateConfig(c: Config): Config {
   for (const a of c.serviceAddresses) if (!/^[0-9a-fA-F:.]+$/.test(a)) throw new ConfigError(`--service-address ${JSON.stringify(a)} must be an IP address`);
   if (c.shadow) validateShadow(c.shadow, c.destinations);
   return c;
+}
+
+function validateRing(c: Config): void {
+  const kib = c.ringBlockKiB;
+  if (!Number.isInteger(kib) || kib < 128 || kib > 65536 || (kib & (kib - 1)) !== 0) {
+    throw new ConfigError(`--ring-block-size must be a power of two from 128KiB to 64MiB, got ${Number.isInteger(kib) ? `${kib}KiB` : `${Math.round(kib * 1024)} bytes`}`);
+  }
+  int('ring-block-timeout', c.ringBlockTimeoutMs, 1, MAX_RETIRE_MS);
+  if ((c.ringMiB * 1024) % kib !== 0) throw new ConfigError(`--ring-mb ${c.ringMiB} must be a whole number of --ring-block-size ${kib}KiB blocks`);
+  // Each worker gets its share of the ring in whole MiB and whole blocks, at least two blocks.
+  const share = ringShareMiB(c.ringMiB, c.workers, kib);
+  if (c.pcap === undefined && (share * 1024) / kib < 2) {
+    throw new ConfigError(`--ring-mb ${c.ringMiB} is too small for --workers ${c.workers}: each worker's ring needs at least 2 blocks of ${kib}KiB (${Math.max(1, (2 * kib) / 1024)} MiB)`);
+  }
 }
 
 function validateShadow(s: ShadowConfig, destinations: string[]): void {

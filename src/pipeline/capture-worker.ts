@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { PacketRing } from '../capture/ring.js';
+import { captureClock } from '../capture/source.js';
 import { Decoder } from '../decode/decoder.js';
 import { HttpRequestParser } from '../http/parser.js';
 import type { HttpParserLimits } from '../http/types.js';
@@ -21,6 +22,8 @@ export interface CaptureWorkerSetup {
   fanout: number | 'new';
   port: number;
   ringMiB: number;
+  ringBlockKiB: number;
+  ringBlockTimeoutMs: number;
   table: Partial<TableOptions> & { port: number };
   limits: HttpParserLimits;
   /** The hand-off bound, shared with the main thread and the other workers. */
@@ -49,7 +52,16 @@ async function main(): Promise<void> {
   );
   let ring: PacketRing;
   try {
-    ring = new PacketRing({ interface: setup.interface, port: setup.port, ringMiB: setup.ringMiB, fanoutGroup: setup.fanout, blockingPoll: true });
+    ring = new PacketRing({
+      interface: setup.interface,
+      port: setup.port,
+      ringMiB: setup.ringMiB,
+      blockKiB: setup.ringBlockKiB,
+      retireMs: setup.ringBlockTimeoutMs,
+      fanoutGroup: setup.fanout,
+      blockingPoll: true,
+      onLoss: () => table.captureLoss(now),
+    });
   } catch (e) {
     port.postMessage({ type: 'bound', fanout: -1 } satisfies WorkerMessage);
     port.postMessage({ type: 'ended', error: errorInfo(e) } satisfies WorkerMessage);
@@ -70,7 +82,7 @@ async function main(): Promise<void> {
     sinkBytes: table.sinkBytes(),
   });
   const sweep = setInterval(() => {
-    now = Date.now();
+    now = captureClock([ring], now);
     table.sweep(now);
     port.postMessage(stats());
   }, SWEEP_MS);

@@ -10,6 +10,7 @@
  * thread is stuck stops making progress in /healthz like a stuck capture loop.
  */
 import { Worker } from 'node:worker_threads';
+import { ringShareMiB } from '../capture/ring.js';
 import type { CaptureStats, FrameSource } from '../capture/source.js';
 import { CaptureError } from '../errors.js';
 import type { HttpParserLimits } from '../http/types.js';
@@ -28,6 +29,8 @@ export interface CaptureWorkersOptions {
   port: number;
   /** Ring per interface, shared out among its workers. */
   ringMiB: number;
+  ringBlockKiB: number;
+  ringBlockTimeoutMs: number;
   /** Table options; memcapBytes is shared out among all workers. */
   table: Partial<TableOptions> & { port: number };
   limits: HttpParserLimits;
@@ -189,7 +192,9 @@ export class CaptureWorkers {
       interface: s.name,
       fanout,
       port: o.port,
-      ringMiB: Math.max(2, Math.floor(o.ringMiB / o.workers)),
+      ringMiB: ringShareMiB(o.ringMiB, o.workers, o.ringBlockKiB),
+      ringBlockKiB: o.ringBlockKiB,
+      ringBlockTimeoutMs: o.ringBlockTimeoutMs,
       table: o.table.memcapBytes === undefined ? o.table : { ...o.table, memcapBytes: Math.floor(o.table.memcapBytes / threads) },
       limits: o.limits,
       budget: this.budget,

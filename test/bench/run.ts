@@ -30,6 +30,7 @@ export const BENCHES: Bench[] = [
   { name: 'offline', what: 'whole daemon on a pcap: small GETs, 4 KB and 1 MB POSTs (--profile: CPU profile top frames)', flags: [] },
   { name: 'rss', what: 'daemon RSS with 10,000 open flows holding out-of-order data', flags: [] },
   { name: 'capture', what: 'VXLAN flood into the lab adapter: pps, kernel drops, daemon CPU', needsRoot: true, tools: [{ cmd: 'gcc', install: 'apt-get install -y gcc' }] },
+  { name: 'freeze', what: 'the daemon frozen (SIGSTOP) under paced load, and HTTP/1.0 beside busy loops: lost, kernel drops, ring bytes per request', needsRoot: true },
   { name: 'lab', what: 'lab sweep with wrk: offered load vs loss; writes test/bench/results/lab-sweep.{md,svg}', needsRoot: true, tools: [{ cmd: 'wrk', install: 'apt-get install -y wrk' }] },
 ];
 

@@ -5,6 +5,10 @@
  *   client HOST PORT OTHER IFACE  TCP to both ports, then raw frames injected on IFACE
  *   eperm                      open a ring on lo and print the error (run it unprivileged)
  *   bench IFACE PORT SECONDS   count frames on a ring, print pps and CPU
+ *   stall IFACE PORT STALL_MS  two rings (8 blocks retired after 500 ms / after 10 ms); the first
+ *                              frame blocks the thread for STALL_MS; prints READY; on "stop" sends
+ *                              one last frame out of IFACE, stops the rings and prints results
+ *   inject IFACE PORT PPS SECONDS  frames with seq 1, 2, … to PORT, paced; prints how many
  *   blast IFACE PORT SECONDS   inject 1500-byte frames to PORT as fast as one thread can
  * Every wait is bounded; the capture child stops itself after 30 s.
  */
@@ -235,6 +239,111 @@ async function bench(iface: string, port: number, seconds: number): Promise<void
   );
 }
 
+interface StallReport {
+  seen: number;
+  inOrder: boolean;
+  /** Per jump in the seq numbers: whether onLoss was called between the frames either side. */
+  gaps: Array<{ after: number; next: number; lossBefore: boolean }>;
+  lossCalls: number;
+  kernelDrops: number;
+  /** [Date.now(), backlogTime()] every 20 ms while a backlog was reported. */
+  backlog: Array<[number, number]>;
+  caughtUpAtEnd: boolean;
+  /** The frame sent out of IFACE just before stop(): only stop()'s drain can hand it over. */
+  stopMarkSeen: boolean;
+}
+
+const STOP_MARK = 0xfffffff0;
+
+/** Rings that see the same frames; the first frame stalls the whole thread, as a SIGSTOP or a long GC would. */
+async function stall(iface: string, port: number, stallMs: number): Promise<void> {
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  let stalled = false;
+  const watch = (retireMs: number) => {
+    const r: StallReport = { seen: 0, inOrder: true, gaps: [], lossCalls: 0, kernelDrops: 0, backlog: [], caughtUpAtEnd: false, stopMarkSeen: false };
+    let last = 0;
+    let lossSinceLast = false;
+    const ring = new PacketRing({
+      interface: iface,
+      port,
+      ringMiB: 1,
+      blockKiB: 128,
+      retireMs,
+      onLoss: () => {
+        r.lossCalls++;
+        lossSinceLast = true;
+      },
+    });
+    const run = ring.run((b, o) => {
+      // Only the injected frames (the kernel's own IPv6 MLD reports pass the filter by design).
+      if (((b[o + 12] << 8) | b[o + 13]) !== 0x0800 || ((b[o + 34] << 8) | b[o + 35]) !== 40001) return;
+      const seq = ((b[o + 38] << 24) | (b[o + 39] << 16) | (b[o + 40] << 8) | b[o + 41]) >>> 0;
+      if (seq === STOP_MARK) {
+        r.stopMarkSeen = true;
+        return;
+      }
+      r.seen++;
+      if (seq <= last) r.inOrder = false;
+      if (seq !== last + 1) r.gaps.push({ after: last, next: seq, lossBefore: lossSinceLast });
+      last = seq;
+      lossSinceLast = false;
+      if (!stalled) {
+        stalled = true;
+        Atomics.wait(sleeper, 0, 0, stallMs);
+      }
+    });
+    const sampler = setInterval(() => {
+      const t = ring.backlogTime();
+      if (t !== null) r.backlog.push([Date.now(), t]);
+    }, 20);
+    return { ring, run, r, sampler };
+  };
+  const rings = [watch(500), watch(10)];
+  await new Promise((res) => setTimeout(res, 100));
+  process.stdout.write('READY\n');
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 30_000);
+    createInterface({ input: process.stdin }).on('line', (l) => {
+      if (l.trim() !== 'stop') return;
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  for (const w of rings) w.r.caughtUpAtEnd = w.ring.backlogTime() === null;
+  // Outgoing frames reach the rings too; this one lands in each kernel's current block.
+  const sock = rawSocket(iface);
+  sock.send(buildFrame({ src: '10.213.255.2', dst: '10.213.255.1', sport: 40001, dport: port, seq: STOP_MARK, payload: 'stop' }));
+  sock.close();
+  for (const w of rings) w.ring.stop();
+  await Promise.all(rings.map((w) => w.run));
+  for (const w of rings) {
+    clearInterval(w.sampler);
+    w.r.kernelDrops = w.ring.stats().kernelDrops;
+  }
+  process.stdout.write(JSON.stringify({ deep: rings[0].r, shallow: rings[1].r }) + '\n');
+  process.exit(0);
+}
+
+/** Small frames with seq 1, 2, … paced at `pps` for `seconds`. */
+async function inject(iface: string, port: number, pps: number, seconds: number): Promise<void> {
+  const sock = rawSocket(iface);
+  const t0 = performance.now();
+  let sent = 0;
+  try {
+    while (performance.now() - t0 < seconds * 1000) {
+      const due = Math.floor(((performance.now() - t0) / 1000) * pps);
+      while (sent < due) {
+        sent++;
+        sock.send(buildFrame({ src: '10.213.255.1', dst: '10.213.255.2', sport: 40001, dport: port, seq: sent, payload: 'x'.repeat(20) }));
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  } finally {
+    sock.close();
+  }
+  process.stdout.write(JSON.stringify({ sent }) + '\n');
+}
+
 function blast(iface: string, port: number, seconds: number): void {
   const sock = rawSocket(iface);
   const f = buildFrame({ src: '10.213.255.1', dst: '10.213.255.2', sport: 40000, dport: port, seq: 1, payload: Buffer.alloc(1500 - 20 - 20, 0x63) });
@@ -258,6 +367,8 @@ const main = async (): Promise<void> => {
   else if (mode === 'client') await client(args[0], Number(args[1]), Number(args[2]), args[3]);
   else if (mode === 'bench') await bench(args[0], Number(args[1]), Number(args[2]));
   else if (mode === 'blast') blast(args[0], Number(args[1]), Number(args[2]));
+  else if (mode === 'stall') await stall(args[0], Number(args[1]), Number(args[2]));
+  else if (mode === 'inject') await inject(args[0], Number(args[1]), Number(args[2]), Number(args[3]));
   else throw new Error(`unknown mode ${mode}`);
 };
 main().catch((e) => {

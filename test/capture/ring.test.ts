@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { PacketRing } from '../../src/capture/ring.js';
+import { PacketRing, ringCostPerFrame, ringGeometry, ringShareMiB } from '../../src/capture/ring.js';
 import { CaptureError } from '../../src/errors.js';
 import { INJECTED } from './ring-child.js';
 import { lineFrom } from '../fixtures/child.js';
@@ -73,13 +73,29 @@ test('ring: bad options and a missing interface are CaptureErrors', async () => 
   assert.throws(() => new PacketRing({ interface: 'lo', port: 0 }), isCapture);
   assert.throws(() => new PacketRing({ interface: 'a/b', port: 80 }), isCapture);
   assert.throws(() => new PacketRing({ interface: 'lo', port: 80, blockKiB: 64 }), isCapture);
+  assert.throws(() => new PacketRing({ interface: 'lo', port: 80, blockKiB: 192 }), (e: unknown) => isCapture(e) && /power of two/.test(String(e)));
   assert.throws(() => new PacketRing({ interface: 'lo', port: 80, ringMiB: 1, blockKiB: 1024 }), isCapture);
+  assert.throws(() => new PacketRing({ interface: 'lo', port: 80, retireMs: 0 }), (e: unknown) => isCapture(e) && /retire timeout/.test(String(e)));
+  assert.throws(() => new PacketRing({ interface: 'lo', port: 80, retireMs: 10_001 }), isCapture);
+  assert.throws(() => new PacketRing({ interface: 'lo', port: 80, retireMs: 2.5 }), isCapture);
   assert.throws(() => new PacketRing({ interface: 'lo', port: 80, fanoutGroup: 70000 }), isCapture);
   await assert.rejects(new PacketRing({ interface: 'mrnope0', port: 80 }).run(() => {}), (e: unknown) => isCapture(e) && /does not exist/.test(String(e)));
   // stop() before run(): run() ends at once and opens nothing.
   const r = new PacketRing({ interface: 'mrnope0', port: 80 });
   r.stop();
   await r.run(() => {});
+});
+
+test('ring: the default geometry holds 51 s of light traffic; shares and frame costs', () => {
+  assert.deepEqual(new PacketRing({ interface: 'lo', port: 80 }).geometry, { blocks: 512, blockBytes: 128 * 1024, retireMs: 100, lowRateDepthMs: 51_200 });
+  assert.deepEqual(ringGeometry(16, 1024, 10), { blocks: 16, blockBytes: 1024 * 1024, retireMs: 10, lowRateDepthMs: 160 });
+  // Whole MiB and whole blocks per worker, rounded down.
+  assert.equal(ringShareMiB(64, 3, 128), 21);
+  assert.equal(ringShareMiB(64, 3, 4096), 20);
+  assert.equal(ringShareMiB(64, 64, 4096), 0);
+  // An ACK with TCP timestamps (66 bytes) costs 82 bytes of kernel header before it, 8-aligned.
+  assert.equal(ringCostPerFrame(66), 152);
+  assert.equal(ringCostPerFrame(1514), 1600);
 });
 
 test('ring: without CAP_NET_RAW the error says so', async (t) => {
@@ -160,6 +176,51 @@ test('ring: in a namespace pair, only port-P TCP arrives, whole, counted, and st
     assert.equal(out.throwing.handlerErrors, out.throwing.frames);
     assert.equal(out.throwing.stats.kernelDrops, 0);
     assert.ok(Math.abs(out.throwing.frames - one.seen.frames) <= 3, `throwing ${out.throwing.frames} vs ${one.seen.frames}`);
+  } finally {
+    killIfRunning(capture);
+    if (lab) labDown(lab);
+  }
+});
+
+test('ring: a 1.5 s stall under 400 frames/s: 8 blocks retired after 500 ms hold it all; retired after 10 ms they drop, the loss reported before the frames after it; stop() hands over the last block', { timeout: 60_000 }, async (t) => {
+  if (needsRoot(t)) return;
+  let lab: Lab | undefined;
+  let capture: ChildProcessWithoutNullStreams | undefined;
+  try {
+    lab = labUp();
+    capture = spawn('ip', ['netns', 'exec', lab.a, process.execPath, CHILD, 'stall', 'va', String(PORT), '1500']);
+    await lineFrom(capture, (l) => l === 'READY', 15_000);
+    const result = lineFrom(capture, (l) => l.startsWith('{'), 40_000);
+    const inj = JSON.parse(execFileSync('ip', ['netns', 'exec', lab.b, process.execPath, CHILD, 'inject', 'vb', String(PORT), '400', '3'], { encoding: 'utf8', timeout: 20_000 })) as { sent: number };
+    capture.stdin.write('stop\n');
+    const out = JSON.parse(await result) as Record<'deep' | 'shallow', { seen: number; inOrder: boolean; gaps: Array<{ after: number; next: number; lossBefore: boolean }>; lossCalls: number; kernelDrops: number; backlog: Array<[number, number]>; caughtUpAtEnd: boolean; stopMarkSeen: boolean }>;
+    const { deep, shallow } = out;
+    t.diagnostic(`sent ${inj.sent}; deep: ${deep.seen} seen, ${deep.kernelDrops} dropped; shallow: ${shallow.seen} seen, ${shallow.kernelDrops} dropped, ${shallow.gaps.length} gaps, ${shallow.lossCalls} onLoss calls`);
+    assert.ok(inj.sent >= 1000, `sent ${inj.sent}`);
+
+    // 7 free blocks × 500 ms > 1.5 s: nothing lost, every frame once and in order, the last ones by stop()'s drain.
+    assert.equal(deep.kernelDrops, 0);
+    assert.equal(deep.seen, inj.sent);
+    assert.ok(deep.inOrder);
+    assert.deepEqual(deep.gaps, []);
+    assert.equal(deep.lossCalls, 0);
+    // After the stall the ring reported a backlog, on a clock behind the wall clock by about the stall, then caught up.
+    assert.ok(deep.backlog.length > 0, 'a backlog was reported after the stall');
+    assert.ok(deep.backlog.some(([wall, capture]) => wall - capture > 500), JSON.stringify(deep.backlog.slice(0, 5)));
+    assert.ok(deep.backlog.every(([wall, capture]) => capture <= wall));
+    assert.ok(deep.caughtUpAtEnd);
+    // A frame captured just before stop() waits in the kernel's current block: stop() drains it.
+    assert.ok(deep.stopMarkSeen && shallow.stopMarkSeen, 'the frame sent just before stop() was handed over');
+
+    // 7 blocks × 10 ms: the same stall overflows the ring. Every frame is either seen or counted,
+    // and each hole in the sequence was announced by onLoss before the frame after it.
+    assert.ok(shallow.kernelDrops > 0);
+    // (The kernel's own IPv6 MLD reports pass the filter too; a drop may be one of them.)
+    assert.ok(shallow.seen + shallow.kernelDrops >= inj.sent && shallow.seen + shallow.kernelDrops <= inj.sent + 10, `${shallow.seen} + ${shallow.kernelDrops} vs ${inj.sent}`);
+    assert.ok(shallow.inOrder);
+    assert.ok(shallow.gaps.length > 0 && shallow.lossCalls > 0);
+    const holes = shallow.gaps.filter((g) => g.next > g.after + 1 || g.after === 0);
+    assert.deepEqual(holes.filter((g) => g.after !== 0 && !g.lossBefore), [], 'every hole was announced before the frame after it');
   } finally {
     killIfRunning(capture);
     if (lab) labDown(lab);

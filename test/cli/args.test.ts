@@ -31,6 +31,24 @@ test('defaults and new flags', () => {
   assert.equal(c.percentage, 100);
 });
 
+test('ring flags: defaults, sizes and durations, and the environment', () => {
+  const d = parseArgs(['--destination', 'http://a'])!;
+  assert.equal(d.ringMiB, 64);
+  assert.equal(d.ringBlockKiB, 128);
+  assert.equal(d.ringBlockTimeoutMs, 100);
+  const c = parseArgs(['--destination', 'http://a', '--ring-mb', '256', '--ring-block-size', '1MiB', '--ring-block-timeout', '0.5s'])!;
+  assert.equal(c.ringBlockKiB, 1024);
+  assert.equal(c.ringBlockTimeoutMs, 500);
+  process.env.MIRROR_REPLAY_RING_BLOCK_TIMEOUT = '250ms';
+  try {
+    assert.equal(parseArgs(['--destination', 'http://a'])!.ringBlockTimeoutMs, 250);
+  } finally {
+    delete process.env.MIRROR_REPLAY_RING_BLOCK_TIMEOUT;
+  }
+  // Workers share the ring in whole blocks: 4 MiB blocks, 3 workers, 24 MiB: 8 MiB = 2 blocks each.
+  assert.equal(parseArgs(['--destination', 'http://a', '--ring-mb', '24', '--ring-block-size', '4MiB', '--workers', '3'])!.workers, 3);
+});
+
 test('policy flags reach the Config', () => {
   const c = parseArgs(['--destination', 'https://t.example?max-queue=10&timeout=2s', '--rate', '50', '--http-allow-method', 'GET', '--http-allow-method', 'HEAD', '--http-allow-url', '^/api/(a|b),c', '--http-remove-header', 'Cookie', '--http-set-header', 'X-A: 1, 2', '--mark-header', 'X-Mirror-Replay', '--tls-insecure'])!;
   assert.equal(c.rate, 50);
@@ -79,6 +97,17 @@ test('every bad value gets a clear ConfigError naming the flag', () => {
     [['--destination', 'http://x?retries=3'], /unknown setting "retries"/],
     [['--destination', 'ftp://x'], /must be http:\/\/ or https:\/\//],
     [['--destination', 'http://x', '--mark-header', 'bad name'], /--mark-header/],
+    [['--destination', 'http://x', '--ring-block-size', '100KiB'], /--ring-block-size must be a power of two from 128KiB to 64MiB, got 100KiB/],
+    [['--destination', 'http://x', '--ring-block-size', '64KiB'], /--ring-block-size must be a power of two/],
+    [['--destination', 'http://x', '--ring-block-size', '128MiB'], /--ring-block-size must be a power of two/],
+    [['--destination', 'http://x', '--ring-block-size', '200000'], /--ring-block-size must be a power of two.*200000 bytes/],
+    [['--destination', 'http://x', '--ring-block-timeout', '0ms'], /--ring-block-timeout must be an integer from 1 to 10000/],
+    [['--destination', 'http://x', '--ring-block-timeout', '11s'], /--ring-block-timeout must be an integer from 1 to 10000/],
+    [['--destination', 'http://x', '--ring-block-timeout', 'soon'], /--ring-block-timeout must be a duration/],
+    [['--destination', 'http://x', '--ring-block-timeout', '1s', '--ring-block-timeout', '2s'], /--ring-block-timeout is given more than once/],
+    [['--destination', 'http://x', '--ring-mb', '3', '--ring-block-size', '2MiB'], /--ring-mb 3 must be a whole number of --ring-block-size 2048KiB blocks/],
+    [['--destination', 'http://x', '--ring-mb', '16', '--ring-block-size', '4MiB', '--workers', '3'], /--ring-mb 16 is too small for --workers 3: each worker's ring needs at least 2 blocks of 4096KiB \(8 MiB\)/],
+    [['--destination', 'http://x', '--ring-mb', '3', '--workers', '4'], /--ring-mb 3 is too small for --workers 4: each worker's ring needs at least 2 blocks of 128KiB \(1 MiB\)/],
   ];
   for (const [argv, re] of bad) {
     assert.throws(() => parseArgs(argv), (e: unknown) => e instanceof ConfigError && e.code === 'MR_CONFIG' && re.test(e.message), argv.join(' '));
