@@ -301,7 +301,9 @@ export class HttpRequestParser {
     const reason = GAP_REASON[cause];
     const st = this.state;
     if (st === LINE) {
-      if (this.strict && this.reqStarted) this.drop(reason, this.reqBytes);
+      // At a request boundary the lost bytes start a request (a client sends nothing else): count
+      // it. More may have been lost in the same gap; that many cannot be known, one is.
+      if (this.strict) this.drop(reason, this.reqBytes);
       else this.addSkip('http_midstream_skipped', this.reqBytes);
     } else if (st === BODY || st === CHUNK_DATA) {
       if (!this.discarding) {

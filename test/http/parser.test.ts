@@ -219,16 +219,19 @@ describe('gaps', () => {
     assert.deepEqual(o.order, ['drop stream_gap', 'req GET /b']);
   });
 
-  it('between requests: nothing lost', () => {
+  it('between requests: the lost bytes started a request, counted once', () => {
     const o = run([L(GET_A), { gap: 40 }, L(GET_B)]);
-    assert.deepEqual(o.order, ['req GET /a', 'req GET /b']);
+    assert.deepEqual(o.order, ['req GET /a', 'drop stream_gap', 'req GET /b']);
     assert.equal(o.skipped, 0);
+    // Same on a connection picked up midstream once it is in sync; not while still resyncing.
+    assert.deepEqual(run([L('y\r\n' + GET_A), { gap: 40 }, L(GET_B)], { midstream: true }).order, ['req GET /a', 'drop stream_gap', 'req GET /b']);
+    assert.deepEqual(run([L('xyz'), { gap: 40 }, L(GET_B)], { midstream: true }).order, ['req GET /b']);
   });
 
-  it('between requests, ending mid-request: the tail is skipped, not counted as a request', () => {
+  it('between requests, ending mid-request: the request it cut is counted once, its tail skipped', () => {
     const o = run([L(GET_A), { gap: 12 }, L('Host: h\r\n\r\n' + GET_B)]);
-    assert.deepEqual(o.order, ['req GET /a', 'req GET /b']);
-    assert.deepEqual(o.skippedBy, { http_midstream_skipped: 'Host: h\r\n\r\n'.length });
+    assert.deepEqual(o.order, ['req GET /a', 'drop stream_gap', 'req GET /b']);
+    assert.deepEqual(o.skippedBy, { stream_gap: 0, http_midstream_skipped: 'Host: h\r\n\r\n'.length });
   });
 
   it('inside a Content-Length body it covers: dropped, next request parsed without a resync scan', () => {
