@@ -14,8 +14,11 @@ interface Case {
 }
 
 const GET = 'GET /api/items?id=1 HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n';
+/** NOP, NOP, timestamps: the options Linux puts on every segment. */
+const TS_OPTIONS = (i: number) => Buffer.from([1, 1, 8, 10, 0, 0, i >> 8 & 0xff, i & 0xff, 0, 0, 0, 7]);
 const CASES: Case[] = [
   { name: 'IPv4 small GET (~130 B)', spec: (i) => ({ src: '10.0.0.1', dst: '10.0.0.2', sport: 10000 + (i % 64), dport: 80, seq: i * 1000, payload: GET }) },
+  { name: 'IPv4 GET + TCP timestamps', spec: (i) => ({ src: '10.0.0.1', dst: '10.0.0.2', sport: 10000 + (i % 64), dport: 80, seq: i * 1000, payload: GET, tcpOptions: TS_OPTIONS(i) }) },
   { name: 'IPv4 1500-byte frame', spec: (i) => ({ src: '10.0.0.1', dst: '10.0.0.2', sport: 10000 + (i % 64), dport: 80, seq: i * 1446, payload: Buffer.alloc(1446, 0x61) }) },
   { name: 'IPv6 + 802.1Q, 1448 B payload', spec: (i) => ({ src: 'fd00::10', dst: 'fd00::20', sport: 10000 + (i % 64), dport: 80, seq: i * 1448, vlans: [7], payload: Buffer.alloc(1448, 0x62) }) },
   { name: 'IPv4 other port (skipped)', spec: (i) => ({ src: '10.0.0.1', dst: '10.0.0.2', sport: 10000 + (i % 64), dport: 5432, seq: i, payload: Buffer.alloc(200) }) },
