@@ -139,6 +139,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   });
   const sweep = setInterval(() => {
     now = Date.now();
+    for (const dec of decoders) dec.sweep(now);
     table.sweep(now);
     if (responses) {
       responses.sweep(now);

@@ -71,6 +71,7 @@ async function main(): Promise<void> {
   });
   const sweep = setInterval(() => {
     now = Date.now();
+    decoder.sweep(now);
     table.sweep(now);
     port.postMessage(stats());
   }, SWEEP_MS);

@@ -1,0 +1,286 @@
+/**
+ * IP fragment reassembly through the Decoder: a fragmented TCP segment must decode to exactly the
+ * packet its unfragmented frame decodes to, whatever the order and duplication of its fragments;
+ * every datagram given up is counted once under its reason, and memory stays under the cap.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { Decoder } from '../../src/decode/decoder.js';
+import { ANOMALIES, SKIPS, type Anomaly, type Skip } from '../../src/decode/anomalies.js';
+import type { Packet } from '../../src/decode/packet.js';
+import { buildFrame, fragmentFrame, splitFrame, TCP_ACK, TCP_PSH, type FragmentCut, type FrameSpec } from '../fixtures/frames.js';
+
+const BODY = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7 + 3) & 0xff));
+const REQUEST = Buffer.concat([Buffer.from('POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 3000\r\n\r\n'), BODY]);
+const TS = Buffer.from([1, 1, 8, 10, 0, 0, 0x12, 0x34, 0, 0, 0, 9]);
+const V4: FrameSpec = { src: '10.0.0.1', dst: '10.0.0.2', sport: 40000, dport: 80, seq: 4242, ack: 77, flags: TCP_ACK | TCP_PSH, payload: REQUEST, tcpOptions: TS };
+const V6: FrameSpec = { ...V4, src: 'fd00::1', dst: 'fd00::2' };
+
+/** What the rest of the pipeline reads from a decoded packet. */
+function snapshot(p: Packet) {
+  return {
+    ipVersion: p.ipVersion,
+    src: [...p.src],
+    dst: [...p.dst],
+    srcPort: p.srcPort,
+    dstPort: p.dstPort,
+    seq: p.seq,
+    ack: p.ack,
+    flags: p.flags,
+    window: p.window,
+    payload: Buffer.from(p.buf.subarray(p.payloadOffset, p.payloadOffset + p.payloadLength)).toString('hex'),
+    payloadMissing: p.payloadMissing,
+    hasTimestamp: p.hasTimestamp,
+    tsVal: p.tsVal,
+  };
+}
+type Snapshot = ReturnType<typeof snapshot>;
+
+/** Decodes each frame from a reused "ring" buffer (overwritten between frames, as the ring is). */
+function feed(d: Decoder, frames: Buffer[]): Array<Snapshot | null> {
+  const ring = Buffer.alloc(70_000);
+  return frames.map((f) => {
+    ring.fill(0xee);
+    f.copy(ring, 16);
+    const p = d.decode(ring, 16, f.length, f.length);
+    return p && snapshot(p);
+  });
+}
+
+function whole(spec: FrameSpec): Snapshot {
+  const [s] = feed(new Decoder(80), [buildFrame(spec)]);
+  assert.ok(s);
+  return s;
+}
+
+function counts(d: Decoder): Record<string, number> {
+  const out: Record<string, number> = {};
+  ANOMALIES.forEach((a) => d.counters.anomaly(a) && (out[a] = d.counters.anomaly(a)));
+  SKIPS.forEach((s) => d.counters.skip(s) && (out[s] = d.counters.skip(s)));
+  return out;
+}
+
+/** The bytes after the IP header (no extension headers in these frames). */
+function ipPayload(frame: Buffer): Buffer {
+  return frame.subarray(frame[14] >> 4 === 4 ? 14 + 20 : 14 + 40);
+}
+
+function only(results: Array<Snapshot | null>): Snapshot | null {
+  const got = results.filter((r) => r !== null);
+  assert.ok(got.length <= 1, `${got.length} packets from one datagram`);
+  return got[0] ?? null;
+}
+
+for (const [family, spec] of [['IPv4', V4], ['IPv6', V6]] as const) {
+  test(`${family}: fragments in order reassemble to the unfragmented packet`, () => {
+    const d = new Decoder(80);
+    const frags = splitFrame(buildFrame(spec), 1208);
+    assert.equal(frags.length, 3);
+    const r = feed(d, frags);
+    assert.deepEqual(r.slice(0, 2), [null, null]);
+    assert.deepEqual(r[2], whole(spec));
+    assert.deepEqual(counts(d), { fragment_held: 2 });
+    assert.equal(d.fragments.reassembled, 1);
+    assert.equal(d.fragments.pending, 0);
+    assert.equal(d.fragments.heldBytes, 0);
+  });
+
+  test(`${family}: out of order, and duplicated fragments`, () => {
+    const frags = splitFrame(buildFrame(spec), 512);
+    const d = new Decoder(80);
+    assert.deepEqual(only(feed(d, [...frags].reverse())), whole(spec));
+    assert.deepEqual(counts(d), { fragment_held: frags.length - 1 });
+    const d2 = new Decoder(80);
+    const dup = [frags[3], frags[0], frags[3], frags[1], frags[0], frags[2], ...frags.slice(4)];
+    assert.deepEqual(only(feed(d2, dup)), whole(spec));
+    assert.deepEqual(counts(d2), { fragment_held: frags.length - 1, fragment_duplicate: 2 });
+    assert.equal(d2.fragments.heldBytes, 0);
+  });
+
+  test(`${family}: a conflicting overlap gives the datagram up, counted once`, () => {
+    const frame = buildFrame(spec);
+    const len = REQUEST.length + 32;
+    const evil = Buffer.from(ipPayload(frame).subarray(800, 2400));
+    evil[300] ^= 0xff; // byte 1100: inside the overlap with the first fragment
+    const cuts: FragmentCut[] = [{ start: 0, end: 1600 }, { start: 800, end: 2400, data: evil }, { start: 1600, end: len }];
+    const d = new Decoder(80);
+    assert.equal(only(feed(d, fragmentFrame(frame, cuts))), null);
+    assert.deepEqual(counts(d), { fragment_held: 1, fragment_overlap: 1, fragment_discarded: 1 });
+    assert.equal(d.fragments.heldBytes, 256, 'only the marker is left');
+  });
+
+  test(`${family}: a datagram past its deadline is given up; late fragments start afresh`, () => {
+    const d = new Decoder(80, { timeoutMs: 30_000 });
+    d.sweep(1_000);
+    const frags = splitFrame(buildFrame(spec), 1208);
+    feed(d, frags.slice(0, 2));
+    d.sweep(30_999);
+    assert.equal(d.fragments.pending, 1);
+    d.sweep(31_000);
+    assert.equal(d.fragments.pending, 0);
+    assert.equal(d.fragments.heldBytes, 0);
+    assert.equal(only(feed(d, frags.slice(2))), null);
+    assert.deepEqual(counts(d), { fragment_held: 3, fragment_timeout: 1 });
+  });
+}
+
+test('IPv4: an overlap with the same bytes is harmless', () => {
+  const len = REQUEST.length + 32;
+  const cuts: FragmentCut[] = [{ start: 0, end: 1600 }, { start: 800, end: 2400 }, { start: 8, end: 16 }, { start: 1600, end: len }];
+  const d = new Decoder(80);
+  assert.deepEqual(only(feed(d, fragmentFrame(buildFrame(V4), cuts))), whole(V4));
+  assert.deepEqual(counts(d), { fragment_held: 2, fragment_duplicate: 1 });
+});
+
+test('IPv6: any partial overlap gives the datagram up (RFC 5722); a contained copy is a duplicate', () => {
+  const len = REQUEST.length + 32;
+  const frame = buildFrame(V6);
+  const d = new Decoder(80);
+  const partial = fragmentFrame(frame, [{ start: 0, end: 1600 }, { start: 800, end: 2400 }, { start: 1600, end: len }]);
+  assert.equal(only(feed(d, partial)), null);
+  assert.deepEqual(counts(d), { fragment_held: 1, fragment_overlap: 1, fragment_discarded: 1 });
+  const d2 = new Decoder(80);
+  const contained = fragmentFrame(frame, [{ start: 0, end: 1600 }, { start: 800, end: 1600 }, { start: 1600, end: len }]);
+  assert.deepEqual(only(feed(d2, contained)), whole(V6));
+  assert.deepEqual(counts(d2), { fragment_held: 1, fragment_duplicate: 1 });
+});
+
+test('a discarded datagram is forgotten silently at its deadline', () => {
+  const d = new Decoder(80, { timeoutMs: 1000 });
+  d.sweep(0);
+  const frame = buildFrame(V4);
+  feed(d, fragmentFrame(frame, [{ start: 0, end: 16 }, { start: 8, end: 24, data: Buffer.alloc(16, 1) }]));
+  d.sweep(1000);
+  assert.deepEqual(counts(d), { fragment_held: 1, fragment_overlap: 1 });
+  assert.equal(d.fragments.pending, 0);
+  assert.equal(d.fragments.heldBytes, 0);
+});
+
+test('memcap: the oldest datagrams are given up, counted, and the cap holds', () => {
+  const cap = 10_000;
+  const d = new Decoder(80, { memcapBytes: cap });
+  const n = 12;
+  for (let id = 0; id < n; id++) {
+    feed(d, splitFrame(buildFrame({ ...V4, sport: 41000 + id }), 1208, id).slice(0, 1));
+    assert.ok(d.fragments.heldBytes <= cap, `${d.fragments.heldBytes} held`);
+  }
+  const c = counts(d);
+  assert.ok(c.fragment_memcap > 0);
+  assert.equal(c.fragment_memcap + d.fragments.pending, n, 'every datagram is either waiting or counted');
+  // The newest datagram survived and completes.
+  const last = splitFrame(buildFrame({ ...V4, sport: 41000 + n - 1 }), 1208, n - 1);
+  assert.deepEqual(only(feed(d, last.slice(1))), whole({ ...V4, sport: 41000 + n - 1 }));
+});
+
+test('malformed fragments give their datagram up under their own name', () => {
+  const frame = buildFrame(V4);
+  const len = REQUEST.length + 32;
+  const run = (frames: Buffer[], capCut = 0) => {
+    const d = new Decoder(80);
+    const ring = Buffer.alloc(70_000);
+    for (const f of frames) {
+      f.copy(ring);
+      d.decode(ring, 0, f.length - capCut, f.length);
+    }
+    return counts(d);
+  };
+  assert.deepEqual(run(fragmentFrame(frame, [{ start: 0, end: 13, more: true }])), { fragment_bad_length: 1 });
+  assert.deepEqual(run(fragmentFrame(frame, [{ start: 0, end: 16 }, { start: 24, end: 40, more: false }, { start: 40, end: 48, more: true }])), {
+    fragment_held: 2,
+    fragment_bad_length: 1,
+  });
+  assert.deepEqual(run(fragmentFrame(frame, [{ start: 1600, end: len }, { start: 8, end: 24, more: false }])), { fragment_held: 1, fragment_bad_length: 1 });
+  assert.deepEqual(run(fragmentFrame(frame, [{ start: 65528, end: 65528 + 16, data: Buffer.alloc(16), more: false }])), { fragment_too_big: 1 });
+  assert.deepEqual(run(fragmentFrame(frame, [{ start: 0, end: 1600 }]), 10), { fragment_truncated: 1 });
+  const tiny = Array.from({ length: 130 }, (_, i) => ({ start: i * 8, end: i * 8 + 8 }));
+  assert.deepEqual(run(fragmentFrame(frame, tiny)), { fragment_held: 128, fragment_too_many: 1, fragment_discarded: 1 });
+});
+
+test('a reassembled datagram goes through the port filter and the protocol check', () => {
+  const d = new Decoder(80);
+  assert.equal(only(feed(d, splitFrame(buildFrame({ ...V4, dport: 8080 }), 1208))), null);
+  const udp = buildFrame(V6);
+  udp[14 + 6] = 17;
+  assert.equal(only(feed(d, splitFrame(udp, 1208, 9))), null);
+  assert.deepEqual(counts(d), { fragment_held: 4, other_port: 1, not_tcp: 1 });
+  assert.equal(d.fragments.reassembled, 2);
+});
+
+test('IPv6 atomic fragment (RFC 6946): decoded as the whole packet, and counted', () => {
+  for (const spec of [V6, { ...V6, ipv6Ext: [0, 60] }]) {
+    const d = new Decoder(80);
+    const [p] = feed(d, [buildFrame({ ...spec, ipv6Fragment: { offset: 0, more: false } })]);
+    assert.deepEqual(p, whole(spec));
+    assert.deepEqual(counts(d), { ipv6_atomic_fragment: 1 });
+    assert.equal(d.fragments.pending, 0);
+  }
+});
+
+test('property: any split of a datagram, in any order, with duplicates, gives the same packet', () => {
+  const arb = fc.record({
+    v6: fc.boolean(),
+    size: fc.integer({ min: 1, max: REQUEST.length }),
+    cuts: fc.uniqueArray(fc.integer({ min: 1, max: 600 }), { maxLength: 40 }),
+    order: fc.array(fc.nat(), { maxLength: 60 }),
+    dups: fc.array(fc.nat(), { maxLength: 5 }),
+  });
+  fc.assert(
+    fc.property(arb, ({ v6, size, cuts, order, dups }) => {
+      const spec = { ...(v6 ? V6 : V4), payload: REQUEST.subarray(0, size) };
+      const frame = buildFrame(spec);
+      const len = size + 32;
+      const ends = [...new Set(cuts.map((c) => c * 8).filter((c) => c < len)), len].sort((a, b) => a - b);
+      fc.pre(ends.length > 1); // one piece is no fragment at all
+      const pieces = ends.map((e, i) => ({ start: i ? ends[i - 1] : 0, end: e }));
+      const frags = fragmentFrame(frame, pieces);
+      // Shuffle by the drawn order, then repeat some fragments before the last one goes in.
+      const shuffled = frags.map((f, i) => ({ f, k: order[i] ?? i })).sort((a, b) => a.k - b.k).map((x) => x.f);
+      const last = shuffled.pop()!;
+      const withDups = [...shuffled, ...dups.filter(() => shuffled.length > 0).map((k) => shuffled[k % shuffled.length]), last];
+      const d = new Decoder(80);
+      const r = feed(d, withDups);
+      assert.deepEqual(r[r.length - 1], whole(spec));
+      assert.equal(only(r) !== null, true);
+      const c = counts(d);
+      for (const a of ANOMALIES) assert.equal(c[a as Anomaly] ?? 0, 0, a);
+      assert.equal((c.fragment_held ?? 0) + (c.fragment_duplicate ?? 0), withDups.length - 1);
+      for (const s of ['not_ip', 'not_tcp', 'other_port', 'fragment_discarded'] as Skip[]) assert.equal(c[s] ?? 0, 0, s);
+      assert.equal(d.fragments.heldBytes, 0);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('property: IPv4 fragments overlapping with the same bytes, in any order, give the same packet', () => {
+  const arb = fc.record({
+    size: fc.integer({ min: 1, max: REQUEST.length }),
+    extra: fc.array(fc.tuple(fc.nat(500), fc.integer({ min: 1, max: 200 })), { maxLength: 12 }),
+    cuts: fc.uniqueArray(fc.integer({ min: 1, max: 500 }), { minLength: 1, maxLength: 10 }),
+    order: fc.array(fc.nat(), { maxLength: 40 }),
+  });
+  fc.assert(
+    fc.property(arb, ({ size, extra, cuts, order }) => {
+      const spec = { ...V4, payload: REQUEST.subarray(0, size) };
+      const len = size + 32;
+      const ends = [...new Set(cuts.map((c) => c * 8).filter((c) => c < len)), len].sort((a, b) => a - b);
+      fc.pre(ends.length > 1);
+      const pieces: FragmentCut[] = ends.map((e, i) => ({ start: i ? ends[i - 1] : 0, end: e }));
+      // Extra copies of arbitrary ranges (offsets on 8-byte units; only a last one may end oddly).
+      for (const [s8, n8] of extra) {
+        const start = Math.min(s8 * 8, Math.floor((len - 1) / 8) * 8);
+        const end = Math.min(len, start + n8 * 8);
+        if (start > 0 || end < len) pieces.push({ start, end }); // else it is no fragment
+      }
+      const frags = fragmentFrame(buildFrame(spec), pieces);
+      const shuffled = frags.map((f, i) => ({ f, k: order[i] ?? i })).sort((a, b) => a.k - b.k).map((x) => x.f);
+      const d = new Decoder(80);
+      // Copies left over after completion can make a second whole copy: a duplicate, as on the wire.
+      const got = feed(d, shuffled).filter((r) => r !== null);
+      assert.ok(got.length >= 1);
+      for (const g of got) assert.deepEqual(g, whole(spec));
+      for (const a of ANOMALIES) assert.equal(d.counters.anomaly(a), 0, a);
+    }),
+    { numRuns: 300 },
+  );
+});
