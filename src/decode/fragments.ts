@@ -4,8 +4,10 @@ import type { Packet } from './packet.js';
 /**
  * IPv4 (RFC 791) and IPv6 (RFC 8200 §4.5) fragment reassembly, for the frames the kernel has not
  * put together already (the main-thread ring and --pcap files; worker rings ask the kernel to
- * defragment). Held bytes are copies, bounded by a global cap; every datagram given up is counted
- * once under a fragment_* anomaly, and its later fragments as skips (fragment_discarded).
+ * defragment). Each datagram's bytes are copied into one buffer (4, 16 or 64 KiB, reused), whose
+ * size is charged against a global cap; the frame that completes it gets the datagram in place,
+ * with no further copy. Every datagram given up is counted once under a fragment_* anomaly, and
+ * its later fragments as skips (fragment_discarded).
  *
  * Overlaps: where a retransmitted fragment overlaps held bytes, the bytes must be equal, else the
  * server's copy is unknown (its OS kept one of them, or dropped the datagram): the datagram is
@@ -21,7 +23,8 @@ export interface FragmentOptions {
 }
 
 /**
- * 4 MiB holds 64 maximal datagrams at once, far more than TCP over fragments needs. 30 s is
+ * 4 MiB holds about 900 small (4 KiB) or 60 maximal datagrams at once, far more than TCP over
+ * fragments needs, where a datagram's fragments arrive within milliseconds of each other. 30 s is
  * Linux's ipfrag_time: the server gives up then, so we never give up what it could still complete.
  * (RFC 8200's 60 s for IPv6 would only hold memory longer: a TCP hole is skipped after
  * --hole-timeout anyway.)
@@ -29,28 +32,44 @@ export interface FragmentOptions {
 export const DEFAULT_FRAGMENT_OPTIONS: FragmentOptions = { memcapBytes: 4 << 20, timeoutMs: 30_000 };
 
 const MAX_DATAGRAM = 65535;
-/** Pieces held per datagram: a 64 KiB datagram at 576-byte MTU needs 117; more is an attack. */
-const MAX_PIECES = 128;
-/** Charged to the cap besides the bytes, so that many tiny fragments cannot hide their cost. */
-const PIECE_OVERHEAD = 64;
+/** Fragments stored per datagram: a 64 KiB datagram at 576-byte MTU needs 117; more is an attack. */
+const MAX_FRAGMENTS = 128;
+/** Charged to the cap besides the buffer, so that many tiny datagrams cannot hide their cost. */
 const DATAGRAM_OVERHEAD = 256;
+/** Room before the data for the longest IPv4 header, so a complete datagram needs no copy. */
+const HEADROOM = 60;
+/** Data room of the buffers a datagram grows through. */
+const SIZES = [4096, 16384, MAX_DATAGRAM];
+/** Free buffers kept for reuse, per size (about 0.5 MiB at most): allocating is the main cost. */
+const KEEP_FREE = [32, 8, 4];
 
-interface Piece {
-  start: number;
-  end: number;
-  data: Uint8Array;
+class BufferPool {
+  private readonly free: Buffer[][] = SIZES.map(() => []);
+
+  /** A buffer with HEADROOM plus at least `size` bytes; its contents are stale. */
+  take(size: number): Buffer {
+    let k = 0;
+    while (SIZES[k] < size) k++;
+    return this.free[k].pop() ?? Buffer.allocUnsafeSlow(HEADROOM + SIZES[k]);
+  }
+  give(b: Buffer): void {
+    const k = SIZES.indexOf(b.length - HEADROOM);
+    if (this.free[k].length < KEEP_FREE[k]) this.free[k].push(b);
+  }
 }
 
 class Datagram {
-  /** Sorted by start, never overlapping. */
-  pieces: Piece[] = [];
-  /** The offset-0 fragment's IPv4 header, or its IPv6 fixed header. */
-  header: Uint8Array | null = null;
+  /** HEADROOM bytes, then the data at its offsets; grown as later fragments need. */
+  buf: Buffer | null = null;
+  /** Data held, as [start, end) pairs: sorted, disjoint, not touching. */
+  ranges: number[] = [];
+  fragments = 0;
+  /** Length of the offset-0 fragment's IPv4 header, or 40 (the IPv6 fixed header), once in. */
+  headerLen = 0;
   /** IPv6: the offset-0 fragment's Next Header (RFC 8200 §4.5 uses only that one). */
   next = 0;
   /** End of the data, known once the last fragment (M=0) is in. */
   end = -1;
-  held = 0;
   charge = DATAGRAM_OVERHEAD;
   /** Given up and counted; kept until its deadline so later fragments are not counted again. */
   discarded = false;
@@ -62,6 +81,9 @@ class Datagram {
 
 export class FragmentReassembler {
   private readonly datagrams = new Map<string, Datagram>();
+  private readonly pool = new BufferPool();
+  /** The buffer of the datagram last returned: the caller may read it until the next call. */
+  private lent: Buffer | null = null;
   private bytes = 0;
   /** The last sweep's clock: one read per sweep, like the flow table. */
   private now = Date.now();
@@ -85,6 +107,7 @@ export class FragmentReassembler {
   /** Sets the clock and gives up datagrams past their deadline. */
   sweep(now: number): void {
     this.now = now;
+    this.release();
     // Insertion order is deadline order: stop at the first one still waiting.
     for (const [key, d] of this.datagrams) {
       if (d.deadline > now) break;
@@ -98,6 +121,20 @@ export class FragmentReassembler {
    * and whole payload, unfragmented, in an owned buffer), or null with the frame counted.
    */
   add(p: Packet): Uint8Array | null {
+    const lent = this.lent;
+    this.lent = null;
+    const out = this.addFragment(p);
+    // Only now: p.buf may be the datagram lent last time (IPv6 nested in IPv6).
+    if (lent !== null) this.pool.give(lent);
+    return out;
+  }
+
+  private release(): void {
+    if (this.lent !== null) this.pool.give(this.lent);
+    this.lent = null;
+  }
+
+  private addFragment(p: Packet): Uint8Array | null {
     const key = fragmentKey(p);
     let d = this.datagrams.get(key);
     if (d === undefined) {
@@ -114,7 +151,7 @@ export class FragmentReassembler {
       this.giveUp(d, problem);
       return null;
     }
-    if (d.end >= 0 && d.held === d.end && d.header !== null) return this.complete(key, d);
+    if (d.end >= 0 && d.headerLen > 0 && d.ranges.length === 2 && d.ranges[1] === d.end) return this.complete(key, d);
     if (problem === DUPLICATE) this.c.skips[S.fragment_duplicate]++;
     else this.c.skips[S.fragment_held]++;
     this.enforceCap(d);
@@ -131,44 +168,48 @@ export class FragmentReassembler {
     const covered = heldOverlap(d, s, e, data);
     if (covered < 0 || (d.version === 6 && covered > 0 && covered < e - s)) return A.fragment_overlap;
     if (covered < e - s) {
-      const gaps = uncovered(d, s, e, data);
-      if (d.pieces.length + gaps.length > MAX_PIECES) return A.fragment_too_many;
-      this.keep(d, gaps);
+      if (++d.fragments > MAX_FRAGMENTS) return A.fragment_too_many;
+      this.reserve(d, e);
+      d.buf!.set(data, HEADROOM + s); // bytes already held are equal: writing them again is harmless
+      addRange(d.ranges, s, e);
     }
     if (!p.fragMore) d.end = e;
-    if (s === 0 && d.header === null) {
-      const h = new Uint8Array(p.buf.subarray(p.l3Offset, d.version === 4 ? p.l4Offset : p.l3Offset + 40));
-      d.header = h;
+    if (s === 0 && d.headerLen === 0) {
+      d.headerLen = d.version === 4 ? p.l4Offset - p.l3Offset : 40;
+      this.reserve(d, e);
+      d.buf!.set(p.buf.subarray(p.l3Offset, p.l3Offset + d.headerLen), HEADROOM - d.headerLen);
       d.next = p.fragProto;
-      d.charge += h.length;
-      this.bytes += h.length;
     }
     return covered === e - s ? DUPLICATE : HELD;
   }
 
-  private keep(d: Datagram, gaps: Piece[]): void {
-    for (const g of gaps) {
-      d.pieces.push(g);
-      d.held += g.data.length;
-      d.charge += g.data.length + PIECE_OVERHEAD;
-      this.bytes += g.data.length + PIECE_OVERHEAD;
+  /** Makes room for data up to `end`, moving what is held to a bigger buffer if need be. */
+  private reserve(d: Datagram, end: number): void {
+    const old = d.buf;
+    if (old !== null && old.length - HEADROOM >= end) return;
+    const buf = this.pool.take(end);
+    const grown = buf.length - (old ? old.length : 0);
+    if (old !== null) {
+      old.copy(buf);
+      this.pool.give(old);
     }
-    d.pieces.sort((a, b) => a.start - b.start);
+    this.bytes += grown;
+    d.charge += grown;
+    d.buf = buf;
   }
 
   private complete(key: string, d: Datagram): Uint8Array | null {
-    const h = d.header!;
-    if (d.version === 4 && h.length + d.end > MAX_DATAGRAM) {
+    const h = d.headerLen;
+    if (d.version === 4 && h + d.end > MAX_DATAGRAM) {
       this.giveUp(d, A.fragment_too_big); // the offset-0 fragment's header was longer than the others'
       return null;
     }
-    this.remove(key, d);
+    this.remove(key, d, true);
     this.reassembled++;
-    const out = Buffer.allocUnsafe(h.length + d.end);
-    out.set(h, 0);
-    for (const pc of d.pieces) out.set(pc.data, h.length + pc.start);
+    this.lent = d.buf;
+    const out = d.buf!.subarray(HEADROOM - h, HEADROOM + d.end);
     if (d.version === 4) {
-      out.writeUInt16BE(h.length + d.end, 2);
+      out.writeUInt16BE(h + d.end, 2);
       out[6] &= 0xc0; // no more fragments, offset 0 (the checksum is stale: nothing here checks it)
       out[7] = 0;
     } else {
@@ -184,15 +225,17 @@ export class FragmentReassembler {
     this.c.anomalies[anomaly]++;
     this.bytes -= d.charge - DATAGRAM_OVERHEAD;
     d.charge = DATAGRAM_OVERHEAD;
-    d.pieces = [];
-    d.header = null;
-    d.held = 0;
+    if (d.buf !== null) this.pool.give(d.buf);
+    d.buf = null;
+    d.ranges = [];
     d.discarded = true;
   }
 
-  private remove(key: string, d: Datagram): void {
+  /** Forgets the datagram; its buffer goes back to the pool unless it was just completed. */
+  private remove(key: string, d: Datagram, lent = false): void {
     this.datagrams.delete(key);
     this.bytes -= d.charge;
+    if (d.buf !== null && !lent) this.pool.give(d.buf);
   }
 
   /** Over the cap: forget markers first, then the oldest datagrams, the current one last. */
@@ -237,38 +280,34 @@ function checkFragment(d: Datagram, p: Packet): number {
   if (p.fragMore) return d.end >= 0 && e > d.end ? A.fragment_bad_length : -1;
   // The last fragment: one end only, and nothing held beyond it.
   if (d.end >= 0 && e !== d.end) return A.fragment_bad_length;
-  const last = d.pieces.length ? d.pieces[d.pieces.length - 1].end : 0;
+  const last = d.ranges.length ? d.ranges[d.ranges.length - 1] : 0;
   return last > e ? A.fragment_bad_length : -1;
 }
 
 /** Bytes of [s, e) already held, or -1 if any of them differ from `data`. */
 function heldOverlap(d: Datagram, s: number, e: number, data: Uint8Array): number {
+  const r = d.ranges;
   let covered = 0;
-  for (const pc of d.pieces) {
-    if (pc.end <= s) continue;
-    if (pc.start >= e) break;
-    const from = Math.max(s, pc.start);
-    const to = Math.min(e, pc.end);
-    for (let i = from; i < to; i++) if (pc.data[i - pc.start] !== data[i - s]) return -1;
+  for (let i = 0; i < r.length && r[i] < e; i += 2) {
+    if (r[i + 1] <= s) continue;
+    const from = Math.max(s, r[i]);
+    const to = Math.min(e, r[i + 1]);
+    if (d.buf!.compare(data, from - s, to - s, HEADROOM + from, HEADROOM + to) !== 0) return -1;
     covered += to - from;
   }
   return covered;
 }
 
-/** Copies of the parts of [s, e) not held yet. */
-function uncovered(d: Datagram, s: number, e: number, data: Uint8Array): Piece[] {
-  const out: Piece[] = [];
-  let at = s;
-  for (const pc of d.pieces) {
-    if (at >= e) break;
-    if (pc.end <= at) continue;
-    if (pc.start > at) out.push(piece(at, Math.min(pc.start, e), s, data));
-    at = Math.max(at, pc.end);
+/** Adds [s, e) to sorted disjoint ranges, merging those it touches. */
+function addRange(r: number[], s: number, e: number): void {
+  let i = 0;
+  while (i < r.length && r[i + 1] < s) i += 2;
+  let j = i;
+  let lo = s;
+  let hi = e;
+  for (; j < r.length && r[j] <= e; j += 2) {
+    lo = Math.min(lo, r[j]);
+    hi = Math.max(hi, r[j + 1]);
   }
-  if (at < e) out.push(piece(at, e, s, data));
-  return out;
-}
-
-function piece(start: number, end: number, base: number, data: Uint8Array): Piece {
-  return { start, end, data: new Uint8Array(data.subarray(start - base, end - base)) };
+  r.splice(i, j - i, lo, hi);
 }

@@ -207,6 +207,33 @@ test('a reassembled datagram goes through the port filter and the protocol check
   assert.equal(d.fragments.reassembled, 2);
 });
 
+test('buffers are reused between datagrams without mixing their bytes', () => {
+  const d = new Decoder(80);
+  let seed = 11;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+  for (let i = 0; i < 40; i += 2) {
+    const specs = [i, i + 1].map((k) => ({ ...(k % 4 < 2 ? V4 : V6), sport: 42000 + k, payload: Buffer.from(Array.from({ length: 1500 + rnd(20000) }, () => rnd(256))) }));
+    const [a, b] = specs.map((sp, k) => splitFrame(buildFrame(sp), 1448, i + k));
+    const mixed = a.flatMap((f, k) => [f, ...(b[k] ? [b[k]] : [])]).concat(b.slice(a.length));
+    const got = feed(d, mixed).filter((r) => r !== null);
+    assert.equal(got.length, 2);
+    for (const g of got) assert.deepEqual(g, whole(specs[g.srcPort - 42000 - i]));
+  }
+  assert.equal(d.fragments.heldBytes, 0);
+  assert.equal(d.fragments.reassembled, 40);
+});
+
+test('IPv6: a fragment inside a reassembled datagram goes round again', () => {
+  const inner = splitFrame(buildFrame(V6), 1208, 1);
+  const outer = fragmentFrame(inner[0], [{ start: 0, end: 608 }, { start: 608, end: 1208 + 8 }], 2);
+  const d = new Decoder(80);
+  const r = feed(d, [...outer, inner[1], inner[2]]);
+  assert.deepEqual(r.slice(0, 3), [null, null, null]);
+  assert.deepEqual(r[3], whole(V6));
+  assert.deepEqual(counts(d), { fragment_held: 3 });
+  assert.equal(d.fragments.reassembled, 2);
+});
+
 test('IPv6 atomic fragment (RFC 6946): decoded as the whole packet, and counted', () => {
   for (const spec of [V6, { ...V6, ipv6Ext: [0, 60] }]) {
     const d = new Decoder(80);
