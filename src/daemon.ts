@@ -223,6 +223,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     await healthPort?.close();
     clearInterval(sweep);
     now = Date.now();
+    for (const dec of decoders) dec.closeAll();
     table.closeAll(now);
     responses?.closeAll(now);
     await replayer.drain(cfg.drainTimeoutMs);

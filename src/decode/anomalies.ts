@@ -29,6 +29,7 @@ export const ANOMALIES = [
   'fragment_overlap',
   'fragment_timeout',
   'fragment_memcap',
+  'fragment_incomplete',
 ] as const;
 export type Anomaly = (typeof ANOMALIES)[number];
 

@@ -27,6 +27,11 @@ export class Decoder {
     this.fragments.sweep(now);
   }
 
+  /** Capture ended: counts the datagrams still waiting for fragments (fragment_incomplete). */
+  closeAll(): void {
+    this.fragments.closeAll();
+  }
+
   decode(buf: Uint8Array, offset: number, capLen: number, wireLen: number): Packet | null {
     const p = this.packet;
     const c = this.counters;

@@ -116,6 +116,15 @@ export class FragmentReassembler {
     }
   }
 
+  /** Capture ended (shutdown, end of a pcap): what is still incomplete never will be. */
+  closeAll(): void {
+    for (const [key, d] of this.datagrams) {
+      if (!d.discarded) this.c.anomalies[A.fragment_incomplete]++;
+      this.remove(key, d);
+    }
+    this.release();
+  }
+
   /**
    * Takes the fragment the IP decoder left in `p`. Returns the datagram it completes (IP header
    * and whole payload, unfragmented, in an owned buffer), or null with the frame counted.

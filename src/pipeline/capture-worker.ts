@@ -94,6 +94,7 @@ async function main(): Promise<void> {
     error = errorInfo(e);
   }
   clearInterval(sweep);
+  decoder.closeAll();
   table.closeAll(Date.now());
   out.flush();
   port.postMessage(stats());

@@ -146,6 +146,17 @@ test('IPv6: any partial overlap gives the datagram up (RFC 5722); a contained co
   assert.deepEqual(counts(d2), { fragment_held: 1, fragment_duplicate: 1 });
 });
 
+test('capture ending counts the datagrams still incomplete, not the discarded ones', () => {
+  const d = new Decoder(80);
+  feed(d, splitFrame(buildFrame(V4), 1208).slice(1));
+  feed(d, splitFrame(buildFrame(V6), 1208).slice(0, 1));
+  feed(d, fragmentFrame(buildFrame(V4), [{ start: 0, end: 16 }, { start: 8, end: 24, data: Buffer.alloc(16, 1) }], 7));
+  d.closeAll();
+  assert.deepEqual(counts(d), { fragment_held: 4, fragment_overlap: 1, fragment_incomplete: 2 });
+  assert.equal(d.fragments.pending, 0);
+  assert.equal(d.fragments.heldBytes, 0);
+});
+
 test('a discarded datagram is forgotten silently at its deadline', () => {
   const d = new Decoder(80, { timeoutMs: 1000 });
   d.sweep(0);
