@@ -16,8 +16,8 @@ interface Case {
 }
 
 const GET = 'GET /api/items?id=1 HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n';
-/** NOP, NOP, timestamps: the options Linux puts on every segment. */
-const TS_OPTIONS = (i: number) => Buffer.from([1, 1, 8, 10, 0, 0, i >> 8 & 0xff, i & 0xff, 0, 0, 0, 7]);
+/** NOP, NOP, timestamps: the options Linux puts on every segment; its clocks start at random, so above 2^31 too. */
+const TS_OPTIONS = (i: number) => Buffer.from([1, 1, 8, 10, 0xc0, 0, i >> 8 & 0xff, i & 0xff, 0x7f, 0xff, 0, 7]);
 const CASES: Case[] = [
   { name: 'IPv4 small GET (~130 B)', spec: (i) => ({ src: '10.0.0.1', dst: '10.0.0.2', sport: 10000 + (i % 64), dport: 80, seq: i * 1000, payload: GET }) },
   { name: 'IPv4 GET + TCP timestamps', spec: (i) => ({ src: '10.0.0.1', dst: '10.0.0.2', sport: 10000 + (i % 64), dport: 80, seq: i * 1000, payload: GET, tcpOptions: TS_OPTIONS(i) }) },
