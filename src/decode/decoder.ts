@@ -46,6 +46,8 @@ export class Decoder {
       c.skips[S.not_ip]++;
       return null;
     }
+    // An IPv4 fragment names its protocol: other protocols are not worth the memory.
+    if (proto === IP_FRAGMENT && p.ipVersion === 4 && p.fragProto !== IPPROTO_TCP) proto = p.fragProto;
     // A reassembled IPv6 datagram may hold yet another fragment header: it goes round again.
     while (proto === IP_FRAGMENT) {
       const datagram = this.fragments.add(p);

@@ -4,14 +4,17 @@ import type { Packet } from './packet.js';
 /**
  * IPv4 (RFC 791) and IPv6 (RFC 8200 §4.5) fragment reassembly, for the frames the kernel has not
  * put together already (the main-thread ring and --pcap files; worker rings ask the kernel to
- * defragment). Each datagram's bytes are copied into one buffer (4, 16 or 64 KiB, reused), whose
- * size is charged against a global cap; the frame that completes it gets the datagram in place,
- * with no further copy. Every datagram given up is counted once under a fragment_* anomaly, and
- * its later fragments as skips (fragment_discarded).
+ * defragment). A datagram's bytes are copied into 2 KiB pages at their offsets, taken from a free
+ * list (allocating is what costs most), and the pages are what the global cap is charged: a tiny
+ * fragment far into a datagram costs one page, not 64 KiB. The frame that completes a datagram
+ * gets it copied out in one piece. Every datagram given up is counted once under a fragment_*
+ * anomaly, and its later fragments as skips (fragment_discarded).
  *
  * Overlaps: where a retransmitted fragment overlaps held bytes, the bytes must be equal, else the
  * server's copy is unknown (its OS kept one of them, or dropped the datagram): the datagram is
- * given up (fragment_overlap), and TCP's retransmission (or a counted stream gap) follows. IPv6
+ * given up (fragment_overlap), and TCP's retransmission (or a counted stream gap) follows. Equal
+ * bytes are safe either way: a server that dropped the datagram (Linux drops any partial overlap)
+ * gets a retransmission, which TCP reassembly takes as a duplicate. IPv6
  * goes further, as RFC 5722 requires of the server: any partial overlap gives the datagram up; a
  * fragment wholly inside held bytes is a duplicate (RFC 8200 §4.5 lets it be ignored).
  */
@@ -23,7 +26,7 @@ export interface FragmentOptions {
 }
 
 /**
- * 4 MiB holds about 900 small (4 KiB) or 60 maximal datagrams at once, far more than TCP over
+ * 4 MiB holds about 1,800 one-page or 63 maximal datagrams at once, far more than TCP over
  * fragments needs, where a datagram's fragments arrive within milliseconds of each other. 30 s is
  * Linux's ipfrag_time: the server gives up then, so we never give up what it could still complete.
  * (RFC 8200's 60 s for IPv6 would only hold memory longer: a TCP hole is skipped after
@@ -34,37 +37,55 @@ export const DEFAULT_FRAGMENT_OPTIONS: FragmentOptions = { memcapBytes: 4 << 20,
 const MAX_DATAGRAM = 65535;
 /** Fragments stored per datagram: a 64 KiB datagram at 576-byte MTU needs 117; more is an attack. */
 const MAX_FRAGMENTS = 128;
-/** Charged to the cap besides the buffer, so that many tiny datagrams cannot hide their cost. */
+/** Charged to the cap besides the pages, so that many tiny datagrams cannot hide their cost. */
 const DATAGRAM_OVERHEAD = 256;
-/** Room before the data for the longest IPv4 header, so a complete datagram needs no copy. */
+const PAGE_SHIFT = 11;
+const PAGE = 1 << PAGE_SHIFT;
+/** Free pages kept for reuse (512 KiB). */
+const KEEP_PAGES = 256;
+/** Room before the data for the longest IPv4 header. */
 const HEADROOM = 60;
-/** Data room of the buffers a datagram grows through. */
-const SIZES = [4096, 16384, MAX_DATAGRAM];
-/** Free buffers kept for reuse, per size (about 0.5 MiB at most): allocating is the main cost. */
-const KEEP_FREE = [32, 8, 4];
+/** Data room of the buffers complete datagrams are copied into (one lent at a time). */
+const OUT_SIZES = [4096, 16384, MAX_DATAGRAM];
 
-class BufferPool {
-  private readonly free: Buffer[][] = SIZES.map(() => []);
+/** Reused buffers: pages for held bytes, headers, and a few output buffers per size. */
+class Buffers {
+  private readonly pages: Buffer[] = [];
+  private readonly headers: Buffer[] = [];
+  private readonly outs: Buffer[][] = OUT_SIZES.map(() => []);
 
-  /** A buffer with HEADROOM plus at least `size` bytes; its contents are stale. */
-  take(size: number): Buffer {
-    let k = 0;
-    while (SIZES[k] < size) k++;
-    return this.free[k].pop() ?? Buffer.allocUnsafeSlow(HEADROOM + SIZES[k]);
+  page(): Buffer {
+    return this.pages.pop() ?? Buffer.allocUnsafeSlow(PAGE); // not pooled: it may be held for a while
   }
-  give(b: Buffer): void {
-    const k = SIZES.indexOf(b.length - HEADROOM);
-    if (this.free[k].length < KEEP_FREE[k]) this.free[k].push(b);
+  givePage(b: Buffer): void {
+    if (this.pages.length < KEEP_PAGES) this.pages.push(b);
+  }
+  header(): Buffer {
+    return this.headers.pop() ?? Buffer.allocUnsafeSlow(HEADROOM);
+  }
+  giveHeader(b: Buffer): void {
+    if (this.headers.length < KEEP_PAGES) this.headers.push(b);
+  }
+  /** HEADROOM plus at least `size` bytes; contents stale. */
+  out(size: number): Buffer {
+    let k = 0;
+    while (OUT_SIZES[k] < size) k++;
+    return this.outs[k].pop() ?? Buffer.allocUnsafeSlow(HEADROOM + OUT_SIZES[k]);
+  }
+  giveOut(b: Buffer): void {
+    const k = OUT_SIZES.indexOf(b.length - HEADROOM);
+    if (this.outs[k].length < 2) this.outs[k].push(b);
   }
 }
 
 class Datagram {
-  /** HEADROOM bytes, then the data at its offsets; grown as later fragments need. */
-  buf: Buffer | null = null;
+  /** Page i holds data bytes [i * PAGE, (i + 1) * PAGE); only where something is held. */
+  pages: Array<Buffer | undefined> = [];
   /** Data held, as [start, end) pairs: sorted, disjoint, not touching. */
   ranges: number[] = [];
   fragments = 0;
-  /** Length of the offset-0 fragment's IPv4 header, or 40 (the IPv6 fixed header), once in. */
+  /** The offset-0 fragment's IPv4 header, or its IPv6 fixed header. */
+  header: Buffer | null = null;
   headerLen = 0;
   /** IPv6: the offset-0 fragment's Next Header (RFC 8200 §4.5 uses only that one). */
   next = 0;
@@ -81,7 +102,7 @@ class Datagram {
 
 export class FragmentReassembler {
   private readonly datagrams = new Map<string, Datagram>();
-  private readonly pool = new BufferPool();
+  private readonly buffers = new Buffers();
   /** The buffer of the datagram last returned: the caller may read it until the next call. */
   private lent: Buffer | null = null;
   private bytes = 0;
@@ -108,9 +129,9 @@ export class FragmentReassembler {
   sweep(now: number): void {
     this.now = now;
     this.release();
-    // Insertion order is deadline order: stop at the first one still waiting.
+    // All of them (the cap keeps them few): a wall clock set back must not hide later deadlines.
     for (const [key, d] of this.datagrams) {
-      if (d.deadline > now) break;
+      if (d.deadline > now) continue;
       if (!d.discarded) this.c.anomalies[A.fragment_timeout]++;
       this.remove(key, d);
     }
@@ -134,12 +155,12 @@ export class FragmentReassembler {
     this.lent = null;
     const out = this.addFragment(p);
     // Only now: p.buf may be the datagram lent last time (IPv6 nested in IPv6).
-    if (lent !== null) this.pool.give(lent);
+    if (lent !== null) this.buffers.giveOut(lent);
     return out;
   }
 
   private release(): void {
-    if (this.lent !== null) this.pool.give(this.lent);
+    if (this.lent !== null) this.buffers.giveOut(this.lent);
     this.lent = null;
   }
 
@@ -158,12 +179,13 @@ export class FragmentReassembler {
     const problem = this.insert(d, p);
     if (problem >= 0) {
       this.giveUp(d, problem);
+      this.enforceCap(key, d); // a new marker costs too
       return null;
     }
-    if (d.end >= 0 && d.headerLen > 0 && d.ranges.length === 2 && d.ranges[1] === d.end) return this.complete(key, d);
+    if (d.end >= 0 && d.header !== null && d.ranges.length === 2 && d.ranges[1] === d.end) return this.complete(key, d);
     if (problem === DUPLICATE) this.c.skips[S.fragment_duplicate]++;
     else this.c.skips[S.fragment_held]++;
-    this.enforceCap(d);
+    this.enforceCap(key, d);
     return null;
   }
 
@@ -178,33 +200,34 @@ export class FragmentReassembler {
     if (covered < 0 || (d.version === 6 && covered > 0 && covered < e - s)) return A.fragment_overlap;
     if (covered < e - s) {
       if (++d.fragments > MAX_FRAGMENTS) return A.fragment_too_many;
-      this.reserve(d, e);
-      d.buf!.set(data, HEADROOM + s); // bytes already held are equal: writing them again is harmless
+      this.write(d, s, data); // bytes already held are equal: writing them again is harmless
       addRange(d.ranges, s, e);
     }
     if (!p.fragMore) d.end = e;
-    if (s === 0 && d.headerLen === 0) {
+    if (s === 0 && d.header === null) {
       d.headerLen = d.version === 4 ? p.l4Offset - p.l3Offset : 40;
-      this.reserve(d, e);
-      d.buf!.set(p.buf.subarray(p.l3Offset, p.l3Offset + d.headerLen), HEADROOM - d.headerLen);
+      d.header = this.buffers.header();
+      d.header.set(p.buf.subarray(p.l3Offset, p.l3Offset + d.headerLen));
       d.next = p.fragProto;
     }
     return covered === e - s ? DUPLICATE : HELD;
   }
 
-  /** Makes room for data up to `end`, moving what is held to a bigger buffer if need be. */
-  private reserve(d: Datagram, end: number): void {
-    const old = d.buf;
-    if (old !== null && old.length - HEADROOM >= end) return;
-    const buf = this.pool.take(end);
-    const grown = buf.length - (old ? old.length : 0);
-    if (old !== null) {
-      old.copy(buf);
-      this.pool.give(old);
+  /** Copies `data` to offset `s` of the datagram, page by page. */
+  private write(d: Datagram, s: number, data: Uint8Array): void {
+    const e = s + data.length;
+    for (let at = s; at < e; ) {
+      const i = at >> PAGE_SHIFT;
+      const to = Math.min(e, (i + 1) * PAGE);
+      let page = d.pages[i];
+      if (page === undefined) {
+        page = d.pages[i] = this.buffers.page();
+        d.charge += PAGE;
+        this.bytes += PAGE;
+      }
+      page.set(data.subarray(at - s, to - s), at - i * PAGE);
+      at = to;
     }
-    this.bytes += grown;
-    d.charge += grown;
-    d.buf = buf;
   }
 
   private complete(key: string, d: Datagram): Uint8Array | null {
@@ -213,10 +236,13 @@ export class FragmentReassembler {
       this.giveUp(d, A.fragment_too_big); // the offset-0 fragment's header was longer than the others'
       return null;
     }
-    this.remove(key, d, true);
+    const buf = this.buffers.out(d.end);
+    d.header!.copy(buf, HEADROOM - h, 0, h);
+    for (let i = 0; i * PAGE < d.end; i++) buf.set(d.pages[i]!.subarray(0, Math.min(PAGE, d.end - i * PAGE)), HEADROOM + i * PAGE);
+    this.remove(key, d);
     this.reassembled++;
-    this.lent = d.buf;
-    const out = d.buf!.subarray(HEADROOM - h, HEADROOM + d.end);
+    this.lent = buf;
+    const out = buf.subarray(HEADROOM - h, HEADROOM + d.end);
     if (d.version === 4) {
       out.writeUInt16BE(h + d.end, 2);
       out[6] &= 0xc0; // no more fragments, offset 0 (the checksum is stale: nothing here checks it)
@@ -229,39 +255,45 @@ export class FragmentReassembler {
     return out;
   }
 
+  private freePages(d: Datagram): void {
+    for (const page of d.pages) if (page !== undefined) this.buffers.givePage(page);
+    d.pages = [];
+    if (d.header !== null) this.buffers.giveHeader(d.header);
+    d.header = null;
+  }
+
   /** Counts the datagram once and forgets its bytes; it stays as a marker until its deadline. */
   private giveUp(d: Datagram, anomaly: number): void {
     this.c.anomalies[anomaly]++;
     this.bytes -= d.charge - DATAGRAM_OVERHEAD;
     d.charge = DATAGRAM_OVERHEAD;
-    if (d.buf !== null) this.pool.give(d.buf);
-    d.buf = null;
+    this.freePages(d);
     d.ranges = [];
     d.discarded = true;
   }
 
-  /** Forgets the datagram; its buffer goes back to the pool unless it was just completed. */
-  private remove(key: string, d: Datagram, lent = false): void {
+  private remove(key: string, d: Datagram): void {
     this.datagrams.delete(key);
     this.bytes -= d.charge;
-    if (d.buf !== null && !lent) this.pool.give(d.buf);
+    this.freePages(d);
   }
 
   /** Over the cap: forget markers first, then the oldest datagrams, the current one last. */
-  private enforceCap(current: Datagram): void {
+  private enforceCap(key: string, current: Datagram): void {
     const cap = this.opts.memcapBytes;
-    if (this.bytes <= cap) return;
-    for (const [key, d] of this.datagrams) {
-      if (d.discarded && d !== current) this.remove(key, d);
+    for (const [k, d] of this.datagrams) {
       if (this.bytes <= cap) return;
+      if (d.discarded) this.remove(k, d); // at worst its late fragments count once more
     }
-    for (const [key, d] of this.datagrams) {
+    for (const [k, d] of this.datagrams) {
+      if (this.bytes <= cap) return;
       if (d === current) continue;
       this.c.anomalies[A.fragment_memcap]++;
-      this.remove(key, d);
-      if (this.bytes <= cap) return;
+      this.remove(k, d);
     }
-    this.giveUp(current, A.fragment_memcap);
+    if (this.bytes <= cap || this.datagrams.get(key) !== current) return;
+    this.c.anomalies[A.fragment_memcap]++; // a cap smaller than this one datagram
+    this.remove(key, current);
   }
 }
 
@@ -301,10 +333,21 @@ function heldOverlap(d: Datagram, s: number, e: number, data: Uint8Array): numbe
     if (r[i + 1] <= s) continue;
     const from = Math.max(s, r[i]);
     const to = Math.min(e, r[i + 1]);
-    if (d.buf!.compare(data, from - s, to - s, HEADROOM + from, HEADROOM + to) !== 0) return -1;
+    if (!sameBytes(d, from, to, data, s)) return -1;
     covered += to - from;
   }
   return covered;
+}
+
+/** Whether held bytes [from, to) equal data's bytes there (data starts at offset s). */
+function sameBytes(d: Datagram, from: number, to: number, data: Uint8Array, s: number): boolean {
+  for (let at = from; at < to; ) {
+    const i = at >> PAGE_SHIFT;
+    const end = Math.min(to, (i + 1) * PAGE);
+    if (d.pages[i]!.compare(data, at - s, end - s, at - i * PAGE, end - i * PAGE) !== 0) return false;
+    at = end;
+  }
+  return true;
 }
 
 /** Adds [s, e) to sorted disjoint ranges, merging those it touches. */
