@@ -151,6 +151,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   });
   const sweep = setInterval(() => {
     now = captureClock(sources, now);
+    for (const dec of decoders) dec.sweep(now);
     table.sweep(now);
     if (responses) {
       responses.sweep(now);
@@ -234,6 +235,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
     await healthPort?.close();
     clearInterval(sweep);
     now = Date.now();
+    for (const dec of decoders) dec.closeAll();
     table.closeAll(now);
     responses?.closeAll(now);
     await replayer.drain(cfg.drainTimeoutMs);

@@ -2,6 +2,11 @@
  * Every way a frame can fail to decode, by name. A malformed frame is counted here and skipped;
  * it never throws out of the capture loop. Counting is an array increment so it costs nothing
  * per packet; the metrics stage reads the array when scraped.
+ *
+ * `fragment_*` count IP datagrams given up by reassembly (fragments.ts), once per datagram.
+ * `ipv6_atomic_fragment` is the one anomaly that drops nothing: a fragment header that was not
+ * needed (offset 0, no more fragments; RFC 6946), decoded as the whole packet it is. It is
+ * unusual enough to show (Suricata's "unneeded fragment header").
  */
 export const ANOMALIES = [
   'eth_truncated',
@@ -11,18 +16,30 @@ export const ANOMALIES = [
   'ipv4_bad_version',
   'ipv4_bad_header_length',
   'ipv4_bad_total_length',
-  'ipv4_fragment',
   'ipv6_truncated',
   'ipv6_ext_truncated',
-  'ipv6_fragment',
+  'ipv6_atomic_fragment',
   'ipv6_too_many_ext',
   'tcp_truncated',
   'tcp_bad_data_offset',
+  'fragment_bad_length',
+  'fragment_truncated',
+  'fragment_too_big',
+  'fragment_too_many',
+  'fragment_overlap',
+  'fragment_timeout',
+  'fragment_memcap',
+  'fragment_incomplete',
 ] as const;
 export type Anomaly = (typeof ANOMALIES)[number];
 
-/** Frames that are well formed but not ours: counted apart so they never look like errors. */
-export const SKIPS = ['not_ip', 'not_tcp', 'other_port'] as const;
+/**
+ * Well-formed frames not handed on by themselves, counted apart so they never look like errors:
+ * not ours, or fragments whose bytes are handed on (or counted) with their datagram.
+ * fragment_held: kept until its datagram is whole; fragment_duplicate: bytes already held;
+ * fragment_discarded: its datagram was already given up (and counted under a fragment_* anomaly).
+ */
+export const SKIPS = ['not_ip', 'not_tcp', 'other_port', 'fragment_held', 'fragment_duplicate', 'fragment_discarded'] as const;
 export type Skip = (typeof SKIPS)[number];
 
 const anomalyIndex = new Map<string, number>(ANOMALIES.map((a, i) => [a, i]));

@@ -1,18 +1,36 @@
 import { S, DecodeCounters } from './anomalies.js';
 import { decodeEthernet, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from './ethernet.js';
+import { DEFAULT_FRAGMENT_OPTIONS, FragmentReassembler, type FragmentOptions } from './fragments.js';
 import { decodeIpv4, IPPROTO_TCP } from './ipv4.js';
 import { decodeIpv6 } from './ipv6.js';
-import { Packet } from './packet.js';
+import { IP_FRAGMENT, Packet } from './packet.js';
 import { decodeTcp } from './tcp.js';
 
 /**
  * Runs the layers in order over one frame and fills the reused Packet. Returns the packet when
- * it is a TCP segment from or to `port`, else null (counted as an anomaly or a skip).
+ * it is a TCP segment from or to `port`, else null (counted as an anomaly or a skip). A fragment
+ * is held until it completes its datagram; the frame that does returns the whole datagram.
  */
 export class Decoder {
   readonly counters = new DecodeCounters();
+  readonly fragments: FragmentReassembler;
   private readonly packet = new Packet();
-  constructor(private readonly port: number) {}
+  constructor(
+    private readonly port: number,
+    fragmentOptions: Partial<FragmentOptions> = {},
+  ) {
+    this.fragments = new FragmentReassembler(this.counters, { ...DEFAULT_FRAGMENT_OPTIONS, ...fragmentOptions });
+  }
+
+  /** Sets the clock for fragment timeouts and gives up the stale ones; call it with the table's sweep. */
+  sweep(now: number): void {
+    this.fragments.sweep(now);
+  }
+
+  /** Capture ended: counts the datagrams still waiting for fragments (fragment_incomplete). */
+  closeAll(): void {
+    this.fragments.closeAll();
+  }
 
   decode(buf: Uint8Array, offset: number, capLen: number, wireLen: number): Packet | null {
     const p = this.packet;
@@ -28,6 +46,14 @@ export class Decoder {
       c.skips[S.not_ip]++;
       return null;
     }
+    // An IPv4 fragment names its protocol: other protocols are not worth the memory.
+    if (proto === IP_FRAGMENT && p.ipVersion === 4 && p.fragProto !== IPPROTO_TCP) proto = p.fragProto;
+    // A reassembled IPv6 datagram may hold yet another fragment header: it goes round again.
+    while (proto === IP_FRAGMENT) {
+      const datagram = this.fragments.add(p);
+      if (datagram === null) return null;
+      proto = this.decodeDatagram(p, datagram);
+    }
     if (proto < 0) return null;
     if (proto !== IPPROTO_TCP) {
       c.skips[S.not_tcp]++;
@@ -39,5 +65,14 @@ export class Decoder {
       return null;
     }
     return p;
+  }
+
+  /** Points the packet at a reassembled datagram and decodes its IP header again. */
+  private decodeDatagram(p: Packet, datagram: Uint8Array): number {
+    p.buf = datagram;
+    p.l3Offset = 0;
+    p.capEnd = datagram.length;
+    p.wireMissing = 0;
+    return p.ipVersion === 4 ? decodeIpv4(p, this.counters) : decodeIpv6(p, this.counters);
   }
 }

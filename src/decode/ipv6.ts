@@ -1,5 +1,5 @@
 import { A, type DecodeCounters } from './anomalies.js';
-import type { Packet } from './packet.js';
+import { IP_FRAGMENT, type Packet } from './packet.js';
 
 const MAX_EXT_HEADERS = 8;
 
@@ -9,8 +9,9 @@ function word(b: Uint8Array, o: number): number {
 
 /**
  * IPv6, walking past hop-by-hop (0), routing (43), destination options (60) and AH (51)
- * headers. Fragments (44) are counted and skipped like IPv4 fragments. Returns the upper-layer
- * protocol, or -1.
+ * headers, and atomic fragment headers (44 with offset 0 and M=0, RFC 6946: a whole packet).
+ * Returns the upper-layer protocol, -1, or IP_FRAGMENT for a real fragment (fields in p.frag*,
+ * l4Offset just past the fragment header).
  */
 export function decodeIpv6(p: Packet, c: DecodeCounters): number {
   const b = p.buf;
@@ -39,10 +40,11 @@ export function decodeIpv6(p: Packet, c: DecodeCounters): number {
       return -1;
     }
     if (next === 44) {
-      c.anomalies[A.ipv6_fragment]++;
-      return -1;
+      const fo = (b[pos + 2] << 8) | b[pos + 3]; // offset << 3 | 2 reserved bits | M
+      if ((fo & 0xfff9) !== 0) return fragment(p, b, off, pos, payloadLen, fo);
+      c.anomalies[A.ipv6_atomic_fragment]++;
     }
-    const len = next === 51 ? (b[pos + 1] + 2) * 4 : (b[pos + 1] + 1) * 8;
+    const len = next === 51 ? (b[pos + 1] + 2) * 4 : next === 44 ? 8 : (b[pos + 1] + 1) * 8;
     next = b[pos];
     pos += len;
   }
@@ -54,4 +56,15 @@ export function decodeIpv6(p: Packet, c: DecodeCounters): number {
   p.ipEnd = off + 40 + payloadLen;
   p.l4Offset = pos;
   return next;
+}
+
+function fragment(p: Packet, b: Uint8Array, off: number, pos: number, payloadLen: number, fo: number): number {
+  p.ipVersion = 6;
+  p.ipEnd = off + 40 + payloadLen;
+  p.l4Offset = pos + 8;
+  p.fragProto = b[pos];
+  p.fragOffset = fo & 0xfff8;
+  p.fragMore = (fo & 1) !== 0;
+  p.fragId = word(b, pos + 4);
+  return IP_FRAGMENT;
 }

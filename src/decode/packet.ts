@@ -1,7 +1,8 @@
 /**
  * The decoded view of one frame, filled in place by the layer decoders and reused for every
  * frame: no allocation per packet. Offsets point into `buf`, which is valid only while the
- * capture source's onFrame call runs.
+ * capture source's onFrame call runs. For a datagram reassembled from IP fragments, `buf` is an
+ * owned buffer holding just that datagram (l3Offset 0); it too is only for the current call.
  */
 export class Packet {
   buf: Uint8Array = new Uint8Array(0);
@@ -21,6 +22,16 @@ export class Packet {
   readonly dst = new Uint32Array(4);
   /** End of the IP datagram as announced by its header (may exceed capEnd when cut short). */
   ipEnd = 0;
+
+  /**
+   * Set by the IP decoders only for a fragment (they then return IP_FRAGMENT): its data is
+   * [l4Offset, ipEnd) at byte fragOffset of the original datagram's payload.
+   */
+  fragId = 0;
+  fragOffset = 0;
+  fragMore = false;
+  /** IPv4 protocol, or IPv6 Next Header in the fragment header. */
+  fragProto = 0;
 
   l4Offset = 0;
   srcPort = 0;
@@ -48,3 +59,6 @@ export const TCP_SYN = 0x02;
 export const TCP_RST = 0x04;
 export const TCP_PSH = 0x08;
 export const TCP_ACK = 0x10;
+
+/** Returned by the IP decoders for a fragment of a bigger datagram (beyond any protocol number). */
+export const IP_FRAGMENT = 256;

@@ -32,5 +32,50 @@ export function decodeTcp(p: Packet, c: DecodeCounters): boolean {
   const end = p.ipEnd < p.capEnd ? p.ipEnd : p.capEnd;
   p.payloadLength = end - p.payloadOffset;
   p.payloadMissing = p.ipEnd - end;
+  p.hasTimestamp = false;
+  p.tsVal = p.tsEcr = 0;
+  p.signed = false;
+  if (dataOff === 32 && b[off + 20] === 1 && b[off + 21] === 1 && b[off + 22] === 8 && b[off + 23] === 10) {
+    // NOP, NOP, timestamps: what Linux puts on nearly every segment (its tcp_fast_parse_options).
+    timestamps(p, b, off + 22);
+  } else if (dataOff > 20) {
+    decodeTcpOptions(p, b, off + 20, off + dataOff);
+  }
   return true;
+}
+
+function timestamps(p: Packet, b: Uint8Array, pos: number): void {
+  p.hasTimestamp = true;
+  p.tsVal = ((b[pos + 2] << 24) | (b[pos + 3] << 16) | (b[pos + 4] << 8) | b[pos + 5]) >>> 0;
+  p.tsEcr = ((b[pos + 6] << 24) | (b[pos + 7] << 16) | (b[pos + 8] << 8) | b[pos + 9]) >>> 0;
+}
+
+const OPT_EOL = 0;
+const OPT_NOP = 1;
+const OPT_TIMESTAMP = 8;
+const OPT_MD5 = 19;
+const OPT_AO = 29;
+
+/**
+ * Timestamps (RFC 7323) and signatures (MD5 RFC 2385, AO RFC 5925), with the lengths Linux
+ * accepts. An option that is too short or runs past the header ends parsing, as in Linux's
+ * tcp_parse_options: the options are unreadable but the segment's payload is still valid.
+ */
+function decodeTcpOptions(p: Packet, b: Uint8Array, pos: number, end: number): void {
+  while (pos < end) {
+    const kind = b[pos];
+    if (kind === OPT_EOL) return;
+    if (kind === OPT_NOP) {
+      pos++;
+      continue;
+    }
+    if (end - pos < 2) return;
+    const len = b[pos + 1];
+    if (len < 2 || len > end - pos) return;
+    if (kind === OPT_TIMESTAMP && len === 10) timestamps(p, b, pos);
+    else if ((kind === OPT_MD5 && len === 18) || (kind === OPT_AO && len >= 4)) {
+      p.signed = true;
+    }
+    pos += len;
+  }
 }

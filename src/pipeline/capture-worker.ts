@@ -83,6 +83,7 @@ async function main(): Promise<void> {
   });
   const sweep = setInterval(() => {
     now = captureClock([ring], now);
+    decoder.sweep(now);
     table.sweep(now);
     port.postMessage(stats());
   }, SWEEP_MS);
@@ -105,6 +106,7 @@ async function main(): Promise<void> {
     error = errorInfo(e);
   }
   clearInterval(sweep);
+  decoder.closeAll();
   table.closeAll(Date.now());
   out.flush();
   port.postMessage(stats());

@@ -78,8 +78,8 @@ test('malformed frames are counted by name, never thrown', () => {
   const badVer = Buffer.from(good); badVer[14] = 0x55; cases.push(['ipv4_bad_version', badVer]);
   const badIhl = Buffer.from(good); badIhl[14] = 0x42; cases.push(['ipv4_bad_header_length', badIhl]);
   const badTot = Buffer.from(good); badTot.writeUInt16BE(10, 16); cases.push(['ipv4_bad_total_length', badTot]);
-  cases.push(['ipv4_fragment', buildFrame({ ...base, ipv4Fragment: { offset: 10, more: false } })]);
-  cases.push(['ipv6_fragment', buildFrame({ ...base, src: 'fd00::1', dst: 'fd00::2', ipv6Fragment: { offset: 0, more: true } })]);
+  cases.push(['fragment_truncated', buildFrame({ ...base, ipv4Fragment: { offset: 10, more: false } }).subarray(0, 14 + 20 + 8)]);
+  cases.push(['fragment_bad_length', buildFrame({ ...base, src: 'fd00::1', dst: 'fd00::2', ipv6Fragment: { offset: 0, more: true } })]);
   cases.push(['ipv6_truncated', buildFrame({ ...base, src: 'fd00::1', dst: 'fd00::2' }).subarray(0, 40)]);
   cases.push(['vlan_too_deep', buildFrame({ ...base, vlans: [1, 2, 3] })]);
   const badOff = Buffer.from(good); badOff[14 + 20 + 12] = 0x30; cases.push(['tcp_bad_data_offset', badOff]);

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Decoder } from '../../src/decode/decoder.js';
+import { DEFAULT_FRAGMENT_OPTIONS } from '../../src/decode/fragments.js';
 import { HttpRequestParser } from '../../src/http/parser.js';
 import { DEFAULT_HTTP_LIMITS, type HttpParserLimits } from '../../src/http/types.js';
 import { FlowTable } from '../../src/reassemble/table.js';
@@ -135,6 +136,7 @@ export function fuzzDecoder(count: number, seed: number): FuzzReport {
   const r = new Rng(seed);
   const seeds = pcapFrames();
   const dec = new Decoder(80);
+  dec.sweep(0);
   let dropped = 0;
   const limits: HttpParserLimits = { maxRequestLineBytes: 256, maxHeaderBytes: 1024, maxHeaderCount: 20, maxBodyBytes: 4096 };
   const memcap = 64 * 1024;
@@ -153,14 +155,21 @@ export function fuzzDecoder(count: number, seed: number): FuzzReport {
     const p = dec.decode(scratch, off, cap, wire);
     if (p) {
       accepted++;
-      if (p.payloadLength < 0 || p.payloadMissing < 0 || p.payloadOffset < off || p.payloadOffset + p.payloadLength > off + cap) {
+      // A datagram reassembled from fragments lies in its own buffer.
+      const [lo, hi] = p.buf === scratch ? [off, off + cap] : [0, p.buf.length];
+      if (p.payloadLength < 0 || p.payloadMissing < 0 || p.payloadOffset < lo || p.payloadOffset + p.payloadLength > hi) {
         throw new Error(`decoder view outside the frame (seed ${seed}, input ${i}): ${input.toString('hex')}`);
       }
       table.onPacket(p, i);
       if (table.heldBytes > memcap) throw new Error(`held ${table.heldBytes} > memcap (seed ${seed}, input ${i})`);
     }
-    if (i % 1000 === 999) table.sweep(i);
+    if (dec.fragments.heldBytes > DEFAULT_FRAGMENT_OPTIONS.memcapBytes) throw new Error(`fragments hold ${dec.fragments.heldBytes} (seed ${seed}, input ${i})`);
+    if (i % 1000 === 999) {
+      dec.sweep(i * 100); // fragments time out after 30 "s": every 300k inputs
+      table.sweep(i);
+    }
   }
+  dec.closeAll();
   table.closeAll(count);
   return { inputs: count, accepted, dropped };
 }
