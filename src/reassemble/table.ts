@@ -237,7 +237,7 @@ export class FlowTable {
         if (f.closed) {
           if (now - f.closedAt > o.closedLingerMs) this.unlink(f);
         } else if (now - f.lastSeen > o.idleTimeoutMs) {
-          this.close(f, now, E.flows_expired);
+          this.end(f, now);
           this.unlink(f);
         } else if ((f.held.length || f.finSeen) && now - f.holeSince > o.holeTimeoutMs) {
           this.giveUpHole(f, now);
@@ -266,12 +266,21 @@ export class FlowTable {
     }
   }
 
+  /**
+   * The flow ends with no more segments to come (idle, shutdown, end of a pcap): its holes will
+   * never fill, so give them up first; what lies behind them is parsed and what is lost counted.
+   */
+  private end(f: Flow, now: number): void {
+    while (!f.closed && (f.held.length || (f.finSeen && seqDiff(f.finSeq, f.nextSeq) > 0))) this.giveUpHole(f, now);
+    if (!f.closed) this.close(f, now, E.flows_expired);
+  }
+
   /** End every flow (shutdown, or end of a pcap file). */
   closeAll(now: number): void {
     for (const head of [...this.buckets.values()]) {
       for (let f: Flow | null = head; f; ) {
         const nextF: Flow | null = f.next;
-        if (!f.closed) this.close(f, now, E.flows_expired);
+        if (!f.closed) this.end(f, now);
         this.unlink(f);
         f = nextF;
       }

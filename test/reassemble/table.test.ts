@@ -212,6 +212,21 @@ test('a hole that never fills is given up after the timeout', () => {
   assert.equal(table.heldBytes, 0);
 });
 
+test('a flow ended while holes are open (end of capture, idle): the holes are given up first, so what lies behind them is delivered and the loss counted', () => {
+  for (const how of ['closeAll', 'idle'] as const) {
+    const { sinks, feed, table } = harness({ holeTimeoutMs: 1000, idleTimeoutMs: 5000 });
+    feed({ seq: 0, flags: TCP_SYN }, 0);
+    feed({ seq: 1, data: 'aaaa' }, 0);
+    feed({ seq: 9, data: 'cccc' }, 10);
+    feed({ seq: 17, data: 'eeee', flags: TCP_ACK | TCP_FIN }, 10);
+    if (how === 'closeAll') table.closeAll(20);
+    else table.sweep(500), table.sweep(20_000);
+    assert.equal(sinks[0].text, 'aaaa<gap 4>cccc<gap 4>eeee', how);
+    assert.equal(sinks[0].ended, 1, how);
+    assert.equal(table.heldBytes, 0, how);
+  }
+});
+
 test('per-flow cap: the oldest hole is given up, visibly', () => {
   const { sinks, feed, table } = harness({ maxFlowBufferBytes: 10 });
   feed({ seq: 0, flags: TCP_SYN });
