@@ -125,7 +125,13 @@ for (const kind of ['refused', 'blackhole', 'slow', 'reset-mid-response', '503']
       assert.ok(lost('queue_full') > 0, 'queue_full counted');
     }
     if (kind === 'reset-mid-response') assert.ok(lost('upstream_error') > 0);
-    if (kind === '503') assert.equal(out.get(out.statuses, `${badUrl} 5xx`), 2000);
+    if (kind === '503') {
+      // Answered, so counted by status, never as an error; on a loaded machine some may still
+      // meet the faulty destination's small queue full.
+      assert.equal(out.get(out.statuses, `${badUrl} 5xx`) + lost('queue_full'), 2000);
+      assert.ok(out.get(out.statuses, `${badUrl} 5xx`) > 1000);
+      assert.equal(lost('upstream_error') + lost('timeout') + lost('connect_error'), 0);
+    }
   });
 }
 
