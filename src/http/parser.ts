@@ -233,6 +233,9 @@ export class HttpRequestParser {
    * every request still delimited, and every other byte, is dropped under this reason.
    */
   private muted: HttpDropReason | null = null;
+  /** Requests emitted on this connection and their bytes: the mean sizes what a gap swallowed. */
+  private seenRequests = 0;
+  private seenBytes = 0;
   /** The next request was already counted (taint between requests): its drop becomes skipped bytes. */
   private precounted = false;
   /** The current request ends the connection (Connection: close, or HTTP/1.0 without keep-alive). */
@@ -300,10 +303,11 @@ export class HttpRequestParser {
     this.expectWaiting = false;
     const reason = GAP_REASON[cause];
     const st = this.state;
+    let overrun = 0;
+    const close = this.closeAfter;
     if (st === LINE) {
-      // At a request boundary the lost bytes start a request (a client sends nothing else): count
-      // it. More may have been lost in the same gap; that many cannot be known, one is.
-      if (this.strict) this.drop(reason, this.reqBytes);
+      // At a request boundary the lost bytes were requests (a client sends nothing else).
+      if (this.strict) this.drop(reason, this.reqBytes, this.reqStarted ? 1 : this.lostIn(bytes));
       else this.addSkip('http_midstream_skipped', this.reqBytes);
     } else if (st === BODY || st === CHUNK_DATA) {
       if (!this.discarding) {
@@ -320,11 +324,17 @@ export class HttpRequestParser {
         this.settle();
         return;
       }
+      // The gap runs past the body's end: the requests after it lie in it too.
+      if (st === BODY) overrun = bytes - this.remaining;
     } else if (st !== SEEK && !this.discarding) {
       this.drop(reason, this.reqBytes);
     }
     // The byte after a gap is as good a request start as the first byte of a stream.
     this.reset(LINE, false);
+    if (overrun > 0) {
+      if (close) this.mute('http_after_close');
+      this.drop(reason, 0, this.lostIn(overrun));
+    }
     this.settle();
   }
 
@@ -949,6 +959,8 @@ export class HttpRequestParser {
       this.messageEnd();
       return;
     }
+    this.seenRequests++;
+    this.seenBytes += this.reqBytes;
     const parts = this.parts;
     let body: Buffer;
     if (parts.length === 0) body = EMPTY;
@@ -1031,17 +1043,28 @@ export class HttpRequestParser {
 
   // ---- events ----
 
-  private drop(reason: HttpDropReason, bytes: number): void {
+  private drop(reason: HttpDropReason, bytes: number, requests = 1): void {
     if (this.muted !== null) reason = this.muted;
     if (this.precounted) {
       this.precounted = false;
-      this.addSkip(reason, bytes);
-      this.reqBytes = 0;
-      return;
+      if (--requests === 0) {
+        this.addSkip(reason, bytes);
+        this.reqBytes = 0;
+        return;
+      }
     }
     this.flushSkip();
     this.reqBytes = 0;
-    this.events.onDrop(reason, 1, bytes);
+    this.events.onDrop(reason, requests, bytes);
+  }
+
+  /**
+   * How many requests `bytes` lost between requests held: at least one (a client sends nothing
+   * else), estimated from this connection's mean request size (exact for uniform keep-alive).
+   */
+  private lostIn(bytes: number): number {
+    if (this.seenRequests === 0) return 1;
+    return Math.max(1, Math.round((bytes * this.seenRequests) / this.seenBytes));
   }
 
   private addSkip(reason: HttpDropReason, n: number): void {
