@@ -150,3 +150,28 @@ test('after the stalls: /readyz answers; SIGTERM drains and exits 0', { skip, ti
   assert.equal(lab.run('adapter', 'curl', ['-sf', '-m', '2', 'http://127.0.0.1:9464/readyz']).status, 0);
   assert.equal(await lab.stopDaemon(), 0);
 });
+
+test('a freeze longer than a small ring holds: the lost requests are counted as stream_gap_kernel_drop, none invented', { skip, timeout: 120_000 }, async (t) => {
+  // 4 MiB = 32 blocks of 128 KiB retired after 100 ms: about 3 s at this rate, frozen 5 s.
+  await lab.startDaemon(['--ring-mb', '4']);
+  try {
+    await lab.client('load', ['--requests', '200', '--connections', '16']);
+    await lab.waitForTest(20_000);
+    const kd0 = lab.metric('mirror_replay_requests_dropped_total', 'reason="stream_gap_kernel_drop"');
+    const r = await frozenRun({ rate: 1000, seconds: 8, connections: 16, freezeAtMs: 2000, freezeMs: 5000 });
+    const byKernel = lab.metric('mirror_replay_requests_dropped_total', 'reason="stream_gap_kernel_drop"') - kd0;
+    t.diagnostic(`figures: ${JSON.stringify({ ...r.figures, byKernel })}`);
+    assert.equal(r.figures.production, r.requests);
+    assert.ok(r.figures.kernelDrops > 0, 'the ring overflowed');
+    assert.ok(r.figures.lost > 500, `lost ${r.figures.lost}`);
+    // Counted, not silent: the requests a gap swallowed are sized by the connection's mean request.
+    assert.ok(Math.abs(r.figures.dropped - r.figures.lost) <= 0.05 * r.figures.lost, `dropped ${r.figures.dropped} vs lost ${r.figures.lost}`);
+    assert.ok(byKernel >= 0.9 * r.figures.dropped, `blamed on kernel drops: ${byKernel} of ${r.figures.dropped}`);
+    // Nothing invented or altered around the holes.
+    assert.deepEqual(r.c.duplicated.slice(0, 10), []);
+    assert.deepEqual(r.c.unexpected.slice(0, 10), []);
+    assert.deepEqual(r.c.mismatches.slice(0, 3), []);
+  } finally {
+    await lab.stopDaemon();
+  }
+});
