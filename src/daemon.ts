@@ -76,9 +76,12 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
         retireMs: cfg.ringBlockTimeoutMs,
         bothDirections: cfg.shadow !== undefined,
         // The ring was full: flows whose holes open now lost them to the kernel (stream_gap_kernel_drop).
+        // Stamped with the wall clock: `now` may still be a stale capture time while a backlog drains,
+        // and the drop happened no later than this moment.
         onLoss: () => {
-          table.captureLoss(now);
-          responses?.captureLoss(now);
+          const at = Math.max(now, Date.now());
+          table.captureLoss(at);
+          responses?.captureLoss(at);
         },
       }));
   const decoders = sources.map(() => new Decoder(cfg.port));

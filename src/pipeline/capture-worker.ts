@@ -60,7 +60,7 @@ async function main(): Promise<void> {
       retireMs: setup.ringBlockTimeoutMs,
       fanoutGroup: setup.fanout,
       blockingPoll: true,
-      onLoss: () => table.captureLoss(now),
+      onLoss: () => table.captureLoss(Math.max(now, Date.now())), // see daemon.ts
     });
   } catch (e) {
     port.postMessage({ type: 'bound', fanout: -1 } satisfies WorkerMessage);
