@@ -52,6 +52,7 @@ export interface H1PoolOptions {
   maxHeadBytes?: number;
 }
 
+/** An answer the reply framer refused (malformed, or a head or trailer over its limit). */
 export class H1ProtocolError extends Error {
   readonly code = 'MR_BAD_RESPONSE';
 }
