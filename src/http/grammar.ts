@@ -11,6 +11,11 @@ for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
   TCHAR[c.charCodeAt(0)] = 1;
 }
 
+/** Bytes a field value may hold (RFC 9110 §5.5): HTAB, SP, VCHAR, obs-text; no other CTL, no DEL. */
+const VALUE_BYTE = new Uint8Array(256).fill(1);
+for (let c = 0; c < 32; c++) if (c !== 9) VALUE_BYTE[c] = 0;
+VALUE_BYTE[127] = 0;
+
 /** Hex digit values, -1 for other bytes. */
 export const HEX = new Int8Array(256).fill(-1);
 for (let i = 0; i < 16; i++) {
@@ -39,10 +44,13 @@ export function isToken(s: string): boolean {
 
 /** A field value RFC 9110 §5.5 allows: no CTL but HTAB, no DEL; obs-text (0x80-0xFF) is fine. */
 export function isFieldValue(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if ((c < SP && c !== HTAB) || c === 127 || c > 255) return false;
-  }
+  for (let i = 0; i < s.length; i++) if (VALUE_BYTE[s.charCodeAt(i)] !== 1) return false;
+  return true;
+}
+
+/** Does src[s..e) hold only bytes a field value may hold (as isFieldValue)? */
+export function validValueBytes(src: Uint8Array, s: number, e: number): boolean {
+  for (let i = s; i < e; i++) if (VALUE_BYTE[src[i]] === 0) return false;
   return true;
 }
 
@@ -63,10 +71,7 @@ export function fieldLine(src: Uint8Array, s: number, e: number, out: FieldBound
   while (j < e && TCHAR[src[j]] === 1) j++;
   if (j === s || j === e || src[j] !== 58) return false;
   let vs = j + 1;
-  for (let k = vs; k < e; k++) {
-    const c = src[k];
-    if ((c < SP && c !== HTAB) || c === 127) return false;
-  }
+  for (let k = vs; k < e; k++) if (VALUE_BYTE[src[k]] === 0) return false;
   while (vs < e && (src[vs] === SP || src[vs] === HTAB)) vs++;
   let ve = e;
   while (ve > vs && (src[ve - 1] === SP || src[ve - 1] === HTAB)) ve--;

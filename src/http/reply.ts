@@ -46,6 +46,7 @@ import {
   parseChunkLine,
   parseContentLength,
   replyFraming,
+  validValueBytes,
 } from './grammar.js';
 
 /** Why a reply stream could not be framed; the framer stops at the first. */
@@ -381,10 +382,7 @@ export class ReplyFramer implements ReplyHead {
       b[s + 5] !== 0x31 || b[s + 6] !== 0x2e || (b[s + 7] !== 0x30 && b[s + 7] !== 0x31) || b[s + 8] !== SP ||
       !digit(b[s + 9]) || b[s + 9] === 0x30 || !digit(b[s + 10]) || !digit(b[s + 11]) || (e > s + 12 && b[s + 12] !== SP)
     ) return false;
-    for (let i = s + 13; i < e; i++) {
-      const c = b[i];
-      if ((c < SP && c !== HTAB) || c === 127) return false;
-    }
+    if (!validValueBytes(b, s + 13, e)) return false;
     this.minorVersion = b[s + 7] - 0x30;
     this.status = (b[s + 9] - 0x30) * 100 + (b[s + 10] - 0x30) * 10 + (b[s + 11] - 0x30);
     return true;
@@ -407,7 +405,7 @@ export class ReplyFramer implements ReplyHead {
       if (le === p) break;
       const c = b[p];
       if (c === SP || c === HTAB) {
-        if (!any || !validValue(b, p, le)) return this.failNull('bad obs-fold line');
+        if (!any || !validValueBytes(b, p, le)) return this.failNull('bad obs-fold line');
         const cont = kind !== 0 ? trimmed(b, p, le) : '';
         if (cont !== '') value = value === '' ? cont : `${value} ${cont}`;
       } else {
@@ -431,9 +429,10 @@ export class ReplyFramer implements ReplyHead {
 
   /**
    * Index after the empty line that ends the section whose lines start at `p` in b[..n), or -1
-   * (then `scan` is where the last, incomplete, line starts).
+   * (then `scan` is where the last, incomplete, line starts). `from`: no LF before it in the line
+   * at `p` (bytes already searched), so a head that arrives byte by byte is still read in linear time.
    */
-  private sectionEnd(b: Buffer, p: number, n: number): number {
+  private sectionEnd(b: Buffer, p: number, n: number, from = p): number {
     while (p < n) {
       const c = b[p];
       if (c === LF) return p + 1;
@@ -441,7 +440,7 @@ export class ReplyFramer implements ReplyHead {
         if (p + 1 === n) break;
         if (b[p + 1] === LF) return p + 2;
       }
-      const lf = b.indexOf(LF, p);
+      const lf = b.indexOf(LF, from > p ? from : p);
       if (lf < 0 || lf >= n) break;
       p = lf + 1;
     }
@@ -464,7 +463,7 @@ export class ReplyFramer implements ReplyHead {
     const old = this.stashLen;
     const take = Math.min(n - p, max - old);
     this.append(d, p, p + take);
-    const end = this.sectionEnd(this.stash!, this.stashScan, this.stashLen);
+    const end = this.sectionEnd(this.stash!, this.stashScan, this.stashLen, old);
     if (end >= 0) return end;
     this.stashScan = this.scan;
     return take < n - p ? -2 : -1;
@@ -573,14 +572,6 @@ function digit(c: number): boolean {
   return c >= 0x30 && c <= 0x39;
 }
 
-/** b[p..e) has no CTL but HTAB and no DEL. */
-function validValue(b: Buffer, p: number, e: number): boolean {
-  for (let i = p; i < e; i++) {
-    const c = b[i];
-    if ((c < SP && c !== HTAB) || c === 127) return false;
-  }
-  return true;
-}
 
 /** b[p..e) without leading and trailing SP/HTAB, as latin1. */
 function trimmed(b: Buffer, p: number, e: number): string {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { BODY_CHUNKED, BODY_CLOSE, BODY_LENGTH, BODY_NONE, BODY_SWITCH } from '../../src/http/grammar.js';
 import { ReplyFramer, type ReplyFramerOptions } from '../../src/http/reply.js';
+import { REPLY_CASES } from './reply-corpus.js';
 
 type Event = ['head', number, number, string[]] | ['body', string] | ['end', boolean] | ['error', string];
 
@@ -229,5 +230,43 @@ test('split anywhere: a pipelined mix gives the same events whatever the segment
       assert.deepEqual(run(at.slice(1).map((e, i) => wire.subarray(at[i], e)), methods).events, whole.events);
     }),
     { numRuns: 300 },
+  );
+});
+
+test('mutated answers: never a throw, the same events whatever the cuts, bounded buffering', () => {
+  const seeds = REPLY_CASES.filter((c) => c.wire.length < 4096).map((c) => [b(c.wire), c.method ?? 'GET'] as const);
+  const edit = fc.tuple(fc.nat(), fc.constantFrom('set', 'insert', 'delete'), fc.constantFrom(0, 9, 10, 13, 32, 44, 48, 58, 59, 65, 0x7f, 0xff));
+  fc.assert(
+    fc.property(fc.nat(seeds.length - 1), fc.array(edit, { minLength: 1, maxLength: 6 }), fc.uniqueArray(fc.nat(), { maxLength: 12 }), (si, edits, cutSeeds) => {
+      const [seed, method] = seeds[si];
+      let bytes = [...seed];
+      for (const [at, op, v] of edits) {
+        const i = at % (bytes.length + 1);
+        if (op === 'set' && i < bytes.length) bytes[i] = v;
+        else if (op === 'insert') bytes.splice(i, 0, v);
+        else if (op === 'delete') bytes.splice(i, 1);
+      }
+      const wire = Buffer.from(bytes);
+      const methods = [method, method, method, method];
+      const whole = run([wire], methods, { maxHeadBytes: 512 });
+      const cuts = [...new Set(cutSeeds.map((c) => 1 + (c % Math.max(1, wire.length - 1))))].filter((c) => c < wire.length).sort((x, y) => x - y);
+      const at = [0, ...cuts, wire.length];
+      let maxHeld = 0;
+      const pieces = at.slice(1).map((e, i) => wire.subarray(at[i], e));
+      const cut = run([], methods, { maxHeadBytes: 512 }, false);
+      for (const piece of pieces) {
+        let p = 0;
+        while (p < piece.length) {
+          p = cut.framer.push(piece, p, piece.length);
+          maxHeld = Math.max(maxHeld, cut.framer.bufferedBytes);
+        }
+      }
+      cut.clean = cut.framer.end();
+      assert.deepEqual(cut.events, whole.events);
+      assert.equal(cut.clean, whole.clean);
+      assert.ok(maxHeld <= 64 * 1024, `held ${maxHeld}`);
+      assert.ok(whole.events.filter((e) => e[0] === 'error').length <= 1, 'nothing after an error');
+    }),
+    { numRuns: 2000 },
   );
 });
