@@ -6,7 +6,8 @@
  *
  * What a reply may be (RFC 9112, RFC 9110), decided here and nowhere else:
  * - Status line `HTTP/1.0` or `HTTP/1.1`, SP, three digits 100-999, then the end of the line or
- *   SP and a reason phrase. Other versions are malformed.
+ *   SP and a reason phrase. Other versions are malformed, as soon as the first bytes show it (a
+ *   server speaking another protocol fails at once, not at a timeout).
  * - Line ends: CRLF, or a bare LF (§2.2 lets a recipient accept it; clients do). A CR anywhere
  *   else (a bare CR) is malformed, as is any CTL but HTAB, or DEL, in a status or field line
  *   (RFC 9110 §5.5: CR and NUL make a field invalid). The request parser refuses bare LF: there
@@ -100,6 +101,8 @@ const HTAB = 9;
 const MAX_CHUNK_LINE = 4096;
 const MAX_TRAILER = 64 * 1024;
 const KEEP_STASH = 16 * 1024;
+/** "HTTP/1.x " (x checked apart). */
+const HTTP1_SP = Buffer.from('HTTP/1.0 ', 'latin1');
 
 export class ReplyFramer implements ReplyHead {
   status = 0;
@@ -111,6 +114,8 @@ export class ReplyFramer implements ReplyHead {
   private remaining = 0;
   private persistent = true;
   private crSeen = false;
+  /** The status line of the head being read was checked (checkStatus). */
+  private statusOk = false;
   /** Bytes of the answer in progress (interim answers reset it). */
   private msgBytes = 0;
   /** Answers ended, and interim heads passed, so far: push() stops after an answer ends. */
@@ -243,6 +248,8 @@ export class ReplyFramer implements ReplyHead {
     if (this.stashLen === 0) {
       while (p < n && (d[p] === CR || d[p] === LF)) p++;
       if (p === n) return n;
+      this.statusOk = false;
+      if (!this.checkStatus(d, p, n, p)) return this.fail('malformed', 'not an HTTP/1.x status line');
       const end = this.sectionEnd(d, p, n);
       if (end >= 0) {
         if (end - p > this.maxHead) return this.fail('head_too_large', 'answer head too large');
@@ -254,6 +261,7 @@ export class ReplyFramer implements ReplyHead {
     }
     const old = this.stashLen;
     const end = this.growSection(d, p, n, this.maxHead);
+    if (!this.checkStatus(this.stash!, 0, this.stashLen, old)) return this.fail('malformed', 'not an HTTP/1.x status line');
     if (end === -1) return n;
     if (end < 0) return this.fail('head_too_large', 'answer head too large');
     this.readHead(this.takeStash(), 0, end);
@@ -335,7 +343,7 @@ export class ReplyFramer implements ReplyHead {
   private readHead(b: Buffer, s: number, e: number): void {
     const lf = b.indexOf(LF, s);
     const le = lf > s && b[lf - 1] === CR ? lf - 1 : lf;
-    if (!this.statusLine(b, s, le)) return void this.fail('malformed', 'not an HTTP/1.x status line');
+    if (!this.statusOk && !this.statusLine(b, s, le)) return void this.fail('malformed', 'not an HTTP/1.x status line');
     const status = this.status;
     const f = this.readFields(b, lf + 1, e, status >= 200 || status === 101);
     if (f === null) return;
@@ -373,6 +381,26 @@ export class ReplyFramer implements ReplyHead {
         this.state = SWITCHED;
         return;
     }
+  }
+
+  /**
+   * Refuses a head that cannot be an answer as early as its bytes show it: its first bytes must
+   * read `HTTP/1.0 ` or `HTTP/1.1 `, and its status line, once complete within the head limit,
+   * must be valid. b[s..e) is the head so far; `from`: where to look for the status line's end.
+   * So a server speaking another protocol fails at once, not after a timeout, however it is cut.
+   */
+  private checkStatus(b: Buffer, s: number, e: number, from: number): boolean {
+    if (this.statusOk) return true;
+    const k = Math.min(9, e - s);
+    for (let i = 0; i < k; i++) {
+      const c = b[s + i];
+      if (i === 7 ? c !== 0x30 && c !== 0x31 : c !== HTTP1_SP[i]) return false;
+    }
+    const lf = b.indexOf(LF, from);
+    if (lf < 0 || lf >= e || lf - s >= this.maxHead) return true; // not complete (yet, or within the limit)
+    if (!this.statusLine(b, s, lf > s && b[lf - 1] === CR ? lf - 1 : lf)) return false;
+    this.statusOk = true;
+    return true;
   }
 
   /** `HTTP/1.x SP 3DIGIT [SP reason]` in b[s..e): sets status and minorVersion. */

@@ -151,6 +151,19 @@ test('status lines: HTTP/1.0 and 1.1, three digits from 100, SP before a reason;
   }
 });
 
+test('a server speaking another protocol fails at its first bytes, not at a line end or a timeout', () => {
+  for (const [piece, failsNow] of [['SSH-2.0', true], ['HTTP/2', true], ['\x16\x03\x01', true], ['HTTP/1.1 2', false], ['HTTP/1.1 abc', false], ['HTTP/1.1 200 OK\r\nX', false]] as const) {
+    const r = run([b(piece)], ['GET'], {}, false);
+    assert.deepEqual(r.events, failsNow ? [['error', 'malformed']] : [], piece);
+  }
+  const late = run([b('HTTP/1.1 abc'), b('\r\n')], ['GET'], {}, false);
+  assert.deepEqual(late.events, [['error', 'malformed']], 'an invalid status line fails at its end');
+  // A bad status line wins over the head limit, however the stream is cut.
+  const w = b(`HTTP/1.1 2x0 OK\r\nX: ${'a'.repeat(2000)}\r\n\r\n`);
+  for (let k = 1; k < 40; k++) assert.deepEqual(run([w.subarray(0, k), w.subarray(k)], ['GET'], { maxHeadBytes: 1024 }).events, [['error', 'malformed']], `cut at ${k}`);
+  assert.deepEqual(run([w], ['GET'], { maxHeadBytes: 1024 }).events, [['error', 'malformed']]);
+});
+
 test('persistence: HTTP/1.1 without Connection: close only', () => {
   const persistent = (wire: string) => one(wire).events.find((e) => e[0] === 'end')?.[1];
   assert.equal(persistent('HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 0\r\n\r\n'), false);

@@ -302,6 +302,7 @@ test('bytes beyond the answer: the answer counts, the connection is dropped', as
 test('garbage, bad framing and a head too large are MR_BAD_RESPONSE; closed mid-answer is ECONNRESET', async () => {
   const cases: Array<[string, string, boolean]> = [
     ['SSH-2.0-OpenSSH_9.2\r\n\r\n', 'MR_BAD_RESPONSE', false],
+    ['SSH-2.0-OpenSSH_9.2\r\n', 'MR_BAD_RESPONSE', false], // and waits: refused at its first bytes, not at a timeout
     ['HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n', 'MR_BAD_RESPONSE', false],
     ['HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok', 'MR_BAD_RESPONSE', false],
     ['HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', 'MR_BAD_RESPONSE', false],
