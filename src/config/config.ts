@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { DEFAULT_BLOCK_KIB, DEFAULT_RETIRE_MS, DEFAULT_RING_MIB, MAX_RETIRE_MS, ringShareMiB } from '../capture/ring.js';
 import { ConfigError } from '../errors.js';
+import { isToken } from '../http/grammar.js';
 import { parseDestination } from '../replay/destination.js';
 import { buildFilter, type FilterOptions } from '../replay/filters.js';
 import { parseMarker } from '../replay/loop.js';
@@ -126,7 +127,7 @@ export function validateConfig(c: Config): Config {
   if (!(typeof c.percentage === 'number' && c.percentage >= 0 && c.percentage <= 100)) throw new ConfigError(`--percentage must be between 0 and 100, got ${JSON.stringify(c.percentage)}`);
   if (!['random', 'header', 'remoteaddr'].includes(c.percentageBy)) throw new ConfigError(`--percentage-by must be header or remoteaddr, got ${JSON.stringify(c.percentageBy)}`);
   if (c.percentageBy === 'header' && !c.percentageByHeader) throw new ConfigError('--percentage-by header needs --percentage-by-header NAME');
-  if (c.percentageByHeader !== undefined && !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(c.percentageByHeader)) throw new ConfigError(`--percentage-by-header ${JSON.stringify(c.percentageByHeader)} is not a header name`);
+  if (c.percentageByHeader !== undefined && !isToken(c.percentageByHeader)) throw new ConfigError(`--percentage-by-header ${JSON.stringify(c.percentageByHeader)} is not a header name`);
   if (c.pcap === undefined) {
     if (c.interfaces.length === 0) throw new ConfigError('--interface: give at least one interface, or --pcap FILE');
     for (const i of c.interfaces) if (!/^[^\s/]{1,15}$/.test(i)) throw new ConfigError(`--interface ${JSON.stringify(i)} is not an interface name (1-15 characters, no '/' or spaces)`);
@@ -182,5 +183,5 @@ function validateShadow(s: ShadowConfig, destinations: string[]): void {
   int('diff-body-bytes', s.diffBodyBytes, 0, 1024 * 1024);
   compileRoutes(s.routes);
   for (const p of s.jsonIgnore ?? []) parseJsonPath(p);
-  for (const h of [...s.ignoreHeaders, ...s.redactHeaders]) if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(h)) throw new ConfigError(`${JSON.stringify(h)} is not a header name (--compare-ignore-header / --diff-redact-header)`);
+  for (const h of [...s.ignoreHeaders, ...s.redactHeaders]) if (!isToken(h)) throw new ConfigError(`${JSON.stringify(h)} is not a header name (--compare-ignore-header / --diff-redact-header)`);
 }

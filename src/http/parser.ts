@@ -55,7 +55,7 @@ import {
   type HttpParserLimits,
   type HttpRequest,
 } from './types.js';
-import { chunkedLast, HEX, hasToken, parseContentLength, TCHAR, validChunkExt } from './grammar.js';
+import { BODY_CHUNKED, BODY_INVALID, fieldLine, type FieldBounds, hasToken, parseChunkLine, parseContentLength, requestFraming, TCHAR } from './grammar.js';
 import { SwitchVerdict } from './verdict.js';
 
 export interface HttpRequestParserOptions {
@@ -89,7 +89,6 @@ const MAX_METHOD = 20;
 const CR = 13;
 const LF = 10;
 const SP = 32;
-const HTAB = 9;
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 const HTTP1 = Buffer.from('HTTP/1.', 'latin1');
 const EMPTY = Buffer.alloc(0);
@@ -212,10 +211,8 @@ export class HttpRequestParser {
   private lnE = 0; // position of the LF
   private lnOver = false;
 
-  // Field line bounds set by fieldLine().
-  private fNameEnd = 0;
-  private fValStart = 0;
-  private fValEnd = 0;
+  /** Field line bounds set by fieldLine(). */
+  private readonly field: FieldBounds = { nameEnd: 0, valueStart: 0, valueEnd: 0 };
 
   /** Bytes of the current request consumed so far (or of the current resync candidate). */
   private reqBytes = 0;
@@ -614,17 +611,9 @@ export class HttpRequestParser {
     const src = this.lnSrc;
     if (src === null) return q;
     const cr = this.lnE - 1;
-    let i = this.lnS;
-    let size = 0;
-    if (cr < i || src[cr] !== CR) return this.failBody('http_ambiguous_framing', d, q);
-    while (i < cr) {
-      const h = HEX[src[i]];
-      if (h < 0) break;
-      size = size * 16 + h;
-      if (size > Number.MAX_SAFE_INTEGER) return this.failBody('http_ambiguous_framing', d, q);
-      i++;
-    }
-    if (i === this.lnS || !validChunkExt(src, i, cr)) return this.failBody('http_ambiguous_framing', d, q);
+    if (cr < this.lnS || src[cr] !== CR) return this.failBody('http_ambiguous_framing', d, q);
+    const size = parseChunkLine(src, this.lnS, cr);
+    if (size < 0) return this.failBody('http_ambiguous_framing', d, q);
     if (size === 0) {
       this.state = TRAILER;
       this.trailerBytes = 0;
@@ -674,9 +663,10 @@ export class HttpRequestParser {
     if (this.trailerBytes > maxHeader || this.trailers.length >= 2 * this.limits.maxHeaderCount) {
       return this.failBody('http_headers_too_large', d, q);
     }
-    if (cr < s || src[cr] !== CR || !this.fieldLine(src, s, cr)) return this.failBody('http_malformed', d, q);
+    const fb = this.field;
+    if (cr < s || src[cr] !== CR || !fieldLine(src, s, cr, fb)) return this.failBody('http_malformed', d, q);
     if (!this.discarding) {
-      this.trailers.push(src.toString('latin1', s, this.fNameEnd), src.toString('latin1', this.fValStart, this.fValEnd));
+      this.trailers.push(src.toString('latin1', s, fb.nameEnd), src.toString('latin1', fb.valueStart, fb.valueEnd));
     }
     return q;
   }
@@ -706,13 +696,10 @@ export class HttpRequestParser {
       if (rest === '' && method === 'OPTIONS') target = '*';
       else target = rest === '' || rest[0] !== '/' ? `/${rest}` : rest;
     }
-    // RFC 9112 §6.1/6.3: TE with CL, TE on HTTP/1.0, or a final coding other than chunked
-    // leave the body length to guesswork.
-    const te = f.te;
-    if (te !== null && (f.cl >= 0 || f.badLength || this.minor === 0 || !chunkedLast(te))) {
-      return void this.failHead('http_ambiguous_framing');
-    }
-    if (f.badLength) return void this.failHead('http_ambiguous_framing');
+    // RFC 9112 §6.1/6.3: TE with CL, TE on HTTP/1.0, a final coding other than chunked, or an
+    // invalid Content-Length leave the body length to guesswork.
+    const framing = requestFraming(this.minor, f.te, f.badLength ? -2 : f.cl);
+    if (framing === BODY_INVALID) return void this.failHead('http_ambiguous_framing');
 
     this.method = method;
     this.target = target;
@@ -726,7 +713,7 @@ export class HttpRequestParser {
       this.drop(this.muted, this.reqBytes);
       this.startDiscard(this.muted);
     }
-    this.setupBody(te !== null, f.cl, f.expect);
+    this.setupBody(framing === BODY_CHUNKED, f.cl, f.expect);
   }
 
   /** The header fields of src[le..he); null when the head was refused (already dropped). */
@@ -734,16 +721,17 @@ export class HttpRequestParser {
     const f: HeadFields = { headers: [], cl: -1, badLength: false, te: null, conn: 0, upgrade: false, expect: false };
     const headers = f.headers;
     const maxCount = this.limits.maxHeaderCount;
+    const fb = this.field;
     let p = le;
     const last = he - 2;
     while (p < last) {
       const i = src.indexOf(LF, p);
       const cr = i - 1;
       // Bare LF, bare CR, obs-fold, bad name or CTL in value.
-      if (cr < p || src[cr] !== CR || !this.fieldLine(src, p, cr)) return this.failHead('http_malformed');
+      if (cr < p || src[cr] !== CR || !fieldLine(src, p, cr, fb)) return this.failHead('http_malformed');
       if (headers.length >= 2 * maxCount) return this.failHead('http_headers_too_large');
-      const name = src.toString('latin1', p, this.fNameEnd);
-      const value = src.toString('latin1', this.fValStart, this.fValEnd);
+      const name = src.toString('latin1', p, fb.nameEnd);
+      const value = src.toString('latin1', fb.valueStart, fb.valueEnd);
       headers.push(name, value);
       noteField(f, name, value);
       p = i + 1;
@@ -817,29 +805,6 @@ export class HttpRequestParser {
     if (v === 'switched') this.mute('http_upgrade');
     this.reset(LINE, v === 'stayed');
     if (held !== null && n > 0) this.push(held, 0, n);
-  }
-
-  /**
-   * Validates `name ":" OWS value OWS` in src[s..cr) and sets fNameEnd/fValStart/fValEnd.
-   * Rejects obs-fold (leading whitespace), whitespace before the colon, non-token names and
-   * CTLs other than HTAB in the value (which includes a bare CR).
-   */
-  private fieldLine(src: Buffer, s: number, cr: number): boolean {
-    let j = s;
-    while (j < cr && TCHAR[src[j]] === 1) j++;
-    if (j === s || j === cr || src[j] !== 58) return false;
-    let vs = j + 1;
-    for (let k = vs; k < cr; k++) {
-      const c = src[k];
-      if ((c < SP && c !== HTAB) || c === 127) return false;
-    }
-    while (vs < cr && (src[vs] === SP || src[vs] === HTAB)) vs++;
-    let ve = cr;
-    while (ve > vs && (src[ve - 1] === SP || src[ve - 1] === HTAB)) ve--;
-    this.fNameEnd = j;
-    this.fValStart = vs;
-    this.fValEnd = ve;
-    return true;
   }
 
   /** Refuse the request whose head is complete; only count what follows its empty line. */

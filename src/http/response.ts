@@ -1,17 +1,15 @@
 /**
- * Incremental HTTP/1.x response parser for one server-to-client stream, for shadow testing.
+ * The digest of HTTP/1.x answers, for shadow testing: production's, read from the mirrored
+ * server-to-client stream (HttpResponseParser), and the destinations', read by the replay client
+ * (src/replay/destination.ts). Both frame through the one reply framer (reply.ts, which states what
+ * an answer may be) and digest through AnswerDigest, so the same bytes give the same digest.
  *
- * It keeps a digest of each response, never the body: status, the header fields, the body length
- * and a SHA-256 computed as the body streams (plus, when asked, a bounded snippet and a bounded
- * copy of small bodies for structural JSON comparison).
+ * A digest keeps no body: status, the header fields, the body length and a SHA-256 computed as the
+ * body streams (plus, when asked, a bounded snippet and a bounded copy of small JSON bodies).
  *
- * Framing follows RFC 9112 §6.3: a response to HEAD and any 1xx, 204 or 304 has no body; a 2xx to
- * CONNECT and a 101 switch the connection away from HTTP/1.x; Transfer-Encoding ending in chunked
- * is chunked (it wins over Content-Length); other Transfer-Encodings and a missing length read
- * until the connection closes. Interim 1xx responses (100, 103) are skipped: they answer no
- * request. Which request a response answers comes from `requestMethod()`, fed from the request
- * side in order (pipelining included); when the response's request is not known yet (the mirror
- * delivered the answer first), framing assumes a method other than HEAD.
+ * Which request an answer on the mirror answers comes from `requestMethod()`, fed from the request
+ * side in order (pipelining included); when it is not known yet (the mirror delivered the answer
+ * first), framing assumes a method other than HEAD and CONNECT.
  *
  * Losses are reported with whether the parser is still in sync: a hole inside a body of known
  * length is stepped over (that response is lost, the next ones are fine); a hole anywhere else,
@@ -19,6 +17,8 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { GapCause, StreamSink, TaintCause } from '../reassemble/stream.js';
+import { BODY_SWITCH } from './grammar.js';
+import { ReplyFramer, type ReplyError, type ReplyEvents, type ReplyHead } from './reply.js';
 
 export interface ResponseDigest {
   status: number;
@@ -61,359 +61,130 @@ export interface ResponseParserOptions {
   maxHeadBytes?: number;
 }
 
-const HEAD = 0;
-const BODY = 1; // Content-Length
-const CHUNK_SIZE = 2;
-const CHUNK_DATA = 3;
-const CHUNK_CRLF = 4;
-const TRAILER = 5;
-const UNTIL_CLOSE = 6;
-const DEAD = 7; // tunnel, desync or closed: ignore the rest
-
-const LF = 10;
-const CR = 13;
-const MAX_CHUNK_LINE = 4096;
-const MAX_TRAILER = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
-const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?:[ \t].*)?$/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-export class HttpResponseParser implements StreamSink {
-  private state = HEAD;
-  private readonly maxHead: number;
-  private readonly snippetBytes: number;
-  private readonly captureJson: number;
-
-  // Head (status line + fields) across pushes; `nl` tracks line ends to find the empty line.
-  private head: Buffer = Buffer.allocUnsafe(1024);
-  private headLen = 0;
-  private nl = 0;
-
-  // Chunk-size line / trailer section across pushes.
-  private line = '';
-  private trailerBytes = 0;
-  private crlfSeen = 0;
-
-  // Response in progress.
-  private status = 0;
-  private minor = 1;
-  private headers: string[] = [];
-  private remaining = 0;
-  private digest: BodyDigest | null = null;
+/** Production's answers on one mirrored server-to-client stream, digested one by one. */
+export class HttpResponseParser implements StreamSink, ReplyEvents {
+  private readonly framer: ReplyFramer;
+  private readonly answer: AnswerDigest;
   /** The current response was lost; its body is skipped by framing to stay in sync. */
   private discarding = false;
-  /** Bytes of the response in progress, for the table's overlap check. */
-  private msgBytes = 0;
-  /** Messages (interim ones included) finished or lost so far. */
-  private responses = 0;
 
   constructor(private readonly events: ResponseParserEvents, opts: ResponseParserOptions = {}) {
-    this.maxHead = opts.maxHeadBytes ?? 64 * 1024;
-    this.snippetBytes = opts.snippetBytes ?? 0;
-    this.captureJson = opts.captureJsonBytes ?? 0;
+    this.framer = new ReplyFramer(this, { maxHeadBytes: opts.maxHeadBytes });
+    this.answer = new AnswerDigest(opts.snippetBytes ?? 0, opts.captureJsonBytes ?? 0);
   }
 
   get bufferedBytes(): number {
-    return this.headLen + this.line.length + (this.digest?.bufferedBytes ?? 0);
+    return this.framer.bufferedBytes + this.answer.bufferedBytes;
   }
 
   get pendingBytes(): number {
-    return this.state === DEAD ? 0 : this.msgBytes;
+    return this.framer.pendingBytes;
   }
 
   push(buf: Uint8Array, off: number, len: number): void {
-    if (len <= 0 || this.state === DEAD) return;
+    if (len <= 0 || this.framer.stopped) return;
     const d = Buffer.from(buf.buffer, buf.byteOffset + off, len);
     let p = 0;
-    while (p < len && this.state !== DEAD) {
-      const before = p;
-      const gen = this.responses;
-      switch (this.state) {
-        case HEAD: p = this.onHead(d, p); break;
-        case BODY: p = this.onBody(d, p); break;
-        case CHUNK_SIZE: p = this.onChunkSize(d, p); break;
-        case CHUNK_DATA: p = this.onChunkData(d, p); break;
-        case CHUNK_CRLF: p = this.onChunkCrlf(d, p); break;
-        case TRAILER: p = this.onTrailer(d, p); break;
-        case UNTIL_CLOSE: this.body(d, p, len); p = len; break;
-      }
-      // A response that ended in this step leaves nothing pending.
-      if (this.responses === gen) this.msgBytes += p - before;
-    }
+    while (p < len) p = this.framer.push(d, p, len);
   }
 
   gap(bytes: number, _cause?: GapCause): void {
-    if (bytes <= 0 || this.state === DEAD) return;
-    const st = this.state;
-    if ((st === BODY || st === CHUNK_DATA) && this.remaining >= bytes) {
+    if (bytes <= 0 || this.framer.stopped) return;
+    if (this.framer.canStepOver(bytes)) {
       // The body's length is known: step over the hole and stay in sync.
       if (!this.discarding) this.lose('gap', true);
-      this.remaining -= bytes;
-      if (this.remaining === 0) {
-        if (st === BODY) this.finish();
-        else this.state = CHUNK_CRLF;
-      }
+      this.framer.stepOver(bytes);
       return;
     }
     // Anywhere else the lost bytes may hold the start of one or more responses: pairing is over.
-    if (this.discarding || st === HEAD) this.events.onLost('gap', false);
-    else this.lose('gap', false);
-    this.die();
+    this.framer.stop();
+    this.events.onLost('gap', false);
   }
 
   taint(_cause: TaintCause): void {
-    if (this.state === DEAD) return;
-    this.lose('overlap_conflict', false);
-    this.die();
+    if (this.framer.stopped) return;
+    this.framer.stop();
+    this.events.onLost('overlap_conflict', false);
   }
 
   stalled(): void {}
 
   end(): void {
-    if (this.state === DEAD) return;
-    if (this.state === UNTIL_CLOSE && !this.discarding) this.finish();
-    else if (!(this.state === HEAD && this.headLen === 0) && !this.discarding) this.lose('incomplete', false);
-    this.die();
+    if (this.framer.stopped) return;
+    if (!this.framer.end() && !this.discarding) this.events.onLost('incomplete', false);
   }
 
-  // ---- states ----
+  // ---- the framer's events ----
 
-  private onHead(d: Buffer, p: number): number {
-    const n = d.length;
-    if (this.headLen === 0) {
-      // Empty lines before a status line are tolerated (RFC 9112 §2.2).
-      while (p < n && (d[p] === CR || d[p] === LF)) p++;
-      if (p === n) return n;
-    }
-    const start = p;
-    let nl = this.nl;
-    let end = -1;
-    for (; p < n; p++) {
-      const c = d[p];
-      if (c === LF) {
-        if (nl >= 1) { end = p + 1; break; }
-        nl = 1;
-      } else if (c === CR) {
-        if (nl === 1) nl = 2;
-      } else nl = 0;
-    }
-    const stop = end < 0 ? n : end;
-    const take = stop - start;
-    if (this.headLen + take > this.maxHead) {
-      this.events.onLost('head_too_large', false);
-      this.die();
-      return n;
-    }
-    if (this.headLen + take > this.head.length) {
-      const bigger = Buffer.allocUnsafe(Math.min(this.maxHead, Math.max(this.head.length * 2, this.headLen + take)));
-      this.head.copy(bigger, 0, 0, this.headLen);
-      this.head = bigger;
-    }
-    d.copy(this.head, this.headLen, start, stop);
-    this.headLen += take;
-    this.nl = nl;
-    if (end < 0) return n;
-    this.nl = 0;
-    this.completeHead();
-    return end;
+  requestMethod(): string | null {
+    return this.events.requestMethod();
   }
 
-  private completeHead(): void {
-    const text = this.head.toString('latin1', 0, this.headLen);
-    this.headLen = 0;
-    if (this.head.length > 16 * 1024) this.head = Buffer.allocUnsafe(1024);
-    const lines = text.split('\n');
-    for (let i = 0; i < lines.length; i++) if (lines[i].endsWith('\r')) lines[i] = lines[i].slice(0, -1);
-    while (lines.length && lines[lines.length - 1] === '') lines.pop();
-    const m = STATUS_LINE.exec(lines[0] ?? '');
-    if (!m) return this.malformed();
-    const status = Number(m[2]);
-    const headers: string[] = [];
-    for (let i = 1; i < lines.length; i++) {
-      const l = lines[i];
-      if (l.includes('\r')) return this.malformed();
-      if (l[0] === ' ' || l[0] === '\t') {
-        // obs-fold: a continuation of the previous value (RFC 9112 §5.2 lets a recipient unfold it).
-        if (!headers.length) return this.malformed();
-        headers[headers.length - 1] += ` ${l.trim()}`;
-        continue;
-      }
-      const c = l.indexOf(':');
-      if (c <= 0) return this.malformed();
-      const name = l.slice(0, c);
-      if (!TOKEN.test(name)) return this.malformed();
-      headers.push(name.toLowerCase(), l.slice(c + 1).trim());
-    }
-    if (status < 200) {
-      if (status === 101) return this.tunnel(status, m[1], headers);
-      // Interim: answers no request; the final response follows.
-      this.msgBytes = 0;
-      this.responses++;
-      return;
-    }
-    const method = this.events.requestMethod();
-    this.status = status;
-    this.minor = Number(m[1]);
-    this.headers = headers;
-    this.digest = new BodyDigest(this.snippetBytes, this.captureJson, headers);
+  onHead(h: ReplyHead): void {
     this.discarding = false;
-    if (method === 'CONNECT' && status < 300) return this.tunnel(status, m[1], headers);
-    if (method === 'HEAD' || status === 204 || status === 304) return this.finish();
-    const te = lastValue(headers, 'transfer-encoding');
-    if (te !== null) {
-      this.state = /(?:^|,)\s*chunked\s*$/i.test(te) ? CHUNK_SIZE : UNTIL_CLOSE;
-      this.line = '';
-      return;
-    }
-    const cl = contentLength(headers);
-    if (cl === -2) return this.malformed();
-    if (cl === -1) {
-      this.state = UNTIL_CLOSE;
-      return;
-    }
-    if (cl === 0) return this.finish();
-    this.remaining = cl;
-    this.state = BODY;
+    this.answer.head(h);
   }
 
-  private onBody(d: Buffer, p: number): number {
-    const take = Math.min(this.remaining, d.length - p);
-    this.body(d, p, p + take);
-    this.remaining -= take;
-    if (this.remaining === 0) this.finish();
-    return p + take;
+  onBody(b: Buffer, start: number, end: number): void {
+    if (!this.discarding) this.answer.body(b, start, end);
   }
 
-  private onChunkSize(d: Buffer, p: number): number {
-    const i = d.indexOf(LF, p);
-    const stop = i < 0 ? d.length : i;
-    if (this.line.length + (stop - p) > MAX_CHUNK_LINE) return this.malformedAt(d.length);
-    this.line += d.toString('latin1', p, stop);
-    if (i < 0) return d.length;
-    let l = this.line;
-    this.line = '';
-    if (l.endsWith('\r')) l = l.slice(0, -1);
-    const semi = l.indexOf(';');
-    const hex = (semi < 0 ? l : l.slice(0, semi)).trim();
-    if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) return this.malformedAt(i + 1);
-    const size = parseInt(hex, 16);
-    if (size === 0) {
-      this.state = TRAILER;
-      this.trailerBytes = 0;
-      this.nl = 1; // an immediately empty line ends the trailer section
-    } else {
-      this.remaining = size;
-      this.state = CHUNK_DATA;
-    }
-    return i + 1;
-  }
-
-  private onChunkData(d: Buffer, p: number): number {
-    const take = Math.min(this.remaining, d.length - p);
-    this.body(d, p, p + take);
-    this.remaining -= take;
-    if (this.remaining === 0) {
-      this.state = CHUNK_CRLF;
-      this.crlfSeen = 0;
-    }
-    return p + take;
-  }
-
-  private onChunkCrlf(d: Buffer, p: number): number {
-    while (p < d.length) {
-      const c = d[p++];
-      if (c === CR && this.crlfSeen === 0) { this.crlfSeen = 1; continue; }
-      if (c === LF) {
-        this.crlfSeen = 0;
-        this.state = CHUNK_SIZE;
-        return p;
-      }
-      return this.malformedAt(d.length);
-    }
-    return p;
-  }
-
-  /** Trailer fields are not kept: skip to the empty line. */
-  private onTrailer(d: Buffer, p: number): number {
-    let nl = this.nl;
-    for (; p < d.length; p++) {
-      const c = d[p];
-      if (++this.trailerBytes > MAX_TRAILER) {
-        this.events.onLost('head_too_large', false);
-        this.die();
-        return d.length;
-      }
-      if (c === LF) {
-        if (nl >= 1) {
-          this.nl = 0;
-          this.finish();
-          return p + 1;
-        }
-        nl = 1;
-      } else if (c === CR) {
-        if (nl === 1) nl = 2;
-      } else nl = 0;
-    }
-    this.nl = nl;
-    return p;
-  }
-
-  // ---- helpers ----
-
-  private body(d: Buffer, from: number, to: number): void {
-    if (to > from && !this.discarding) this.digest!.update(d.subarray(from, to));
-  }
-
-  private finish(): void {
-    if (!this.discarding) {
-      this.events.onResponse(this.digest!.finish(this.status, this.minor, this.headers));
-    }
-    this.reset();
-  }
-
-  private reset(): void {
-    this.responses++;
-    if (this.state !== DEAD) this.state = HEAD;
-    this.digest = null;
-    this.headers = [];
+  onEnd(_persistent: boolean): void {
+    if (!this.discarding) this.events.onResponse(this.answer.finish());
     this.discarding = false;
-    this.msgBytes = 0;
-    this.nl = 0;
+    if (this.framer.framing === BODY_SWITCH) this.events.onTunnel?.();
+  }
+
+  onError(reason: ReplyError, _detail: string): void {
+    this.events.onLost(reason, false);
   }
 
   private lose(reason: ResponseLossReason, inSync: boolean): void {
     this.events.onLost(reason, inSync);
     this.discarding = true;
+    this.answer.drop();
+  }
+}
+
+/**
+ * One answer's digest, built from a reply framer's head and body events: production's and the
+ * destinations' are made by this one class.
+ */
+export class AnswerDigest {
+  private status = 0;
+  private minor = 1;
+  private headers: string[] = [];
+  private digest: BodyDigest | null = null;
+
+  constructor(private readonly snippetBytes: number, private readonly captureJson: number) {}
+
+  get bufferedBytes(): number {
+    return this.digest?.bufferedBytes ?? 0;
+  }
+
+  head(h: ReplyHead): void {
+    this.status = h.status;
+    this.minor = h.minorVersion;
+    this.headers = digestHeaders(h.fields());
+    this.digest = new BodyDigest(this.snippetBytes, this.captureJson, this.headers);
+  }
+
+  /** `b[start..end)` is only read during the call. */
+  body(b: Buffer, start: number, end: number): void {
+    if (end > start) this.digest!.update(b.subarray(start, end));
+  }
+
+  finish(): ResponseDigest {
+    const d = this.digest!.finish(this.status, this.minor, this.headers);
+    this.drop();
+    return d;
+  }
+
+  drop(): void {
     this.digest = null;
-  }
-
-  private tunnel(status: number, minor: string, headers: string[]): void {
-    this.status = status;
-    this.minor = Number(minor);
-    this.headers = headers;
-    this.digest = new BodyDigest(0, 0, headers);
-    this.discarding = false;
-    this.finish();
-    this.events.onTunnel?.();
-    this.die();
-  }
-
-  private malformed(): void {
-    this.events.onLost('malformed', false);
-    this.die();
-  }
-
-  private malformedAt(p: number): number {
-    this.malformed();
-    return p;
-  }
-
-  private die(): void {
-    this.state = DEAD;
-    this.headLen = 0;
-    this.line = '';
-    this.digest = null;
-    this.msgBytes = 0;
+    this.headers = [];
   }
 }
 
@@ -423,22 +194,6 @@ function lastValue(h: string[], name: string): string | null {
   return v;
 }
 
-/** -1: none; -2: invalid or conflicting; else the length. */
-function contentLength(h: string[]): number {
-  let n = -1;
-  for (let i = 0; i < h.length; i += 2) {
-    if (h[i] !== 'content-length') continue;
-    for (const part of h[i + 1].split(',')) {
-      const s = part.trim();
-      if (!/^\d{1,15}$/.test(s)) return -2;
-      const v = Number(s);
-      if (n !== -1 && v !== n) return -2;
-      n = v;
-    }
-  }
-  return n;
-}
-
 function isJson(h: string[]): boolean {
   const ct = lastValue(h, 'content-type');
   return ct !== null && /^application\/(?:[\w.+-]+\+)?json\b/i.test(ct.trim());
@@ -446,8 +201,7 @@ function isJson(h: string[]): boolean {
 
 /**
  * The body part of a digest, fed as the body streams: length, SHA-256, a bounded snippet and, for
- * JSON bodies up to a size, a copy. Used for production's responses (parsed from the mirror) and
- * the destinations' (read by node:http) alike, so both sides are digested the same way.
+ * JSON bodies up to a size, a copy.
  */
 export class BodyDigest {
   private len = 0;
@@ -500,12 +254,8 @@ export class BodyDigest {
   }
 }
 
-/** node:http's rawHeaders ([Name, value, ...] as on the wire) in digest form (names lower-cased). */
+/** The framer's fields ([Name, value, ...], values already trimmed) in digest form: names lower-cased. */
 export function digestHeaders(raw: string[]): string[] {
-  const out = new Array<string>(raw.length);
-  for (let i = 0; i < raw.length; i += 2) {
-    out[i] = raw[i].toLowerCase();
-    out[i + 1] = raw[i + 1].trim();
-  }
-  return out;
+  for (let i = 0; i < raw.length; i += 2) raw[i] = raw[i].toLowerCase();
+  return raw;
 }

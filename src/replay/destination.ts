@@ -1,6 +1,7 @@
 import { ConfigError } from '../errors.js';
 import { parseBytes, parseDuration } from '../config/units.js';
-import { HttpResponseParser, type ResponseDigest } from '../http/response.js';
+import type { ReplyHead } from '../http/reply.js';
+import { AnswerDigest, type ResponseDigest } from '../http/response.js';
 import { H1Pool, type H1Exchange, type H1Failure, type H1Handler, type H1Request } from './h1-client.js';
 import type { DropReason, ReplayObserver } from './outcome.js';
 
@@ -10,7 +11,7 @@ export interface OutgoingRequest extends H1Request {
   answer?: AnswerSink;
 }
 
-/** Receives a destination's answer digested like production's (src/http/response.ts). */
+/** Receives a destination's answer, digested as production's are (src/http/response.ts). */
 export interface AnswerSink {
   readonly snippetBytes: number;
   readonly captureJsonBytes: number;
@@ -79,22 +80,20 @@ class InFlight implements H1Handler {
   next: InFlight | null = null;
   ex: H1Exchange | null = null;
   shutdown = false;
-  /** Shadow testing: the answer digested like production's. */
-  parser: HttpResponseParser | null = null;
-  answered: ResponseDigest | null = null;
+  /** Shadow testing: the answer digested from the client's framer events, as production's are. */
+  digest: AnswerDigest | null = null;
 
   constructor(private readonly dest: Destination, readonly req: OutgoingRequest, readonly isRetry: boolean, readonly start: number, readonly deadline: number) {
     const a = req.answer;
-    if (a) {
-      this.parser = new HttpResponseParser(
-        { requestMethod: () => req.method, onResponse: (d) => (this.answered ??= d), onLost: () => {} },
-        { snippetBytes: a.snippetBytes, captureJsonBytes: a.captureJsonBytes },
-      );
-    }
+    if (a) this.digest = new AnswerDigest(a.snippetBytes, a.captureJsonBytes);
   }
 
-  onBytes(d: Buffer, start: number, end: number): void {
-    this.parser?.push(d, start, end - start);
+  onHead(h: ReplyHead): void {
+    this.digest?.head(h);
+  }
+
+  onBody(b: Buffer, start: number, end: number): void {
+    this.digest?.body(b, start, end);
   }
 
   onDone(err: H1Failure | null, status: number, ex: H1Exchange): void {
@@ -337,11 +336,8 @@ export class Destination {
       this.health(reason);
     } else {
       this.obs.replayed(this.label, status, (performance.now() - f.start) / 1000);
-      if (a) {
-        f.parser!.end();
-        if (f.answered) a.answered(f.answered);
-        else a.failed('upstream_error');
-      }
+      // An exchange ends without error only after its answer's head and end events.
+      if (a) a.answered(f.digest!.finish());
       this.health(null);
     }
     this.next();

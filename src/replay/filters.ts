@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors.js';
+import { isToken } from '../http/grammar.js';
 import type { HttpRequest } from '../http/types.js';
 
 /** A `Name: regex` rule, compiled once at startup. */
@@ -27,17 +28,15 @@ export function compileRegex(flag: string, src: string): RegExp {
   }
 }
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
 export function parseHeaderRule(flag: string, s: string): HeaderRule {
   const i = s.indexOf(':');
   const name = i > 0 ? s.slice(0, i).trim() : '';
-  if (!TOKEN.test(name)) throw new ConfigError(`--${flag} ${JSON.stringify(s)} must be 'Name: regex'`);
+  if (!isToken(name)) throw new ConfigError(`--${flag} ${JSON.stringify(s)} must be 'Name: regex'`);
   return { name, lowerName: name.toLowerCase(), re: compileRegex(flag, s.slice(i + 1).trim()) };
 }
 
 function method(flag: string, m: string): string {
-  if (!TOKEN.test(m)) throw new ConfigError(`--${flag} ${JSON.stringify(m)} is not an HTTP method`);
+  if (!isToken(m)) throw new ConfigError(`--${flag} ${JSON.stringify(m)} is not an HTTP method`);
   return m.toUpperCase();
 }
 

@@ -7,15 +7,16 @@
  * request is written as one latin1 head string built from the given fields, exactly in order and
  * case, then the body: nothing is added or reordered.
  *
- * One request in flight per connection (no pipelining). Responses are framed per RFC 9112 §6.3
- * without being kept: HEAD, 1xx, 204 and 304 have no body; Transfer-Encoding ending in chunked is
- * chunked (and wins over Content-Length); another Transfer-Encoding or no length reads until close.
- * Interim 1xx answers are skipped (100 Continue can come although Expect is stripped); 101 is an
- * error (the connection would stop being HTTP/1.x). A connection is kept only when the answer was
- * complete, length-delimited, HTTP/1.1, without `Connection: close`, and nothing followed it.
+ * One request in flight per connection (no pipelining). Answers are read by the one reply framer
+ * (src/http/reply.ts, which says what an answer may be), the same that digests production's
+ * answers for shadow testing, and handed on as head and body events, not kept. Interim 1xx
+ * answers are skipped (100 Continue can come although Expect is stripped); a 101 is the answer
+ * and ends the connection (it would stop being HTTP/1.x). A connection is kept only when the
+ * framer calls it persistent and nothing followed the answer.
  */
 import net from 'node:net';
 import tls from 'node:tls';
+import { ReplyFramer, type ReplyError, type ReplyEvents, type ReplyHead } from '../http/reply.js';
 
 /** A request as it goes on the wire: the header fields are sent exactly as given. */
 export interface H1Request {
@@ -32,8 +33,10 @@ export interface H1Request {
 }
 
 export interface H1Handler {
-  /** The answer's bytes as they arrive (interim responses included), for digesting. */
-  onBytes?(d: Buffer, start: number, end: number): void;
+  /** The final answer's head (valid during the call only, see ReplyHead). */
+  onHead?(head: ReplyHead): void;
+  /** Its body bytes, de-chunked; `b[start..end)` is valid during the call only. */
+  onBody?(b: Buffer, start: number, end: number): void;
   /** Called exactly once: the final status, or the error (with `code`) that ended the exchange. */
   onDone(err: H1Failure | null, status: number, ex: H1Exchange): void;
 }
@@ -49,26 +52,10 @@ export interface H1PoolOptions {
   maxHeadBytes?: number;
 }
 
+/** An answer the reply framer refused (malformed, or a head or trailer over its limit). */
 export class H1ProtocolError extends Error {
   readonly code = 'MR_BAD_RESPONSE';
 }
-
-const HEAD = 0;
-const BODY = 1; // Content-Length
-const CHUNK_SIZE = 2;
-const CHUNK_EXT = 3;
-const CHUNK_DATA = 4;
-const CHUNK_CRLF = 5;
-const TRAILER = 6;
-const UNTIL_CLOSE = 7;
-const NO_BODY = 8; // the head was the whole answer
-
-const LF = 10;
-const CR = 13;
-const MAX_CHUNK_LINE = 4096;
-const MAX_TRAILER = 64 * 1024;
-/** Larger chunk or body lengths are taken as garbage rather than risking float arithmetic. */
-const MAX_LENGTH = 2 ** 48;
 
 /** One request/response exchange; abort() ends it (timeout, shutdown) and its connection. */
 export class H1Exchange {
@@ -80,11 +67,8 @@ export class H1Exchange {
   responseBytes = 0;
   conn: Connection | null = null;
   done = false;
-  readonly head: boolean;
 
-  constructor(readonly req: H1Request, readonly handler: H1Handler, private readonly pool: H1Pool) {
-    this.head = req.method === 'HEAD';
-  }
+  constructor(readonly req: H1Request, readonly handler: H1Handler, private readonly pool: H1Pool) {}
 
   /** Ends the exchange with `err` (unless it already ended) and destroys its connection. */
   abort(err: H1Failure): void {
@@ -106,8 +90,8 @@ export class H1Exchange {
   }
 }
 
-/** One socket and the state of the answer being read on it. */
-class Connection {
+/** One socket and the answer being read on it. */
+class Connection implements ReplyEvents {
   readonly sock: net.Socket;
   connected = false;
   dead = false;
@@ -115,18 +99,15 @@ class Connection {
   served = 0;
   ex: H1Exchange | null = null;
 
-  // Reader state for the answer in progress.
-  private state = HEAD;
-  private headBuf: Buffer | null = null;
-  private headLen = 0;
-  private remaining = 0;
-  private lineLen = 0;
-  private sawDigit = false;
-  private trailerBytes = 0;
+  private readonly framer: ReplyFramer;
+  // The answer in progress, as the framer's events left it.
   private status = 0;
   private keep = true;
+  private ended = false;
+  private error: H1ProtocolError | null = null;
 
   constructor(readonly pool: H1Pool, readonly oneShot: boolean) {
+    this.framer = new ReplyFramer(this, { maxHeadBytes: pool.maxHeadBytes });
     const { url } = pool;
     const port = Number(url.port || (pool.tls ? 443 : 80));
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
@@ -141,9 +122,9 @@ class Connection {
     }
     this.sock.setNoDelay(true);
     this.sock.on('data', (d: Buffer) => this.onData(d));
-    this.sock.on('end', () => this.onEnd());
+    this.sock.on('end', () => this.onClose());
     this.sock.on('error', (e: H1Failure) => this.fail(e));
-    this.sock.on('close', () => this.onEnd());
+    this.sock.on('close', () => this.onClose());
   }
 
   private onConnect(): void {
@@ -156,8 +137,6 @@ class Connection {
     this.ex = ex;
     ex.conn = this;
     ex.reused = this.served > 0;
-    this.state = HEAD;
-    this.headLen = 0;
     this.keep = !this.oneShot;
     const r = ex.req;
     let head = r.method + ' ' + r.target + (r.minorVersion === 0 && !r.chunked ? ' HTTP/1.0\r\n' : ' HTTP/1.1\r\n');
@@ -209,15 +188,13 @@ class Connection {
     ex?.finish(err, 0);
   }
 
-  private onEnd(): void {
+  private onClose(): void {
     const ex = this.ex;
-    if (ex && this.state === UNTIL_CLOSE) {
-      this.keep = false;
-      this.complete(ex, null, 0);
-      return;
-    }
-    if (ex) this.fail(Object.assign(new Error(ex.responseBytes ? 'connection closed mid-answer' : 'connection closed before an answer'), { code: 'ECONNRESET' }));
-    else this.destroy();
+    if (!ex) return this.destroy();
+    // A body read until close ends here (onEnd); anything else was cut short.
+    this.framer.end();
+    if (this.ended) return this.complete(ex, true);
+    this.fail(Object.assign(new Error(ex.responseBytes ? 'connection closed mid-answer' : 'connection closed before an answer'), { code: 'ECONNRESET' }));
   }
 
   private onData(d: Buffer): void {
@@ -228,219 +205,44 @@ class Connection {
       return;
     }
     ex.responseBytes += d.length;
-    const n = d.length;
-    let p = 0;
-    try {
-      while (p < n) {
-        switch (this.state) {
-          case HEAD:
-            p = this.onHead(d, p, ex);
-            if ((this.state as number) === NO_BODY) return this.complete(ex, d, p);
-            break;
-          case BODY: {
-            const take = Math.min(this.remaining, n - p);
-            this.remaining -= take;
-            p += take;
-            if (this.remaining === 0) return this.complete(ex, d, p);
-            break;
-          }
-          case CHUNK_SIZE: p = this.onChunkSize(d, p); break;
-          case CHUNK_EXT: {
-            const lf = d.indexOf(LF, p);
-            const end = lf < 0 ? n : lf;
-            this.lineLen += end - p;
-            if (this.lineLen > MAX_CHUNK_LINE) throw new H1ProtocolError('chunk extension too long');
-            p = end;
-            if (lf >= 0) p = this.endChunkLine(p + 1);
-            break;
-          }
-          case CHUNK_DATA: {
-            const take = Math.min(this.remaining, n - p);
-            this.remaining -= take;
-            p += take;
-            if (this.remaining === 0) {
-              this.state = CHUNK_CRLF;
-              this.lineLen = 0;
-            }
-            break;
-          }
-          case CHUNK_CRLF: {
-            const c = d[p++];
-            if (c === LF) {
-              this.state = CHUNK_SIZE;
-              this.lineLen = 0;
-            }
-            else if (c !== CR || this.lineLen++ > 0) throw new H1ProtocolError('chunk not followed by CRLF');
-            break;
-          }
-          case TRAILER: {
-            const c = d[p++];
-            if (++this.trailerBytes > MAX_TRAILER) throw new H1ProtocolError('trailer section too large');
-            if (c === LF) {
-              if (this.lineLen === 0) return this.complete(ex, d, p);
-              this.lineLen = 0;
-            } else if (c !== CR) this.lineLen++;
-            break;
-          }
-          case UNTIL_CLOSE:
-            ex.handler.onBytes?.(d, 0, n);
-            return;
-        }
-      }
-    } catch (e) {
-      ex.handler.onBytes?.(d, 0, n);
-      this.fail(e as H1Failure);
-      return;
-    }
-    ex.handler.onBytes?.(d, 0, n);
+    const p = this.framer.push(d, 0, d.length);
+    if (this.error) return this.fail(this.error);
+    // Bytes after the answer answer nothing we sent: the answer counts, the connection goes.
+    if (this.ended) this.complete(ex, p === d.length);
   }
 
-  /** The head of an answer: returns where its body starts; skips interim answers. */
-  private onHead(d: Buffer, p: number, ex: H1Exchange): number {
-    const n = d.length;
-    const max = this.pool.maxHeadBytes;
-    if (this.headLen === 0) {
-      // Empty lines before a status line are tolerated (RFC 9112 §2.2).
-      while (p < n && (d[p] === CR || d[p] === LF)) p++;
-      if (p === n) return n;
-      const end = headEnd(d, p, p, n);
-      if (end >= 0) {
-        if (end - p > max) throw new H1ProtocolError('answer head too large');
-        this.parseHead(d, p, end, ex);
-        return end;
-      }
-      if (n - p > max) throw new H1ProtocolError('answer head too large');
-      this.stash(d, p, n - p);
-      return n;
-    }
-    // The head spans reads: collect it, at most `max` bytes (doubling keeps byte-by-byte linear).
-    const old = this.headLen;
-    const take = Math.min(n - p, max - old);
-    this.stash(d, p, take);
-    const buf = this.headBuf!;
-    const end = headEnd(buf, 0, Math.max(0, old - 3), this.headLen);
-    if (end < 0) {
-      if (this.headLen >= max) throw new H1ProtocolError('answer head too large');
-      return p + take;
-    }
-    this.headLen = 0;
-    this.parseHead(buf, 0, end, ex);
-    return p + (end - old);
+  // ---- the framer's events, for the exchange in progress ----
+
+  requestMethod(): string | null {
+    return this.ex?.req.method ?? null;
   }
 
-  private stash(d: Buffer, p: number, len: number): void {
-    const need = this.headLen + len;
-    if (!this.headBuf || this.headBuf.length < need) {
-      const nb = Buffer.allocUnsafe(Math.max(need, (this.headBuf?.length ?? 512) * 2));
-      if (this.headBuf && this.headLen) this.headBuf.copy(nb, 0, 0, this.headLen);
-      this.headBuf = nb;
-    }
-    d.copy(this.headBuf, this.headLen, p, p + len);
-    this.headLen = need;
+  onHead(h: ReplyHead): void {
+    this.status = h.status;
+    this.ex?.handler.onHead?.(h);
   }
 
-  private parseHead(b: Buffer, start: number, end: number, ex: H1Exchange): void {
-    // HTTP/1.x SP 3DIGIT [SP reason]
-    if (
-      end - start < 14 || b[start] !== 0x48 || b[start + 1] !== 0x54 || b[start + 2] !== 0x54 || b[start + 3] !== 0x50 ||
-      b[start + 4] !== 0x2f || b[start + 5] !== 0x31 || b[start + 6] !== 0x2e || (b[start + 7] !== 0x30 && b[start + 7] !== 0x31) ||
-      b[start + 8] !== 0x20 || !isDigit(b[start + 9]) || !isDigit(b[start + 10]) || !isDigit(b[start + 11]) ||
-      (b[start + 12] !== 0x20 && b[start + 12] !== CR && b[start + 12] !== LF && b[start + 12] !== 9)
-    ) throw new H1ProtocolError('not an HTTP/1.x status line');
-    const minor = b[start + 7] - 0x30;
-    const status = (b[start + 9] - 0x30) * 100 + (b[start + 10] - 0x30) * 10 + (b[start + 11] - 0x30);
-    if (status < 100) throw new H1ProtocolError('bad status code');
-    let cl = -1;
-    let te = false;
-    let chunked = false;
-    let close = minor === 0;
-    let p = b.indexOf(LF, start) + 1;
-    while (p < end) {
-      const lf = b.indexOf(LF, p);
-      const eol = lf > p && b[lf - 1] === CR ? lf - 1 : lf;
-      if (eol === p) break; // the empty line
-      const colon = b.indexOf(0x3a, p);
-      if (colon < 0 || colon > eol || colon === p) throw new H1ProtocolError('bad header line');
-      const nameLen = colon - p;
-      if (nameLen === 14 && lowerIs(b, p, 'content-length')) {
-        const v = parseLength(b, colon + 1, eol);
-        if (v < 0 || (cl >= 0 && cl !== v)) throw new H1ProtocolError('bad Content-Length');
-        cl = v;
-      } else if (nameLen === 17 && lowerIs(b, p, 'transfer-encoding')) {
-        te = true;
-        chunked = lastTokenIs(b, colon + 1, eol, 'chunked');
-      } else if (nameLen === 10 && lowerIs(b, p, 'connection')) {
-        if (hasToken(b, colon + 1, eol, 'close')) close = true;
-      }
-      p = lf + 1;
-    }
-    if (status < 200) {
-      if (status === 101) throw new H1ProtocolError('101 Switching Protocols: the connection would leave HTTP/1.x');
-      return; // interim: the final answer follows, state stays HEAD
-    }
-    this.status = status;
-    if (close) this.keep = false;
-    if (ex.head || status === 204 || status === 304) this.state = NO_BODY;
-    else if (te) {
-      if (cl >= 0) this.keep = false; // RFC 9112 §6.3: chunked wins, and the connection must close
-      if (chunked) {
-        this.state = CHUNK_SIZE;
-        this.lineLen = 0;
-        this.remaining = 0;
-        this.sawDigit = false;
-      } else {
-        this.state = UNTIL_CLOSE;
-        this.keep = false;
-      }
-    } else if (cl > 0) {
-      this.state = BODY;
-      this.remaining = cl;
-    } else if (cl === 0) this.state = NO_BODY;
-    else {
-      this.state = UNTIL_CLOSE;
-      this.keep = false;
-    }
+  onBody(b: Buffer, start: number, end: number): void {
+    this.ex?.handler.onBody?.(b, start, end);
   }
 
-  private onChunkSize(d: Buffer, p: number): number {
-    const n = d.length;
-    while (p < n) {
-      const c = d[p];
-      const v = hexValue(c);
-      if (v >= 0) {
-        this.remaining = this.remaining * 16 + v;
-        if (this.remaining > MAX_LENGTH) throw new H1ProtocolError('chunk too large');
-        this.sawDigit = true;
-        p++;
-        if (++this.lineLen > MAX_CHUNK_LINE) throw new H1ProtocolError('chunk size line too long');
-      } else if (c === LF) return this.endChunkLine(p + 1);
-      else if (c === CR || c === 0x3b || c === 0x20 || c === 9) {
-        this.state = CHUNK_EXT;
-        return p;
-      } else throw new H1ProtocolError('bad chunk size');
-    }
-    return p;
+  onEnd(persistent: boolean): void {
+    this.ended = true;
+    if (!persistent) this.keep = false;
   }
 
-  private endChunkLine(p: number): number {
-    if (!this.sawDigit) throw new H1ProtocolError('missing chunk size');
-    this.lineLen = 0;
-    this.sawDigit = false;
-    if (this.remaining === 0) {
-      this.state = TRAILER;
-      this.trailerBytes = 0;
-    } else this.state = CHUNK_DATA;
-    return p;
+  onError(_reason: ReplyError, detail: string): void {
+    this.error = new H1ProtocolError(detail);
   }
 
-  /** A whole answer was read: bytes of `d` from `p` on belong to nothing we sent. */
-  private complete(ex: H1Exchange, d: Buffer | null, p: number): void {
-    if (d) ex.handler.onBytes?.(d, 0, p);
+  /** A whole answer was read; `clean`: nothing followed it. */
+  private complete(ex: H1Exchange, clean: boolean): void {
+    this.ended = false;
     this.ex = null;
     ex.connected = true;
     this.served++;
     const status = this.status;
-    if (this.keep && !this.dead && (!d || p === d.length)) this.pool.release(this);
+    if (this.keep && !this.dead && clean) this.pool.release(this);
     else this.destroy();
     ex.finish(null, status);
   }
@@ -554,77 +356,6 @@ export class H1Pool {
     const i = this.waiting.indexOf(ex);
     if (i >= 0) this.waiting.splice(i, 1);
   }
-}
-
-/** End of the head that starts at `start` (not on an empty line): the index after its empty line, or -1. */
-function headEnd(b: Buffer, start: number, from: number, limit: number): number {
-  let p = from;
-  for (;;) {
-    const lf = b.indexOf(LF, p);
-    if (lf < 0 || lf >= limit) return -1;
-    // LF LF or LF CR LF ends the head.
-    if (lf > start && (b[lf - 1] === LF || (b[lf - 1] === CR && lf - 1 > start && b[lf - 2] === LF))) return lf + 1;
-    p = lf + 1;
-  }
-}
-
-function isDigit(c: number): boolean {
-  return c >= 0x30 && c <= 0x39;
-}
-
-function hexValue(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  const l = c | 0x20;
-  if (l >= 0x61 && l <= 0x66) return l - 0x61 + 10;
-  return -1;
-}
-
-/** b[p, p + name.length) equals `name` (lower case) ignoring ASCII case. */
-function lowerIs(b: Buffer, p: number, name: string): boolean {
-  for (let i = 0; i < name.length; i++) if ((b[p + i] | 0x20) !== name.charCodeAt(i)) return false;
-  return true;
-}
-
-function isOws(c: number): boolean {
-  return c === 0x20 || c === 9;
-}
-
-/** A Content-Length value: digits between optional whitespace; -1 otherwise. */
-function parseLength(b: Buffer, p: number, end: number): number {
-  while (p < end && isOws(b[p])) p++;
-  while (end > p && isOws(b[end - 1])) end--;
-  if (p === end) return -1;
-  let v = 0;
-  for (; p < end; p++) {
-    if (!isDigit(b[p])) return -1;
-    v = v * 10 + (b[p] - 0x30);
-    if (v > MAX_LENGTH) return -1;
-  }
-  return v;
-}
-
-/** The last comma-separated token of the value equals `tok` (case-insensitive). */
-function lastTokenIs(b: Buffer, p: number, end: number, tok: string): boolean {
-  while (end > p && isOws(b[end - 1])) end--;
-  const s = end - tok.length;
-  if (s < p || !lowerIs(b, s, tok)) return false;
-  let q = s - 1;
-  while (q >= p && isOws(b[q])) q--;
-  return q < p || b[q] === 0x2c;
-}
-
-/** One of the comma-separated tokens of the value equals `tok` (case-insensitive). */
-function hasToken(b: Buffer, p: number, end: number, tok: string): boolean {
-  while (p < end) {
-    while (p < end && (isOws(b[p]) || b[p] === 0x2c)) p++;
-    let e = p;
-    while (e < end && b[e] !== 0x2c) e++;
-    let te = e;
-    while (te > p && isOws(b[te - 1])) te--;
-    if (te - p === tok.length && lowerIs(b, p, tok)) return true;
-    p = e + 1;
-  }
-  return false;
 }
 
 function hasField(h: string[], lower: string): boolean {

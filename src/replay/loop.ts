@@ -1,8 +1,7 @@
 import { ConfigError } from '../errors.js';
+import { isFieldValue, isToken } from '../http/grammar.js';
 import type { HttpRequest } from '../http/types.js';
 import type { FlowInfo } from '../reassemble/stream.js';
-
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 export interface Marker {
   name: string;
@@ -16,7 +15,7 @@ export function parseMarker(s: string | undefined): Marker | null {
   const i = s.indexOf(':');
   const name = (i > 0 ? s.slice(0, i) : s).trim();
   const value = i > 0 ? s.slice(i + 1).trim() : '1';
-  if (!TOKEN.test(name) || /[\r\n]/.test(value)) throw new ConfigError(`--mark-header ${JSON.stringify(s)} must be 'Name' or 'Name: value'`);
+  if (!isToken(name) || !isFieldValue(value)) throw new ConfigError(`--mark-header ${JSON.stringify(s)} must be 'Name' or 'Name: value'`);
   return { name, lower: name.toLowerCase(), value };
 }
 

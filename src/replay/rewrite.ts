@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors.js';
+import { isFieldValue, isToken } from '../http/grammar.js';
 import { compileRegex } from './filters.js';
 
 export interface RewriteOptions {
@@ -11,9 +12,6 @@ export interface RewriteOptions {
 
 export const NO_REWRITES: RewriteOptions = { setHeaders: [], removeHeaders: [], rewriteUrls: [] };
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-// Field values: visible ASCII, obs-text, SP and HTAB; no CR/LF (header injection).
-const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 export interface Rewriter {
   /** Returns the headers to send (a new array when anything changed). */
@@ -28,7 +26,7 @@ export interface Rewriter {
 export function buildRewriter(o: RewriteOptions): Rewriter | null {
   const remove = new Set(
     o.removeHeaders.map((n) => {
-      if (!TOKEN.test(n)) throw new ConfigError(`--http-remove-header ${JSON.stringify(n)} is not a header name`);
+      if (!isToken(n)) throw new ConfigError(`--http-remove-header ${JSON.stringify(n)} is not a header name`);
       return n.toLowerCase();
     }),
   );
@@ -36,7 +34,8 @@ export function buildRewriter(o: RewriteOptions): Rewriter | null {
     const i = s.indexOf(':');
     const name = i > 0 ? s.slice(0, i).trim() : '';
     const value = s.slice(i + 1).trim();
-    if (!TOKEN.test(name) || !VALUE.test(value)) throw new ConfigError(`--http-set-header ${JSON.stringify(s)} must be 'Name: value'`);
+    // A value with CR/LF would inject fields: isFieldValue refuses every CTL but HTAB.
+    if (!isToken(name) || !isFieldValue(value)) throw new ConfigError(`--http-set-header ${JSON.stringify(s)} must be 'Name: value'`);
     return { name, lower: name.toLowerCase(), value };
   });
   const urls = o.rewriteUrls.map((s) => {

@@ -2,12 +2,13 @@
  * Replay to a local sink, one core: requests/s of Destination (our HTTP/1.1 keep-alive client,
  * bounded queue: what the daemon uses) at a few concurrency levels, against a minimal
  * node:net HTTP sink in another process. Baselines in the same run, against the same sink, with
- * the same concurrency: an undici Pool and a bare node:http keep-alive Agent. Each runs closed
- * loop: a new request as soon as one is answered, until N requests or the time limit.
+ * the same concurrency: an undici Pool and a bare node:http keep-alive Agent. "ours+digest" is
+ * Destination with shadow testing on: every answer digested (status, fields, body SHA-256). Each
+ * runs closed loop: a new request as soon as one is answered, until N requests or the time limit.
  */
 import http from 'node:http';
 import { Pool } from 'undici';
-import { Destination, type OutgoingRequest } from '../../src/replay/destination.js';
+import { Destination, type AnswerSink, type OutgoingRequest } from '../../src/replay/destination.js';
 import type { ReplayObserver } from '../../src/replay/outcome.js';
 import { printTable, QUICK, ratio, startSink, type Row } from './util.js';
 
@@ -53,7 +54,12 @@ function measure(run: (finish: () => void, fail: () => void) => void, n: number,
   });
 }
 
-export const destination: Client = async (url, conns, shape, n, maxMs) => {
+export const destination: Client = (url, conns, shape, n, maxMs) => runDestination(url, conns, shape, n, maxMs, false);
+
+/** Destination with shadow testing's answer digest (status, fields, body SHA-256) on every answer. */
+const destinationDigest: Client = (url, conns, shape, n, maxMs) => runDestination(url, conns, shape, n, maxMs, true);
+
+async function runDestination(url: string, conns: number, shape: Shape, n: number, maxMs: number, digest: boolean): ReturnType<Client> {
   // Destination reports outcomes through its observer. Completion order is not send order across
   // connections, but the callbacks are interchangeable: each only counts one outcome.
   const pending: Array<[() => void, () => void]> = [];
@@ -65,13 +71,15 @@ export const destination: Client = async (url, conns, shape, n, maxMs) => {
   };
   const d = new Destination(url, { maxConcurrency: conns, maxQueue: 1_000_000, maxQueueBytes: 2 ** 40, timeoutMs: 30_000 }, obs);
   const req: OutgoingRequest = { method: shape.method, target: '/api/v1/items?id=12345', headers: shape.body.length ? [...HEADERS, 'Content-Length', String(shape.body.length)] : HEADERS, body: shape.body, chunked: false, trailers: [], minorVersion: 1 };
+  const answer: AnswerSink = { snippetBytes: 0, captureJsonBytes: 0, answered: () => {}, failed: () => {} };
   const r = await measure((ok, fail) => {
     pending.push([ok, fail]);
-    d.enqueue(req);
+    // A fresh request per send when digesting: the answer sink travels with it.
+    d.enqueue(digest ? { ...req, answer } : req);
   }, n, maxMs, conns);
   await d.drain(1_000);
   return r;
-};
+}
 
 export const undiciPool: Client = async (url, conns, shape, n, maxMs) => {
   const pool = new Pool(url, { connections: conns, pipelining: 1 });
@@ -112,7 +120,7 @@ export async function main(): Promise<void> {
   const GET: Shape = { name: 'small GET', method: 'GET', body: Buffer.alloc(0) };
   const POST: Shape = { name: '4 KB POST', method: 'POST', body: Buffer.alloc(4096, 0x61) };
   const plans: Array<[Shape, number]> = [[GET, 1], [GET, 8], [GET, 64], [POST, 64]];
-  const clients: Array<[string, Client]> = [['Destination (ours)', destination], ['undici Pool', undiciPool], ['node:http Agent', nodeHttp]];
+  const clients: Array<[string, Client]> = [['Destination (ours)', destination], ['Destination, answers digested', destinationDigest], ['undici Pool', undiciPool], ['node:http Agent', nodeHttp]];
   const rows: Row[] = [];
   try {
     for (const [, c] of clients) await c(sink.url, 8, GET, 3_000, 1_000); // warm-up
@@ -132,6 +140,8 @@ export async function main(): Promise<void> {
         'ours vs undici': ratio(ours.rps, got['undici Pool'].rps),
         'ours vs node:http': ratio(ours.rps, got['node:http Agent'].rps),
         'ours CPU µs/req': ours.cpuUs,
+        'ours+digest req/s': got['Destination, answers digested'].rps,
+        'ours+digest CPU µs/req': got['Destination, answers digested'].cpuUs,
         'undici CPU µs/req': got['undici Pool'].cpuUs,
         errors: Object.values(got).reduce((a, g) => a + g.errors, 0),
       });

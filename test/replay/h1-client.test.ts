@@ -71,17 +71,22 @@ interface Result {
   err: H1Failure | null;
   status: number;
   ex: H1Exchange;
-  bytes: Buffer;
+  /** The final answer's fields as the head event gave them, null without one. */
+  fields: string[] | null;
+  /** Its body as the body events gave it (de-chunked), latin1. */
+  body: string;
 }
 
 function send(pool: H1Pool, req: Partial<H1Request> = {}): Promise<Result> {
   const parts: Buffer[] = [];
+  let fields: string[] | null = null;
   return new Promise((resolve) => {
     pool.request(
       { method: 'GET', target: '/x', headers: ['Host', 'h'], body: Buffer.alloc(0), chunked: false, trailers: [], minorVersion: 1, ...req },
       {
-        onBytes: (d, s, e) => parts.push(Buffer.from(d.subarray(s, e))),
-        onDone: (err, status, ex) => resolve({ err, status, ex, bytes: Buffer.concat(parts) }),
+        onHead: (h) => (fields = h.fields()),
+        onBody: (d, s, e) => parts.push(Buffer.from(d.subarray(s, e))),
+        onDone: (err, status, ex) => resolve({ err, status, ex, fields, body: Buffer.concat(parts).toString('latin1') }),
       },
     );
   });
@@ -203,14 +208,15 @@ test('close-delimited answer: the body runs to the close; the connection is not 
   const r = await send(pool);
   assert.equal(r.err, null);
   assert.equal(r.status, 200);
-  assert.equal(r.bytes.toString('latin1'), text);
+  assert.deepEqual(r.fields, ['Content-Type', 'text/plain']);
+  assert.equal(r.body, 'x'.repeat(100_000));
   assert.equal(pool.open, 0);
   // Transfer-Encoding other than chunked also reads to the close.
   const s2 = await server((_h, sock) => sock.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nabc'));
   const pool2 = new H1Pool(s2.url, { maxConnections: 1 });
   const r2 = await send(pool2);
   assert.equal(r2.status, 200);
-  assert.ok(r2.bytes.toString('latin1').endsWith('abc'));
+  assert.equal(r2.body, 'abc');
   pool.destroy();
   pool2.destroy();
 });
@@ -226,13 +232,14 @@ test('chunked answers (extensions, trailers, upper-case hex) and a 1 MB body in 
     'HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n' + big.toString('latin1'),
     'HTTP/1.1 201 Created\r\ntransfer-encoding: gzip, CHUNKED\r\n\r\n0\r\n\r\n',
   ];
+  const bodies = ['hello0123456789', big.toString('latin1'), big.toString('latin1'), ''];
   const s = await server((_h, sock, i) => sock.write(answers[i], 'latin1'));
   const pool = new H1Pool(s.url, { maxConnections: 1 });
   for (let i = 0; i < answers.length; i++) {
     const r = await send(pool);
     assert.equal(r.err, null, `answer ${i}`);
     assert.equal(r.status, i === 3 ? 201 : 200);
-    assert.equal(r.bytes.toString('latin1'), answers[i], `answer ${i}: every byte handed on, nothing more`);
+    assert.ok(r.body === bodies[i], `answer ${i}: the de-chunked body handed on, nothing more`);
   }
   assert.equal(s.connections(), 1);
   pool.destroy();
@@ -252,7 +259,7 @@ test('no body after HEAD, 204 and 304 (whatever their Content-Length says); 1xx 
   for (let i = 0; i < answers.length; i++) {
     const r = await send(pool, { method: i === 0 ? 'HEAD' : 'GET' });
     assert.equal(r.err, null, `answer ${i}`);
-    assert.equal(r.bytes.toString('latin1'), answers[i]);
+    assert.equal(r.body, i === 3 ? 'ok' : '');
     statuses.push(r.status);
   }
   assert.deepEqual(statuses, [200, 204, 304, 200, 200]);
@@ -266,13 +273,14 @@ test('answers split byte by byte (head, chunk sizes, CRLFs, trailers) read the s
     'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n1\r\nd\r\n0\r\nT: 1\r\n\r\n',
     'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n',
   ];
+  const expect = [[['Content-Length', '11', 'X-A', 'b'], 'hello world'], [['Transfer-Encoding', 'chunked'], 'abcd'], [['Content-Length', '0'], '']];
   const s = await server((_h, sock, i) => dribble(sock, answers[i]));
   const pool = new H1Pool(s.url, { maxConnections: 1 });
   const statuses = [];
   for (let i = 0; i < answers.length; i++) {
     const r = await send(pool);
     assert.equal(r.err, null);
-    assert.equal(r.bytes.toString('latin1'), answers[i]);
+    assert.deepEqual([r.fields, r.body], expect[i]);
     statuses.push(r.status);
   }
   assert.deepEqual(statuses, [200, 200, 404]);
@@ -291,10 +299,11 @@ test('bytes beyond the answer: the answer counts, the connection is dropped', as
   pool.destroy();
 });
 
-test('garbage, 101, bad framing and a head too large are MR_BAD_RESPONSE; closed mid-answer is ECONNRESET', async () => {
+test('garbage, bad framing and a head too large are MR_BAD_RESPONSE; closed mid-answer is ECONNRESET', async () => {
   const cases: Array<[string, string, boolean]> = [
     ['SSH-2.0-OpenSSH_9.2\r\n\r\n', 'MR_BAD_RESPONSE', false],
-    ['HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n', 'MR_BAD_RESPONSE', false],
+    ['SSH-2.0-OpenSSH_9.2\r\n', 'MR_BAD_RESPONSE', false], // and waits: refused at its first bytes, not at a timeout
+    ['HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n', 'MR_BAD_RESPONSE', false],
     ['HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok', 'MR_BAD_RESPONSE', false],
     ['HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', 'MR_BAD_RESPONSE', false],
     ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 'MR_BAD_RESPONSE', false],
@@ -313,6 +322,18 @@ test('garbage, 101, bad framing and a head too large are MR_BAD_RESPONSE; closed
     assert.equal(pool.open, 0, 'the connection is closed');
     pool.destroy();
   }
+});
+
+test('101 is the answer: replayed with its status, and the connection, no longer HTTP/1.x, is closed', async () => {
+  const s = await server(answerWith('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello'));
+  const pool = new H1Pool(s.url, { maxConnections: 1 });
+  const r = await send(pool);
+  assert.equal(r.err, null);
+  assert.equal(r.status, 101);
+  assert.deepEqual(r.fields, ['Upgrade', 'websocket', 'Connection', 'Upgrade']);
+  assert.equal(r.body, '', 'what follows the 101 is not a body');
+  assert.equal(pool.open, 0);
+  pool.destroy();
 });
 
 test('HTTP/1.0 requests: HTTP/1.0 request line, a connection of their own, closed after the answer', async () => {

@@ -54,4 +54,5 @@ test('loop guard: marker header, and flows whose server is a destination', () =>
   assert.equal(g(req([]), flow('10.0.0.5')), false);
   assert.deepEqual(parseMarker('X-Replayed-By: mirror-replay'), { name: 'X-Replayed-By', lower: 'x-replayed-by', value: 'mirror-replay' });
   assert.throws(() => parseMarker('bad name'), /--mark-header/);
+  assert.throws(() => parseMarker('X-Mark: a\x00b'), /--mark-header/, 'a CTL in the value would make the test environment refuse the request');
 });
