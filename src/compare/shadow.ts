@@ -167,7 +167,7 @@ export class Shadow {
       if (this.requestsSeen >= n || now - this.firstRequestAt >= ms) {
         this.state = 'inactive';
         this.metrics.active.set(0);
-        this.log.warn({ requests: this.requestsSeen }, "shadow testing inactive: no server-to-client traffic on the mirror (only inbound is mirrored?); replay goes on without comparison. Mirror outbound traffic from the service port too (AWS: a filter rule for outbound, source port = service port)");
+        this.log.warn({ requests: this.requestsSeen }, 'shadow testing inactive: no server-to-client traffic on the mirror (only inbound is mirrored?); replay goes on without comparison. Mirror outbound traffic from the service port too (AWS: a filter rule for outbound, source port = service port)');
       }
     }
     if (this.diffLog && this.countsDirty && now - this.lastStats >= STATS_EVERY_MS) this.flushStats(now);

@@ -174,5 +174,5 @@ export async function checkDestination(url: string, timeoutMs: number): Promise<
     s.once('error', (e) => resolve(e));
   });
   if (!err) return { status: 'ok', name: `destination ${u.origin}`, message: `TCP ${host}:${port} accepts connections` };
-  return { status: 'error', name: `destination ${u.origin}`, message: `TCP ${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, fix: "check the test environment is up and its security group allows TCP from the adapter" };
+  return { status: 'error', name: `destination ${u.origin}`, message: `TCP ${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, fix: 'check the test environment is up and its security group allows TCP from the adapter' };
 }

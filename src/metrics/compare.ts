@@ -24,7 +24,7 @@ export class CompareMetrics {
         if (r !== 'match' && r !== 'unpaired') this.noise.inc({ destination: d, result: r }, 0);
         if (this.byRoute) for (const route of [...routes, OTHER_ROUTE]) this.byRoute.inc({ destination: d, route, result: r }, 0);
       }
-    this.lost = new client.Counter({ name: 'mirror_replay_responses_lost_total', help: "Production responses seen on the mirror that could not be digested, by reason", labelNames: ['reason'], registers: [reg] });
+    this.lost = new client.Counter({ name: 'mirror_replay_responses_lost_total', help: 'Production responses seen on the mirror that could not be digested, by reason', labelNames: ['reason'], registers: [reg] });
     for (const r of RESPONSE_LOSS_REASONS) this.lost.inc({ reason: r }, 0);
     this.active = new client.Gauge({ name: 'mirror_replay_compare_active', help: "1 while production's responses are seen on the mirror (comparison works), 0 when only inbound traffic is mirrored", registers: [reg] });
     this.diffLogFailures = new client.Counter({ name: 'mirror_replay_diff_log_write_failures_total', help: 'Diff log lines that could not be written (disk full, ...)', registers: [reg] });

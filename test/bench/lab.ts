@@ -5,7 +5,8 @@
  * offered req/s (answered by production), replayed req/s (recorded by the test environment),
  * loss = production's records − the test environment's records, what the daemon counted as
  * dropped by reason, the daemon's CPU-seconds per 10k requests and peak RSS.
- * Writes test/bench/results/lab-sweep.{md,svg,json} (lab-sweep-wN.* with --workers N).
+ * Writes lab-sweep.{md,svg,json} (lab-sweep-wN.* with --workers N) to the results directory
+ * (util.ts resultsDir: a temporary directory unless --save, which writes test/bench/results/).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -13,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Lab, PROD_V4 } from '../../scripts/lab/harness.js';
 import { chart } from './svg.js';
-import { benchArgs, fmt, markdownTable, printTable, procCpuSeconds, QUICK, RESULTS, ROOT, sleep, type Row } from './util.js';
+import { benchArgs, fmt, markdownTable, printTable, procCpuSeconds, QUICK, ROOT, sleep, writeResults, type Row } from './util.js';
 
 interface Step {
   target: number | null;
@@ -218,8 +219,7 @@ export async function main(): Promise<void> {
   printTable(`lab sweep: wrk → production, mirrored → daemon → test environment, ${seconds} s per step${WORKERS ? `, --workers ${WORKERS}` : ''}`, rows);
   if (QUICK) return;
   const name = WORKERS ? `lab-sweep-w${WORKERS}` : 'lab-sweep';
-  fs.mkdirSync(RESULTS, { recursive: true });
-  const cmd = 'sudo npm run bench:lab   # or: sudo npm run bench -- lab';
+  const cmd = 'sudo npm run bench:lab -- --save   # or: sudo npm run bench -- lab --save';
   const md = [
     '# Lab sweep: offered load against loss',
     '',
@@ -241,8 +241,9 @@ export async function main(): Promise<void> {
     `![offered load vs replayed and lost](${name}.svg)`,
     '',
   ].join('\n');
-  fs.writeFileSync(path.join(RESULTS, `${name}.md`), md);
-  fs.writeFileSync(path.join(RESULTS, `${name}.svg`), svg(steps, machine));
-  fs.writeFileSync(path.join(RESULTS, `${name}.json`), `${JSON.stringify({ machine, seconds, workers: WORKERS || 'default', steps }, null, 2)}\n`);
-  console.log(`\nwrote ${path.relative(ROOT, path.join(RESULTS, `${name}.md`))}, ${name}.svg and ${name}.json`);
+  writeResults({
+    [`${name}.md`]: md,
+    [`${name}.svg`]: svg(steps, machine),
+    [`${name}.json`]: `${JSON.stringify({ machine, seconds, workers: WORKERS || 'default', steps }, null, 2)}\n`,
+  });
 }

@@ -6,12 +6,13 @@
  *   npm run bench                     everything (about 5 minutes)
  *   npm run bench -- decode http      just those
  *   npm run bench -- --list           the names
- *   npm run bench:lab                 capture + lab sweep (root; writes test/bench/results/)
+ *   npm run bench:lab                 capture + lab sweep (root)
+ *   npm run bench -- lab --save       write the committed test/bench/results/ (without --save: a temporary directory)
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { hasTool, isRoot } from './util.js';
+import { hasTool, isRoot, resultsDir } from './util.js';
 
 interface Bench {
   name: string;
@@ -31,7 +32,7 @@ export const BENCHES: Bench[] = [
   { name: 'rss', what: 'daemon RSS with 10,000 open flows holding out-of-order data', flags: [] },
   { name: 'capture', what: 'VXLAN flood into the lab adapter: pps, kernel drops, daemon CPU', needsRoot: true, tools: [{ cmd: 'gcc', install: 'apt-get install -y gcc' }] },
   { name: 'freeze', what: 'the daemon frozen (SIGSTOP) under paced load, and HTTP/1.0 beside busy loops: lost, kernel drops, ring bytes per request', needsRoot: true },
-  { name: 'lab', what: 'lab sweep with wrk: offered load vs loss; writes test/bench/results/lab-sweep.{md,svg}', needsRoot: true, tools: [{ cmd: 'wrk', install: 'apt-get install -y wrk' }] },
+  { name: 'lab', what: 'lab sweep with wrk: offered load vs loss; writes lab-sweep.{md,svg,json} to the results directory', needsRoot: true, tools: [{ cmd: 'wrk', install: 'apt-get install -y wrk' }] },
 ];
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -67,6 +68,7 @@ async function parent(): Promise<void> {
   const t0 = Date.now();
   const failed: string[] = [];
   console.log(`mirror-replay benchmarks on ${process.version}, ${(await import('node:os')).cpus().length} CPUs (${(await import('node:os')).cpus()[0]?.model ?? '?'})`);
+  console.log(`result files go to ${resultsDir()}${argv.includes('--save') ? '' : ' (--save: the committed test/bench/results/)'}`);
   for (const b of chosen) {
     console.log(`\n## ${b.name}: ${b.what}`);
     if (b.needsRoot && !isRoot) {

@@ -4,6 +4,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
@@ -11,7 +12,31 @@ import v8 from 'node:v8';
 /** Repository root (this file is dist/test/bench/util.js once built). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const BENCH_DIST = path.join(ROOT, 'dist/test/bench');
+/** The committed results: written only with `--save`. */
 export const RESULTS = path.join(ROOT, 'test/bench/results');
+
+/**
+ * Where a benchmark writes its result files. The committed `test/bench/results/` only with `--save`,
+ * so running the benchmarks leaves the work tree as it was and committed results change on purpose;
+ * otherwise `$MR_BENCH_OUT`, or `mirror-replay-bench` in the system's temporary directory.
+ */
+export function resultsDir(argv: readonly string[] = process.argv, env: NodeJS.ProcessEnv = process.env): string {
+  if (argv.includes('--save')) return RESULTS;
+  return env.MR_BENCH_OUT ? path.resolve(env.MR_BENCH_OUT) : path.join(os.tmpdir(), 'mirror-replay-bench');
+}
+
+/** Writes `files` (file name → content) into `dir` and says where; returns the paths written. */
+export function writeResults(files: Record<string, string>, dir: string = resultsDir()): string[] {
+  fs.mkdirSync(dir, { recursive: true });
+  const written = Object.entries(files).map(([name, content]) => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, content);
+    return file;
+  });
+  const hint = dir === RESULTS ? '' : ' (not the committed results: add --save for those)';
+  console.log(`\nwrote ${Object.keys(files).join(', ')} to ${dir}${hint}`);
+  return written;
+}
 
 export type Cell = string | number;
 export type Row = Record<string, Cell>;

@@ -26,7 +26,6 @@ function nsDel(ns: string): void {
   }
 }
 
-
 interface RingOut {
   fanoutId: number;
   frames: number;

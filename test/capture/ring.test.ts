@@ -58,7 +58,6 @@ function labDown(lab: Lab): void {
   }
 }
 
-
 function one_(out: { one: { seen: { frames: number; maxCapLen: number; ipv6Ext: number }; ring: { blocks: number; polls: number } } }): string {
   const { seen, ring } = out.one;
   return `${seen.frames} frames (max ${seen.maxCapLen} B, ${seen.ipv6Ext} IPv6 ext), ${ring.blocks} blocks, ${ring.polls} polls`;

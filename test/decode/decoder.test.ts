@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Decoder } from '../../src/decode/decoder.js';
-import { ANOMALIES } from '../../src/decode/anomalies.js';
+import type { ANOMALIES } from '../../src/decode/anomalies.js';
 import { buildFrame, TCP_ACK, TCP_PSH, TCP_SYN } from '../fixtures/frames.js';
 
 const base = { src: '10.0.0.1', dst: '10.0.0.2', sport: 40000, dport: 80, seq: 1000, ack: 5, payload: 'GET / HTTP/1.1\r\n\r\n' };

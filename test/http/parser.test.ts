@@ -720,9 +720,8 @@ describe('reassembly signals', () => {
   });
 
   it('pendingBytes covers the request in progress and is 0 between requests and while skipping', () => {
-    let parser!: HttpRequestParser;
     const seen: number[] = [];
-    parser = new HttpRequestParser({ onRequest() {}, onDrop() {} });
+    const parser = new HttpRequestParser({ onRequest() {}, onDrop() {} });
     const push = (s: string) => {
       const b = L(s);
       parser.push(b, 0, b.length);

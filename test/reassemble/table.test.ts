@@ -220,7 +220,10 @@ test('a flow ended while holes are open (end of capture, idle): the holes are gi
     feed({ seq: 9, data: 'cccc' }, 10);
     feed({ seq: 17, data: 'eeee', flags: TCP_ACK | TCP_FIN }, 10);
     if (how === 'closeAll') table.closeAll(20);
-    else table.sweep(500), table.sweep(20_000);
+    else {
+      table.sweep(500);
+      table.sweep(20_000);
+    }
     assert.equal(sinks[0].text, 'aaaa<gap 4>cccc<gap 4>eeee', how);
     assert.equal(sinks[0].ended, 1, how);
     assert.equal(table.heldBytes, 0, how);
@@ -250,7 +253,7 @@ test('global memcap: biggest holder gives up its holes; other flows keep flowing
   assert.ok(table.heldBytes <= 1000, `held ${table.heldBytes}`);
   assert.ok(table.event('holes_skipped_memcap') >= 1);
   feed({ seq: 0, flags: TCP_SYN, sport: 9 });
-  feed({ seq: 1, data: 'in order' , sport: 9});
+  feed({ seq: 1, data: 'in order', sport: 9 });
   assert.equal(sinks.at(-1)!.text, 'in order');
 });
 

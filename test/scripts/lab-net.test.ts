@@ -14,7 +14,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT } from '../../scripts/lab/harness.js';
 
-
 const LAB = join(ROOT, 'scripts', 'lab-net.sh');
 const VXLAN_UP = join(ROOT, 'scripts', 'vxlan-up.sh');
 const PREFIX = `mr-t-${process.pid}`;

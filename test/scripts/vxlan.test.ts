@@ -9,7 +9,6 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../../scripts/lab/harness.js';
 
-
 const UP = join(ROOT, 'scripts', 'vxlan-up.sh');
 const DOWN = join(ROOT, 'scripts', 'vxlan-down.sh');
 const NS = `mr-t-${process.pid}-vx`;

@@ -1,7 +1,7 @@
 // Stack 2: scale-out. The mirror target is an internal Network Load Balancer with a UDP 4789
 // listener; it hashes each mirrored flow to one adapter of an Auto Scaling group and sends
 // traffic only to adapters whose daemon accepts TCP on its --health-check-port.
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { CfnOutput, Duration, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';

@@ -1,6 +1,6 @@
 // Stack 1: the blog's topology, as code. A production stand-in in a public subnet is mirrored to
 // one adapter running mirror-replay, which replays to a test stand-in in a private subnet.
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { CfnOutput, Stack, Tags, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { ADAPTER_TAG, VXLAN_PORT } from './contract.js';
