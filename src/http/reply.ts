@@ -307,7 +307,7 @@ export class ReplyFramer implements ReplyHead {
     return p + take;
   }
 
-  private onChunkEnd(d: Buffer, p: number, n: number): number {
+  private onChunkEnd(d: Buffer, p: number, _n: number): number {
     const c = d[p];
     if (c === LF) {
       this.state = CHUNK_LINE;
@@ -599,7 +599,6 @@ function lowerIs(b: Buffer, p: number, name: string): boolean {
 function digit(c: number): boolean {
   return c >= 0x30 && c <= 0x39;
 }
-
 
 /** b[p..e) without leading and trailing SP/HTAB, as latin1. */
 function trimmed(b: Buffer, p: number, e: number): string {

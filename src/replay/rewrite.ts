@@ -12,7 +12,6 @@ export interface RewriteOptions {
 
 export const NO_REWRITES: RewriteOptions = { setHeaders: [], removeHeaders: [], rewriteUrls: [] };
 
-
 export interface Rewriter {
   /** Returns the headers to send (a new array when anything changed). */
   headers(h: string[]): string[];

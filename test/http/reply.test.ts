@@ -212,9 +212,9 @@ test('a hole inside a body of known length is stepped over; pendingBytes counts 
   assert.equal(f.canStepOver(7), true);
   f.stepOver(7);
   const rest = b('\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n');
-  let p = f.push(rest, 0, rest.length);
+  const p = f.push(rest, 0, rest.length);
   assert.equal(f.pendingBytes, 0, 'between answers');
-  p = f.push(rest, p, rest.length);
+  f.push(rest, p, rest.length);
   assert.equal(f.pendingBytes, rest.length - 7);
   f.stepOver(2);
   assert.deepEqual(r.events.slice(1), [['body', 'abc'], ['end', true], ['head', 200, BODY_LENGTH, ['Content-Length', '2']], ['end', true]]);
@@ -252,7 +252,7 @@ test('mutated answers: never a throw, the same events whatever the cuts, bounded
   fc.assert(
     fc.property(fc.nat(seeds.length - 1), fc.array(edit, { minLength: 1, maxLength: 6 }), fc.uniqueArray(fc.nat(), { maxLength: 12 }), (si, edits, cutSeeds) => {
       const [seed, method] = seeds[si];
-      let bytes = [...seed];
+      const bytes = [...seed];
       for (const [at, op, v] of edits) {
         const i = at % (bytes.length + 1);
         if (op === 'set' && i < bytes.length) bytes[i] = v;
