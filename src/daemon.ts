@@ -1,34 +1,31 @@
 /**
- * Wires the stages left to right: capture → decode → reassemble → http → replay, with metrics
- * beside them. The only module that knows all of them; owns the lifecycle and signals.
+ * Wires the parts left to right: capture → decode → reassemble → http (pipeline/stages.ts, in
+ * this thread or in workers) → replay, with shadow testing beside the replay and metrics beside
+ * everything. The only module that knows all of them; owns the lifecycle and signals.
+ *
+ * A request's path: PacketRing.run → Stages (decode, reassemble, parse) → replaySink().request
+ * below → Replayer.submit (policy chain) → Destination queue → H1Pool socket.
  */
 import dns from 'node:dns/promises';
 import type http from 'node:http';
 import type { Logger } from 'pino';
-import { PacketRing, ringGeometry, ringShareMiB } from './capture/ring.js';
-import { PcapFileSource } from './capture/pcap.js';
-import { captureClock, type FrameSource } from './capture/source.js';
+import { ringGeometry, ringShareMiB } from './capture/ring.js';
+import { DiffLog } from './compare/difflog.js';
+import { Shadow } from './compare/shadow.js';
 import type { Config } from './config/config.js';
-import { Decoder } from './decode/decoder.js';
-import { HttpRequestParser } from './http/parser.js';
-import { DEFAULT_HTTP_LIMITS, type HttpDropReason, type HttpParserLimits, type HttpRequest } from './http/types.js';
-import { captureByInterface, CaptureWorkers } from './pipeline/workers.js';
-import type { FlowInfo } from './reassemble/stream.js';
-import { Metrics } from './metrics/registry.js';
-import { startMetricsServer } from './metrics/server.js';
-import type { DropReason } from './replay/outcome.js';
-import { Replayer, type ReplayOptions } from './replay/replayer.js';
-import { FlowTable } from './reassemble/table.js';
+import { captureOptions, policyOptions, replayOptions, RESTART_ONLY, shadowOptions, type ShadowSetup } from './config/options.js';
 import { ConfigError, MirrorReplayError } from './errors.js';
 import { rateLimitedWarn } from './log.js';
+import { CompareMetrics } from './metrics/compare.js';
+import { Metrics } from './metrics/registry.js';
+import { startMetricsServer } from './metrics/server.js';
+import { Health } from './ops/health.js';
 import { startHealthPort, type HealthPort } from './ops/health-port.js';
 import type { Notifier } from './ops/notify.js';
-import { responseSegments, startShadow } from './compare/setup.js';
-import type { RequestSide } from './compare/shadow.js';
-
-const SWEEP_MS = 250;
-/** A capture loop that has not polled or walked a block for this long is stuck. */
-const STALE_MS = 5_000;
+import { createCapture, type CaptureSink } from './pipeline/capture.js';
+import type { Capture } from './pipeline/stages.js';
+import type { DropReason, ReplayObserver } from './replay/outcome.js';
+import { Replayer } from './replay/replayer.js';
 
 export interface Daemon {
   metrics: Metrics;
@@ -52,232 +49,26 @@ export interface DaemonOptions {
 }
 
 export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions = {}): Promise<Daemon> {
-  const notifier = opts.notifier;
-  const limits: HttpParserLimits = { ...DEFAULT_HTTP_LIMITS, maxBodyBytes: cfg.maxBodyBytes };
-  const tableOptions = { port: cfg.port, maxFlowBufferBytes: cfg.maxFlowBufferBytes, memcapBytes: cfg.memcapBytes, holeTimeoutMs: cfg.holeTimeoutMs, idleTimeoutMs: cfg.idleTimeoutMs };
-  // --workers N: capture through parsing in N threads per interface; requests come back here to replay.
-  // Shadow testing pairs both directions of a connection in one place, so it captures here.
-  const pool = !cfg.pcap && cfg.workers > 1 && !cfg.shadow
-    ? new CaptureWorkers({ interfaces: cfg.interfaces, workers: cfg.workers, port: cfg.port, ringMiB: cfg.ringMiB, ringBlockKiB: cfg.ringBlockKiB, ringBlockTimeoutMs: cfg.ringBlockTimeoutMs, table: tableOptions, limits }, {
-        request: (req, info) => requestParsed(req, info),
-        dropped: (reason, requests, skippedBytes) => requestDropped(reason, requests, skippedBytes),
-        // Lost between threads because replay fell behind: every destination lost it, as when its queue is full.
-        overflow: (n) => replayer.destinations.forEach((d) => metrics.dropped('queue_full', n, d.label)),
-      })
-    : null;
-  if (!cfg.pcap && cfg.workers > 1 && cfg.shadow) log.info({ workers: cfg.workers }, 'shadow testing: capture stays in the main thread (--workers applies without --compare)');
-  const sources: FrameSource[] = cfg.pcap
-    ? [new PcapFileSource(cfg.pcap)]
-    : pool?.sources ?? cfg.interfaces.map((i) => new PacketRing({
-        interface: i,
-        port: cfg.port,
-        ringMiB: cfg.ringMiB,
-        blockKiB: cfg.ringBlockKiB,
-        retireMs: cfg.ringBlockTimeoutMs,
-        bothDirections: cfg.shadow !== undefined,
-        // The ring was full: flows whose holes open now lost them to the kernel (stream_gap_kernel_drop).
-        // Stamped with the wall clock: `now` may still be a stale capture time while a backlog drains,
-        // and the drop happened no later than this moment.
-        onLoss: () => {
-          const at = Math.max(now, Date.now());
-          table.captureLoss(at);
-          responses?.captureLoss(at);
-        },
-      }));
-  const decoders = sources.map(() => new Decoder(cfg.port));
-
-  let table: FlowTable;
-  const metrics: Metrics = new Metrics(cfg.destinations, {
-    capture: () => captureByInterface(sources),
-    decodeAnomalies: () => sumArrays(decoders.map((d) => d.counters.anomalies)),
-    decodeSkips: () => sumArrays(decoders.map((d) => d.counters.skips)),
-    reassemblyEvents: () => table.events,
-    flowsOpen: () => table.openFlows,
-    reassemblyHeldBytes: () => table.heldBytes,
-    httpBufferedBytes: () => table.sinkBytes(),
-    ...pool?.probe,
-    destinations: () => replayer.destinations.map((d) => ({ label: d.label, queueDepth: d.queueDepth, inFlight: d.inFlight })),
-  });
-
-  const destinationAddresses = await resolveDestinations(cfg);
-  const warn = rateLimitedWarn(log);
-  const observer = {
-    dropped: metrics.dropped.bind(metrics),
-    replayed: metrics.replayed.bind(metrics),
-    altered: metrics.altered.bind(metrics),
-    error: (destination: string, code: string) => {
-      metrics.error(destination, code);
-      warn(`${destination}|${code}`, { destination, code }, 'replay failed');
-    },
-  };
-  const replayer = new Replayer({ ...replayOptions(cfg), destinationAddresses }, observer, (flow) =>
-    warn(`loop|${flow.serverAddr}|${flow.serverPort}`, { server: `${flow.serverAddr}:${flow.serverPort}` }, 'captured traffic goes to a destination: replaying it would loop; dropping (reason loop)'),
-  );
-
-  const shadowing = cfg.shadow ? startShadow(cfg, metrics, replayer.destinations.map((d) => d.label), tableOptions, log) : null;
-  function requestParsed(req: HttpRequest, info: FlowInfo, side?: RequestSide | null): void {
-    metrics.parsedTotal.inc();
-    if (side) side.request(req, (answers) => replayer.submit(req, info, answers));
-    else replayer.submit(req, info);
-  }
-  function requestDropped(reason: HttpDropReason, requests: number, skippedBytes: number, info?: FlowInfo, side?: RequestSide | null): void {
-    if (requests > 0) side?.dropped(requests);
-    if (requests > 0) metrics.dropped(reason as DropReason, requests);
-    if (skippedBytes > 0) metrics.skippedBytes(reason, skippedBytes);
-    if (requests > 0 && info) log.debug({ reason, requests, client: `${info.clientAddr}:${info.clientPort}` }, 'request not replayed');
-  }
-  table = new FlowTable(tableOptions, (info, midstream) => {
-    let side: RequestSide | null = null;
-    const parser = new HttpRequestParser(
-      {
-        onRequest: (req) => requestParsed(req, info, side),
-        onDrop: (reason, requests, skippedBytes) => requestDropped(reason, requests, skippedBytes, info, side),
-      },
-      limits,
-      { midstream },
-    );
-    const paired = shadowing?.shadow.requestSide(info, midstream, parser);
-    if (!paired) return parser;
-    side = paired.side;
-    return paired.sink;
-  });
-  const responses = shadowing?.responses ?? null;
-
-  // One clock read per sweep, not per packet: reassembly timeouts are coarse anyway.
-  let now = Date.now();
-  const onFrames = decoders.map((dec) => (buf: Uint8Array, off: number, cap: number, wire: number) => {
-    const p = dec.decode(buf, off, cap, wire);
-    if (p) {
-      table.onPacket(p, now);
-      if (responses) responses.onPacket(p, now);
-    }
-  });
-  const sweep = setInterval(() => {
-    now = captureClock(sources, now);
-    for (const dec of decoders) dec.sweep(now);
-    table.sweep(now);
-    if (responses) {
-      responses.sweep(now);
-      shadowing!.shadow.tick(now, responseSegments(responses));
-    }
-  }, SWEEP_MS);
-
-  let server: http.Server | null = null;
-  let ready = false;
-  let stopping = false;
-  // Per source, so one stuck loop among several interfaces is noticed.
-  const lastProgress = sources.map((s) => s.progress());
-  const lastProgressAt = sources.map(() => Date.now());
-  const healthy = () => {
-    const t = Date.now();
-    let stuck: string | null = null;
-    sources.forEach((s, i) => {
-      const p = s.progress();
-      if (p !== lastProgress[i]) {
-        lastProgress[i] = p;
-        lastProgressAt[i] = t;
-      } else if (t - lastProgressAt[i] > STALE_MS) stuck ??= s.name;
-    });
-    if (stopping) return { ok: false, detail: 'stopping' };
-    if (!ready) return { ok: false, detail: 'starting' };
-    if (stuck) return { ok: false, detail: `capture loop on ${stuck} is not making progress` };
-    return { ok: true, detail: 'ok' };
-  };
-  // Liveness: only a stuck capture loop is fatal; starting and draining are alive.
-  const alive = () => {
-    const h = healthy();
-    return h.ok || h.detail === 'starting' || h.detail === 'stopping' ? { ok: true, detail: h.detail } : h;
-  };
-  let healthPort: HealthPort | null = null;
-  try {
-    if (cfg.metricsPort > 0) {
-      server = await startMetricsServer(metrics.registry, cfg.metricsHost, cfg.metricsPort, alive, healthy);
-      log.info({ address: server.address() }, 'metrics listening on /metrics, /healthz and /readyz');
-    }
-    if (cfg.healthCheckPort > 0) healthPort = await startHealthPort(cfg.metricsHost, cfg.healthCheckPort, () => healthy().ok);
-  } catch (e) {
-    clearInterval(sweep);
-    if (server) await new Promise<void>((r) => server!.close(() => r()));
-    throw e;
-  }
-
-  let resolveDone!: (code: number) => void;
-  const done = new Promise<number>((r) => (resolveDone = r));
-
-  let failed = false;
-  let firstFailure: Error | null = null;
-  const runs = sources.map((s, i) =>
-    s.run(onFrames[i]).then(
-      () => null,
-      (e: unknown) => {
-        failed = true;
-        return e as Error;
-      },
-    ),
-  );
-  const names = [...new Set(sources.map((s) => s.name))];
-  log.info({ sources: names, workers: pool ? cfg.workers : 1, port: cfg.port, destinations: cfg.destinations, ring: cfg.pcap ? undefined : describeRing(cfg, pool !== null) }, 'capturing');
-
-  // run() opens the socket, filter, ring and bind before its first await, so once every source
-  // has had a turn without failing, capture is bound. Workers say so once their rings are bound.
-  await pool?.bound;
-  await new Promise((r) => setImmediate(r));
-  let watchdog: NodeJS.Timeout | undefined;
-  if (!failed && !stopping) {
-    ready = true;
-    await healthPort?.refresh().catch((e: unknown) => log.error({ err: e, port: cfg.healthCheckPort }, 'health-check port could not listen'));
-    notifier?.send(`READY=1\nSTATUS=capturing on ${names.join(', ')}${pool ? ` (${cfg.workers} workers each)` : ''}`);
-    const every = notifier?.watchdogIntervalMs;
-    // Only a loop that makes progress is alive: a stuck loop misses pings and systemd restarts us.
-    if (every) watchdog = setInterval(() => healthy().ok && notifier!.send('WATCHDOG=1'), every);
-  }
-
-  const finish = async (code: number) => {
-    notifier?.send('STOPPING=1');
-    clearInterval(watchdog);
-    await healthPort?.close();
-    clearInterval(sweep);
-    now = Date.now();
-    for (const dec of decoders) dec.closeAll();
-    table.closeAll(now);
-    responses?.closeAll(now);
-    await replayer.drain(cfg.drainTimeoutMs);
-    shadowing?.shadow.close();
-    if (server) await new Promise<void>((r) => server!.close(() => r()));
-    resolveDone(code);
-  };
-
-  const stop = async () => {
-    if (stopping) return done.then(() => undefined);
-    stopping = true;
-    for (const s of sources) s.stop();
-    const errs = await Promise.all(runs);
-    await finish(errs.some((e) => e) ? 1 : 0);
-  };
-
-  // A source that ends by itself: a pcap at end of file, or a ring that failed.
-  void Promise.all(runs).then(async (errs) => {
-    if (stopping) return;
-    for (const [i, e] of errs.entries()) {
-      if (!e) continue;
-      firstFailure ??= e;
-      // Before READY a known failure (no interface, no CAP_NET_RAW) is the caller's one-line message.
-      if (ready || !(e instanceof MirrorReplayError)) log.error({ err: e, source: sources[i].name, code: (e as { code?: string }).code }, 'capture failed');
-    }
-    stopping = true;
-    await finish(errs.some((e) => e) ? 1 : 0);
-  });
-
+  const metrics = new Metrics(cfg.destinations);
+  const replayer = await startReplay(cfg, metrics, log);
+  const shadow = cfg.shadow ? startShadow(shadowOptions(cfg.shadow, replayer.destinations.map((d) => d.label)), metrics, log) : null;
+  if (shadow && !cfg.pcap && cfg.workers > 1) log.info({ workers: cfg.workers }, 'shadow testing: capture stays in the main thread (--workers applies without --compare)');
+  const capture = createCapture(captureOptions(cfg), replaySink(metrics, replayer, log), shadow);
+  metrics.readFrom({ ...capture.probe, destinations: () => replayer.destinations.map((d) => ({ label: d.label, queueDepth: d.queueDepth, inFlight: d.inFlight })) });
+  const health = new Health(capture.loops);
+  const servers = await startServers(cfg, metrics, health, log);
+  const running = new Running(cfg, log, { capture, replayer, shadow, metrics, health, servers, notifier: opts.notifier });
+  await running.start();
   return {
     metrics,
-    done,
-    stop,
+    done: running.done,
+    stop: () => running.stop(),
     metricsAddress: () => {
-      const a = server?.address();
+      const a = servers.metrics?.address();
       return a && typeof a === 'object' ? { host: a.address, port: a.port } : null;
     },
-    health: healthy,
-    failure: () => firstFailure,
+    health: health.readiness,
+    failure: () => running.failure,
     reload: (next: Config) => {
       const changed = RESTART_ONLY.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(cfg[k]));
       if (changed.length) log.warn({ changed }, 'reload: these settings take effect only after a restart');
@@ -287,41 +78,165 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   };
 }
 
-/** Settings SIGHUP does not apply: they size or bind something that lives as long as the process. */
-const RESTART_ONLY = ['shadow', 'destinations', 'interfaces', 'pcap', 'port', 'metricsHost', 'metricsPort', 'healthCheckPort', 'maxConcurrency', 'maxQueue', 'maxQueueBytes', 'timeoutMs', 'ringMiB', 'ringBlockKiB', 'ringBlockTimeoutMs', 'workers', 'maxBodyBytes', 'maxFlowBufferBytes', 'memcapBytes', 'serviceAddresses', 'tlsInsecure'] as const satisfies ReadonlyArray<keyof Config>;
+/** The replay: destinations resolved (and checked against the service), failures counted and logged at a bounded rate. */
+async function startReplay(cfg: Config, metrics: Metrics, log: Logger): Promise<Replayer> {
+  const destinationAddresses = await resolveDestinations(cfg.destinations, cfg.serviceAddresses);
+  const warn = rateLimitedWarn(log);
+  const observer: ReplayObserver = {
+    dropped: metrics.dropped.bind(metrics),
+    replayed: metrics.replayed.bind(metrics),
+    altered: metrics.altered.bind(metrics),
+    error: (destination, code) => {
+      metrics.error(destination, code);
+      warn(`${destination}|${code}`, { destination, code }, 'replay failed');
+    },
+  };
+  return new Replayer({ ...replayOptions(cfg), destinationAddresses }, observer, (flow) =>
+    warn(`loop|${flow.serverAddr}|${flow.serverPort}`, { server: `${flow.serverAddr}:${flow.serverPort}` }, 'captured traffic goes to a destination: replaying it would loop; dropping (reason loop)'),
+  );
+}
 
-function replayOptions(cfg: Config): ReplayOptions {
+/** Shadow testing: the stage, its metrics and its diff log. */
+function startShadow(o: ShadowSetup, metrics: Metrics, log: Logger): Shadow {
+  const s = o.stage;
+  const candidates = s.destinations.filter((_, i) => i !== s.baseline);
+  const diffLog = o.diffLog ? new DiffLog(o.diffLog.path, o.diffLog) : null;
+  const shadow = new Shadow(s, new CompareMetrics(metrics.registry, candidates, s.routes), diffLog, log);
+  log.info({ compared: candidates, baseline: s.baseline >= 0 ? s.destinations[s.baseline] : null, diffLog: o.diffLog?.path ?? null, routes: s.routes }, 'shadow testing: comparing answers with production');
+  return shadow;
+}
+
+/** Where the stages hand requests in the main thread (directly, or from the workers' hand-off): counted, then replayed. */
+function replaySink(metrics: Metrics, replayer: Replayer, log: Logger): CaptureSink {
   return {
-    destinations: cfg.destinations,
-    ...policyOptions(cfg),
-    maxConcurrency: cfg.maxConcurrency,
-    maxQueue: cfg.maxQueue,
-    maxQueueBytes: cfg.maxQueueBytes,
-    timeoutMs: cfg.timeoutMs,
-    tlsInsecure: cfg.tlsInsecure,
+    request: (req, flow, answers) => {
+      metrics.parsedTotal.inc();
+      return replayer.submit(req, flow, answers);
+    },
+    dropped: (reason, requests, skippedBytes, flow) => {
+      if (requests > 0) metrics.dropped(reason as DropReason, requests);
+      if (skippedBytes > 0) metrics.skippedBytes(reason, skippedBytes);
+      if (requests > 0 && flow) log.debug({ reason, requests, client: `${flow.clientAddr}:${flow.clientPort}` }, 'request not replayed');
+    },
+    // Lost between threads because replay fell behind: every destination lost it, as when its queue is full.
+    overflow: (n) => replayer.destinations.forEach((d) => metrics.dropped('queue_full', n, d.label)),
   };
 }
 
-/** The policy part of the config: what SIGHUP may reload. */
-export function policyOptions(cfg: Config) {
-  return {
-    keepHost: cfg.keepHostHeader,
-    sampling: { percentage: cfg.percentage, by: cfg.percentageBy, header: cfg.percentageByHeader },
-    rate: cfg.rate,
-    filters: cfg.filters,
-    rewrites: cfg.rewrites,
-    markHeader: cfg.markHeader,
-  };
+interface Servers {
+  metrics: http.Server | null;
+  healthPort: HealthPort | null;
+}
+
+/** /metrics, /healthz and /readyz; the NLB health-check port. */
+async function startServers(cfg: Config, metrics: Metrics, health: Health, log: Logger): Promise<Servers> {
+  const servers: Servers = { metrics: null, healthPort: null };
+  try {
+    if (cfg.metricsPort > 0) {
+      servers.metrics = await startMetricsServer(metrics.registry, cfg.metricsHost, cfg.metricsPort, health.liveness, health.readiness);
+      log.info({ address: servers.metrics.address() }, 'metrics listening on /metrics, /healthz and /readyz');
+    }
+    if (cfg.healthCheckPort > 0) servers.healthPort = await startHealthPort(cfg.metricsHost, cfg.healthCheckPort, () => health.readiness().ok);
+  } catch (e) {
+    await closeServer(servers.metrics);
+    throw e;
+  }
+  return servers;
+}
+
+interface Parts {
+  capture: Capture;
+  replayer: Replayer;
+  shadow: Shadow | null;
+  metrics: Metrics;
+  health: Health;
+  servers: Servers;
+  notifier: Notifier | undefined;
+}
+
+/** The daemon from its first frame to its exit code: ready, stop, drain. */
+class Running {
+  failure: Error | null = null;
+  readonly done: Promise<number>;
+  private resolveDone!: (code: number) => void;
+  private ended: Promise<Array<Error | null>> = Promise.resolve([]);
+  private watchdog: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly cfg: Config,
+    private readonly log: Logger,
+    private readonly p: Parts,
+  ) {
+    this.done = new Promise<number>((r) => (this.resolveDone = r));
+  }
+
+  async start(): Promise<void> {
+    const { capture, health } = this.p;
+    this.ended = capture.run();
+    const names = [...new Set(capture.loops.map((s) => s.name))];
+    this.log.info({ sources: names, workers: capture.workers, port: this.cfg.port, destinations: this.cfg.destinations, ring: this.cfg.pcap ? undefined : describeRing(this.cfg, capture.workers) }, 'capturing');
+    if ((await capture.bound()) && !health.stopping) await this.ready(names);
+    // A capture that ends by itself: a pcap at end of file, or a ring that failed.
+    void this.ended.then((errs) => this.endedByItself(errs));
+  }
+
+  private async ready(names: string[]): Promise<void> {
+    const { capture, health, servers, notifier } = this.p;
+    health.ready = true;
+    await servers.healthPort?.refresh().catch((e: unknown) => this.log.error({ err: e, port: this.cfg.healthCheckPort }, 'health-check port could not listen'));
+    notifier?.send(`READY=1\nSTATUS=capturing on ${names.join(', ')}${capture.workers > 1 ? ` (${capture.workers} workers each)` : ''}`);
+    const every = notifier?.watchdogIntervalMs;
+    // Only a loop that makes progress is alive: a stuck loop misses pings and systemd restarts us.
+    if (every) this.watchdog = setInterval(() => health.readiness().ok && notifier!.send('WATCHDOG=1'), every);
+  }
+
+  async stop(): Promise<void> {
+    if (this.p.health.stopping) return this.done.then(() => undefined);
+    this.p.health.stopping = true;
+    this.p.capture.stop();
+    const errs = await this.ended;
+    await this.finish(errs.some((e) => e) ? 1 : 0);
+  }
+
+  private async endedByItself(errs: Array<Error | null>): Promise<void> {
+    const { health, capture } = this.p;
+    if (health.stopping) return;
+    for (const [i, e] of errs.entries()) {
+      if (!e) continue;
+      this.failure ??= e;
+      // Before READY a known failure (no interface, no CAP_NET_RAW) is the caller's one-line message.
+      if (health.ready || !(e instanceof MirrorReplayError)) this.log.error({ err: e, source: capture.loops[i].name, code: (e as { code?: string }).code }, 'capture failed');
+    }
+    health.stopping = true;
+    await this.finish(errs.some((e) => e) ? 1 : 0);
+  }
+
+  /** Capture has ended: close the flows (partial requests counted), drain the replay, close the rest. */
+  private async finish(code: number): Promise<void> {
+    const { capture, replayer, shadow, servers, notifier } = this.p;
+    notifier?.send('STOPPING=1');
+    clearInterval(this.watchdog);
+    await servers.healthPort?.close();
+    capture.close();
+    await replayer.drain(this.cfg.drainTimeoutMs);
+    shadow?.close();
+    await closeServer(servers.metrics);
+    this.resolveDone(code);
+  }
+}
+
+function closeServer(s: http.Server | null): Promise<void> {
+  return s ? new Promise<void>((r) => s.close(() => r())) : Promise.resolve();
 }
 
 /**
  * Every address each destination resolves to, for the loop guard; refuses a destination that
  * is the mirrored service itself (--service-address).
  */
-async function resolveDestinations(cfg: Config): Promise<string[][]> {
-  const service = new Set(cfg.serviceAddresses);
+async function resolveDestinations(destinations: string[], serviceAddresses: string[]): Promise<string[][]> {
+  const service = new Set(serviceAddresses);
   return Promise.all(
-    cfg.destinations.map(async (d) => {
+    destinations.map(async (d) => {
       const host = new URL(d).hostname.replace(/^\[|\]$/g, '');
       let addrs: string[];
       try {
@@ -337,15 +252,8 @@ async function resolveDestinations(cfg: Config): Promise<string[][]> {
 }
 
 /** Each ring's geometry, for the startup log: what a stall costs is the operator's to judge. */
-function describeRing(cfg: Config, split: boolean): Record<string, number> {
-  const g = ringGeometry(split ? ringShareMiB(cfg.ringMiB, cfg.workers, cfg.ringBlockKiB) : cfg.ringMiB, cfg.ringBlockKiB, cfg.ringBlockTimeoutMs);
+function describeRing(cfg: Config, workers: number): Record<string, number> {
+  const g = ringGeometry(ringShareMiB(cfg.ringMiB, workers, cfg.ringBlockKiB), cfg.ringBlockKiB, cfg.ringBlockTimeoutMs);
   // Below blockBytes ÷ timeout of traffic per ring, blocks leave partly filled and the ring holds blocks × timeout.
   return { blocks: g.blocks, blockKiB: g.blockBytes / 1024, blockTimeoutMs: g.retireMs, lowRateStallSeconds: g.lowRateDepthMs / 1000 };
-}
-
-function sumArrays(arrs: Float64Array[]): Float64Array {
-  if (arrs.length === 1) return arrs[0];
-  const out = new Float64Array(arrs[0].length);
-  for (const a of arrs) for (let i = 0; i < a.length; i++) out[i] += a[i];
-  return out;
 }

@@ -56,3 +56,26 @@ export function captureClock(sources: readonly FrameSource[], prev: number): num
   }
   return Math.max(prev, t);
 }
+
+/** One capture source's counters, labelled with its name (the interface, or the pcap path). */
+export interface SourceCounts extends CaptureStats {
+  interface: string;
+}
+
+/** Capture counters per interface, summed over the sources reading it (several workers each). */
+export function captureByInterface(sources: ReadonlyArray<Pick<FrameSource, 'name' | 'stats'>>): SourceCounts[] {
+  const by = new Map<string, SourceCounts>();
+  for (const s of sources) {
+    const c = s.stats();
+    const t = by.get(s.name);
+    if (!t) by.set(s.name, { interface: s.name, ...c });
+    else {
+      t.packets += c.packets;
+      t.bytes += c.bytes;
+      t.kernelDrops += c.kernelDrops;
+      t.kernelFreezes += c.kernelFreezes;
+      t.truncated += c.truncated;
+    }
+  }
+  return [...by.values()];
+}

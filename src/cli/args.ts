@@ -23,8 +23,8 @@ export function normaliseSingleDash(argv: string[]): string[] {
   });
 }
 
-export { parseBytes, parseDuration } from '../config/units.js';
-import { parseBytes, parseDuration } from '../config/units.js';
+export { parseBytes, parseDuration } from '../units.js';
+import { parseBytes, parseDuration } from '../units.js';
 
 function num(flag: string, v: unknown): number {
   const n = typeof v === 'number' ? v : Number(v);

@@ -12,7 +12,6 @@
 import type { Logger } from 'pino';
 import type { HttpRequest } from '../http/types.js';
 import { HttpResponseParser, type ResponseDigest, type ResponseLossReason } from '../http/response.js';
-import type { CompareMetrics } from '../metrics/compare.js';
 import type { FlowInfo, GapCause, StreamSink, TaintCause } from '../reassemble/stream.js';
 import type { AnswerSink } from '../replay/destination.js';
 import { compareResponses, isNoise, type CompareOptions, type CompareResult, type Comparison } from './compare.js';
@@ -36,6 +35,16 @@ export interface ShadowOptions {
   /** With this many requests and no response segment at all, only inbound traffic is mirrored. */
   inactiveAfterRequests?: number;
   inactiveAfterMs?: number;
+}
+
+/** What the stage reports, as it happens (metrics/compare.ts turns it into metrics). */
+export interface ShadowObserver {
+  /** Comparison works (production's responses appear on the mirror), or no longer does. */
+  active(on: boolean): void;
+  compared(destination: string, route: string, result: CompareResult, noise: boolean): void;
+  /** A production response seen on the mirror that could not be digested. */
+  lost(reason: ResponseLossReason): void;
+  diffLogFailures(lines: number): void;
 }
 
 /** What the request side of a connection tells the stage. */
@@ -73,10 +82,10 @@ export class Shadow {
   private noiseCounts: Record<string, Record<string, number>> = {};
   private countsDirty = false;
 
-  constructor(readonly opts: ShadowOptions, private readonly metrics: CompareMetrics, private readonly diffLog: DiffLog | null, private readonly log: Logger) {
+  constructor(readonly opts: ShadowOptions, private readonly metrics: ShadowObserver, private readonly diffLog: DiffLog | null, private readonly log: Logger) {
     this.route = compileRoutes(opts.routes);
     this.candidates = opts.destinations.map((_, i) => i).filter((i) => i !== opts.baseline);
-    metrics.active.set(0);
+    metrics.active(false);
   }
 
   /** Open connections being paired (for tests). */
@@ -159,20 +168,20 @@ export class Shadow {
       if (this.state !== 'active') {
         if (this.state === 'inactive') this.log.info("shadow testing: production's responses now appear on the mirror; comparing");
         this.state = 'active';
-        this.metrics.active.set(1);
+        this.metrics.active(true);
       }
     } else if (this.state === 'unknown' && this.requestsSeen > 0) {
       const n = this.opts.inactiveAfterRequests ?? 100;
       const ms = this.opts.inactiveAfterMs ?? 10_000;
       if (this.requestsSeen >= n || now - this.firstRequestAt >= ms) {
         this.state = 'inactive';
-        this.metrics.active.set(0);
+        this.metrics.active(false);
         this.log.warn({ requests: this.requestsSeen }, 'shadow testing inactive: no server-to-client traffic on the mirror (only inbound is mirrored?); replay goes on without comparison. Mirror outbound traffic from the service port too (AWS: a filter rule for outbound, source port = service port)');
       }
     }
     if (this.diffLog && this.countsDirty && now - this.lastStats >= STATS_EVERY_MS) this.flushStats(now);
     if (this.diffLog && this.diffLog.failedWrites > 0) {
-      this.metrics.diffLogFailures.inc(this.diffLog.failedWrites);
+      this.metrics.diffLogFailures(this.diffLog.failedWrites);
       this.diffLog.failedWrites = 0;
     }
   }
@@ -198,7 +207,7 @@ export class Shadow {
   }
 
   lost(reason: ResponseLossReason): void {
-    this.metrics.lostOne(reason);
+    this.metrics.lost(reason);
   }
 
   newExchange(req: HttpRequest | null): Exchange {
@@ -248,7 +257,7 @@ export class Shadow {
         result = cmp.result;
         if (result !== 'match' && base && typeof base === 'object') noise = isNoise(cmp, compareResponses(ex.prod, base, this.opts.compare));
       }
-      this.metrics.comparedOne(dest, route, result, noise);
+      this.metrics.compared(dest, route, result, noise);
       this.count(dest, result, noise);
       if (result !== 'match' && this.diffLog) {
         this.diffLog.diff(

@@ -1,4 +1,5 @@
 import client from 'prom-client';
+import type { SourceCounts } from '../capture/source.js';
 import { ANOMALIES, SKIPS } from '../decode/anomalies.js';
 import { HTTP_DROP_REASONS } from '../http/types.js';
 import { DESTINATION_DROP_REASONS, DROP_REASONS, STATUS_CLASSES, type DropReason, type ReplayObserver } from '../replay/outcome.js';
@@ -17,13 +18,18 @@ export interface PipelineProbe {
   destinations(): Array<{ label: string; queueDepth: number; inFlight: number }>;
 }
 
-export interface SourceCounts {
-  interface: string;
-  packets: number;
-  bytes: number;
-  kernelDrops: number;
-  kernelFreezes: number;
-  truncated: number;
+/** Before the stages are built: every counter at 0. */
+function idleProbe(): PipelineProbe {
+  return {
+    capture: () => [],
+    decodeAnomalies: () => new Float64Array(ANOMALIES.length),
+    decodeSkips: () => new Float64Array(SKIPS.length),
+    reassemblyEvents: () => new Float64Array(REASSEMBLY_EVENTS.length),
+    flowsOpen: () => 0,
+    reassemblyHeldBytes: () => 0,
+    httpBufferedBytes: () => 0,
+    destinations: () => [],
+  };
 }
 
 const KNOWN_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'MR_TIMEOUT', 'HPE_INVALID_CONSTANT', 'UND_ERR_SOCKET', 'MR_BAD_RESPONSE', 'MR_SHUTDOWN', 'MR_DESTINATION_DOWN']);
@@ -88,7 +94,11 @@ export class Metrics implements ReplayObserver {
   /** Labelled children per destination, looked up once: no label hashing per request. */
   private readonly perDestination = new Map<string, DestinationChildren>();
 
-  constructor(destinations: string[], probe: PipelineProbe, opts: { defaultMetrics?: boolean } = {}) {
+  /** What the stages report, read at scrape time. */
+  private probe: PipelineProbe;
+
+  constructor(destinations: string[], probe: PipelineProbe = idleProbe(), opts: { defaultMetrics?: boolean } = {}) {
+    this.probe = probe;
     const reg = this.registry;
     if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: reg });
 
@@ -109,25 +119,31 @@ export class Metrics implements ReplayObserver {
     this.bytesSkipped = new client.Counter({ name: 'mirror_replay_stream_bytes_skipped_total', help: 'Client stream bytes not parsed as requests (midstream pickup, resync after errors), by reason', labelNames: ['reason'], registers: [reg] });
     for (const r of HTTP_DROP_REASONS) this.bytesSkipped.inc({ reason: r }, 0);
 
-    const cap = () => probe.capture();
+    const read = (): PipelineProbe => this.probe;
+    const cap = () => read().capture();
     sourceCounter(reg, 'mirror_replay_capture_packets_total', 'Frames read from the capture source, by interface', 'packets', cap);
     sourceCounter(reg, 'mirror_replay_capture_bytes_total', 'Bytes read from the capture source, by interface', 'bytes', cap);
     sourceCounter(reg, 'mirror_replay_capture_kernel_drops_total', 'Frames the kernel dropped because the ring was full (PACKET_STATISTICS), by interface', 'kernelDrops', cap);
     sourceCounter(reg, 'mirror_replay_capture_truncated_frames_total', 'Frames captured shorter than on the wire (their bytes become gaps), by interface', 'truncated', cap);
-    arrayCounter(reg, 'mirror_replay_decode_anomalies_total', 'Malformed frames, by anomaly', 'anomaly', ANOMALIES, () => probe.decodeAnomalies());
-    arrayCounter(reg, 'mirror_replay_decode_skipped_total', 'Well-formed frames that are not ours, by reason', 'reason', SKIPS, () => probe.decodeSkips());
-    arrayCounter(reg, 'mirror_replay_reassembly_events_total', 'TCP reassembly events', 'event', REASSEMBLY_EVENTS, () => probe.reassemblyEvents());
-    new client.Gauge({ name: 'mirror_replay_flows_open', help: 'Client-to-server flows in the table', registers: [reg], collect() { this.set(probe.flowsOpen()); } });
-    new client.Gauge({ name: 'mirror_replay_reassembly_buffered_bytes', help: 'Out-of-order bytes held by reassembly', registers: [reg], collect() { this.set(probe.reassemblyHeldBytes()); } });
-    new client.Gauge({ name: 'mirror_replay_http_buffered_bytes', help: 'Bytes of partial requests held by the HTTP parsers', registers: [reg], collect() { this.set(probe.httpBufferedBytes()); } });
+    arrayCounter(reg, 'mirror_replay_decode_anomalies_total', 'Malformed frames, by anomaly', 'anomaly', ANOMALIES, () => read().decodeAnomalies());
+    arrayCounter(reg, 'mirror_replay_decode_skipped_total', 'Well-formed frames that are not ours, by reason', 'reason', SKIPS, () => read().decodeSkips());
+    arrayCounter(reg, 'mirror_replay_reassembly_events_total', 'TCP reassembly events', 'event', REASSEMBLY_EVENTS, () => read().reassemblyEvents());
+    new client.Gauge({ name: 'mirror_replay_flows_open', help: 'Client-to-server flows in the table', registers: [reg], collect() { this.set(read().flowsOpen()); } });
+    new client.Gauge({ name: 'mirror_replay_reassembly_buffered_bytes', help: 'Out-of-order bytes held by reassembly', registers: [reg], collect() { this.set(read().reassemblyHeldBytes()); } });
+    new client.Gauge({ name: 'mirror_replay_http_buffered_bytes', help: 'Bytes of partial requests held by the HTTP parsers', registers: [reg], collect() { this.set(read().httpBufferedBytes()); } });
     new client.Gauge({
       name: 'mirror_replay_replay_queue_depth', help: 'Requests waiting for a free connection, by destination', labelNames: ['destination'], registers: [reg],
-      collect() { for (const d of probe.destinations()) this.set({ destination: d.label }, d.queueDepth); },
+      collect() { for (const d of read().destinations()) this.set({ destination: d.label }, d.queueDepth); },
     });
     new client.Gauge({
       name: 'mirror_replay_replay_in_flight', help: 'Requests sent and not yet answered, by destination', labelNames: ['destination'], registers: [reg],
-      collect() { for (const d of probe.destinations()) this.set({ destination: d.label }, d.inFlight); },
+      collect() { for (const d of read().destinations()) this.set({ destination: d.label }, d.inFlight); },
     });
+  }
+
+  /** The stages to read at scrape time, once they are built (they report to these metrics, so come after them). */
+  readFrom(probe: PipelineProbe): void {
+    this.probe = probe;
   }
 
   private children(destination: string): DestinationChildren {

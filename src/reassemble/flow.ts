@@ -1,4 +1,3 @@
-import type { PeerView } from './peer.js';
 import { SideView } from './reset.js';
 import { seqAdd, seqDiff } from './seq.js';
 import type { FlowInfo, StreamSink } from './stream.js';
@@ -9,6 +8,16 @@ export interface HeldSegment {
   data: Buffer;
   /** Bytes after `data` that were on the wire but not captured. */
   missing: number;
+}
+
+/** The server side of a flow, as far as the capture carries it (both directions mirrored). */
+export class PeerView extends SideView {
+  /** Next sequence number in order: payload before it was handed to the sink's `peer`. */
+  next = 0;
+  /** Just past the highest sequence number seen (payload or FIN), beyond a hole if there is one. */
+  maxEnd = 0;
+  /** False once a byte in order was not captured (snaplen): nothing after it is handed on. */
+  delivering = true;
 }
 
 /** One direction (client to server) of one TCP connection. */

@@ -1,20 +1,9 @@
 import { TCP_FIN, TCP_SYN, type Packet } from '../decode/packet.js';
-import type { Flow } from './flow.js';
-import { SideView } from './reset.js';
+import { PeerView, type Flow } from './flow.js';
 import { seqAdd, seqDiff } from './seq.js';
 
 /** A segment this far from what we expect is not believed (as on the client side). */
 const MAX_WINDOW = 1 << 30;
-
-/** The server side of a flow, as far as the capture carries it (both directions mirrored). */
-export class PeerView extends SideView {
-  /** Next sequence number in order: payload before it was handed to the sink's `peer`. */
-  next = 0;
-  /** Just past the highest sequence number seen (payload or FIN), beyond a hole if there is one. */
-  maxEnd = 0;
-  /** False once a byte in order was not captured (snaplen): nothing after it is handed on. */
-  delivering = true;
-}
 
 /**
  * A segment from the other side, not a reset. Tracks where that side's stream is (to judge its

@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors.js';
-import { parseBytes, parseDuration } from '../config/units.js';
+import { parseBytes, parseDuration } from '../units.js';
 import type { ReplyHead } from '../http/reply.js';
 import { AnswerDigest, type ResponseDigest } from '../http/response.js';
 import { H1Pool, type H1Exchange, type H1Failure, type H1Handler, type H1Request } from './h1-client.js';

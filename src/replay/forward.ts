@@ -1,5 +1,5 @@
 import type { HttpRequest } from '../http/types.js';
-import type { FlowInfo } from '../reassemble/stream.js';
+import type { RequestFlow } from './flow.js';
 
 /** Hop-by-hop fields (RFC 9110 §7.6.1) and Expect: they describe production's connection, not the request. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'expect']);
@@ -18,7 +18,7 @@ export interface ForwardOptions {
  * minus hop-by-hop ones, plus X-Forwarded-For (appended) and X-Forwarded-Port/-Proto/-Host
  * (each only if absent), as the aws-samples replayer does.
  */
-export function forwardHeaders(req: HttpRequest, flow: FlowInfo, opts: ForwardOptions): string[] {
+export function forwardHeaders(req: HttpRequest, flow: RequestFlow, opts: ForwardOptions): string[] {
   const h = req.headers;
   let dropped: Set<string> | null = null;
   for (let i = 0; i < h.length; i += 2) {

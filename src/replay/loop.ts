@@ -1,7 +1,7 @@
 import { ConfigError } from '../errors.js';
 import { isFieldValue, isToken } from '../http/grammar.js';
 import type { HttpRequest } from '../http/types.js';
-import type { FlowInfo } from '../reassemble/stream.js';
+import type { RequestFlow } from './flow.js';
 
 export interface Marker {
   name: string;
@@ -24,7 +24,7 @@ export function parseMarker(s: string | undefined): Marker | null {
  * captured requests that carry our marker header, and flows whose server is one of our
  * destinations (address and port), are dropped with reason `loop`.
  */
-export function loopGuard(marker: Marker | null, destinations: Array<{ addresses: string[]; port: number }>, onLoop: (flow: FlowInfo) => void): (req: HttpRequest, flow: FlowInfo) => boolean {
+export function loopGuard(marker: Marker | null, destinations: Array<{ addresses: string[]; port: number }>, onLoop: (flow: RequestFlow) => void): (req: HttpRequest, flow: RequestFlow) => boolean {
   const targets = new Set(destinations.flatMap((d) => d.addresses.map((a) => `${a}|${d.port}`)));
   return (req, flow) => {
     if (targets.size && targets.has(`${flow.serverAddr}|${flow.serverPort}`)) {

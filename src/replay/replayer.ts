@@ -1,5 +1,5 @@
 import type { HttpRequest } from '../http/types.js';
-import type { FlowInfo } from '../reassemble/stream.js';
+import type { RequestFlow } from './flow.js';
 import { Destination, type AnswerSink, type DestinationOptions } from './destination.js';
 import { buildFilter, NO_FILTERS, type FilterOptions } from './filters.js';
 import { forwardHeaders } from './forward.js';
@@ -27,7 +27,7 @@ export interface ReplayOptions extends DestinationOptions, PolicyOptions {
   destinationAddresses?: string[][];
 }
 
-type Admit = (req: HttpRequest, flow: FlowInfo) => DropReason | null;
+type Admit = (req: HttpRequest, flow: RequestFlow) => DropReason | null;
 
 /**
  * The policy chain, in the order it runs: loop guard, filters, sampling, rate limit (each may
@@ -41,7 +41,7 @@ export class Replayer {
   private marker: Marker | null = null;
   private keepHost = false;
 
-  constructor(private readonly opts: ReplayOptions, private readonly obs: ReplayObserver, private readonly onLoop: (flow: FlowInfo) => void = () => {}) {
+  constructor(private readonly opts: ReplayOptions, private readonly obs: ReplayObserver, private readonly onLoop: (flow: RequestFlow) => void = () => {}) {
     this.destinations = opts.destinations.map((d) => new Destination(d, opts, obs));
     this.reconfigure(opts);
   }
@@ -80,7 +80,7 @@ export class Replayer {
    * Called for every complete request; never waits. `answers` (shadow testing): one per
    * destination, in order, told its answer. Returns false when the policy left the request out.
    */
-  submit(req: HttpRequest, flow: FlowInfo, answers?: AnswerSink[]): boolean {
+  submit(req: HttpRequest, flow: RequestFlow, answers?: AnswerSink[]): boolean {
     const reason = this.admit(req, flow);
     if (reason) {
       this.obs.dropped(reason);

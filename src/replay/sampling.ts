@@ -1,5 +1,5 @@
 import type { HttpRequest } from '../http/types.js';
-import type { FlowInfo } from '../reassemble/stream.js';
+import type { RequestFlow } from './flow.js';
 
 export type PercentageBy = 'random' | 'header' | 'remoteaddr';
 
@@ -30,7 +30,7 @@ function headerValue(req: HttpRequest, lowerName: string): string {
  * client address, so the same value is always in or always out (the aws-samples semantics).
  * Returns a predicate built once at startup.
  */
-export function sampler(opts: SamplingOptions, random: () => number = Math.random): (req: HttpRequest, flow: FlowInfo) => boolean {
+export function sampler(opts: SamplingOptions, random: () => number = Math.random): (req: HttpRequest, flow: RequestFlow) => boolean {
   const p = opts.percentage / 100;
   if (p >= 1) return () => true;
   if (p <= 0) return () => false;

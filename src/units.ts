@@ -1,4 +1,5 @@
-import { ConfigError } from '../errors.js';
+/** Durations and sizes as people write them, in flags, the config file and destination URLs (config and replay both read them). */
+import { ConfigError } from './errors.js';
 
 /** "500ms", "10s", "2m" or a plain number of milliseconds. */
 export function parseDuration(flag: string, v: unknown): number {

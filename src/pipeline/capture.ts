@@ -1,0 +1,51 @@
+/**
+ * Where capture through parsing runs: in this thread (a pcap file, or one ring per interface), or
+ * in worker threads (--workers N). Either way the daemon gets a Capture and the same Stages run.
+ */
+import { PcapFileSource } from '../capture/pcap.js';
+import { PacketRing } from '../capture/ring.js';
+import type { FrameSource } from '../capture/source.js';
+import type { Shadow } from '../compare/shadow.js';
+import type { HandoffSink } from './handoff.js';
+import { Stages, ThreadCapture, type Capture, type RequestSink, type StageOptions } from './stages.js';
+import { CaptureWorkers } from './workers.js';
+
+export interface CaptureOptions {
+  /** Read this file instead of the interfaces. */
+  pcap?: string;
+  interfaces: string[];
+  /** Capture threads per interface; 1: in this thread. */
+  workers: number;
+  /** Per interface (shared out among its workers). */
+  ring: { ringMiB: number; blockKiB: number; retireMs: number };
+  stages: StageOptions;
+}
+
+/** Where requests go: from the stages in this thread, or from the workers' hand-off (which can also overflow). */
+export type CaptureSink = RequestSink & Pick<HandoffSink, 'overflow'>;
+
+/**
+ * The capture for `opts`, handing requests to `out`. Shadow testing pairs both directions of a
+ * connection in one place, so with `shadow` capture stays in this thread and rings take both.
+ */
+export function createCapture(opts: CaptureOptions, out: CaptureSink, shadow: Shadow | null): Capture {
+  if (opts.pcap === undefined && opts.workers > 1 && shadow === null) {
+    return new CaptureWorkers({ interfaces: opts.interfaces, workers: opts.workers, ring: opts.ring, stages: opts.stages }, out);
+  }
+  const stages = new Stages(opts.stages, out, shadow);
+  const sources: FrameSource[] =
+    opts.pcap !== undefined
+      ? [new PcapFileSource(opts.pcap)]
+      : opts.interfaces.map(
+          (i) =>
+            new PacketRing({
+              ...opts.ring,
+              interface: i,
+              port: opts.stages.table.port,
+              bothDirections: shadow !== null,
+              // The ring was full: flows whose holes open now lost them to the kernel.
+              onLoss: () => stages.captureLoss(),
+            }),
+        );
+  return new ThreadCapture(sources, stages);
+}
