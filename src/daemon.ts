@@ -7,7 +7,7 @@ import type http from 'node:http';
 import type { Logger } from 'pino';
 import { PacketRing, ringGeometry, ringShareMiB } from './capture/ring.js';
 import { PcapFileSource } from './capture/pcap.js';
-import { captureClock, type FrameSource } from './capture/source.js';
+import { captureClock, type FrameHandler, type FrameSource } from './capture/source.js';
 import type { Config } from './config/config.js';
 import { Decoder } from './decode/decoder.js';
 import { HttpRequestParser } from './http/parser.js';
@@ -142,8 +142,8 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
 
   // One clock read per sweep, not per packet: reassembly timeouts are coarse anyway.
   let now = Date.now();
-  const onFrames = decoders.map((dec) => (buf: Uint8Array, off: number, cap: number, wire: number) => {
-    const p = dec.decode(buf, off, cap, wire);
+  const onFrames = decoders.map((dec): FrameHandler => (buf, off, cap, wire, link) => {
+    const p = dec.decode(buf, off, cap, wire, link);
     if (p) {
       table.onPacket(p, now);
       if (responses) responses.onPacket(p, now);
