@@ -8,7 +8,8 @@
  * needed (offset 0, no more fragments; RFC 6946), decoded as the whole packet it is. It is
  * unusual enough to show (Suricata's "unneeded fragment header").
  * `link_*` and `raw_ip_*` come only from pcap files (link.ts): a frame shorter than its cooked or
- * loopback header, a link type no source should hand on, a raw-IP frame that is neither v4 nor v6.
+ * loopback header, a link type no source should hand on, a raw-IP frame that is neither v4 nor v6
+ * (or not the one its link type names).
  */
 export const ANOMALIES = [
   'link_truncated',

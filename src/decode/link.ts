@@ -35,11 +35,11 @@ export function decodeLink(p: Packet, off: number, linkType: LinkType, c: Decode
     case LINK_RAW:
     case LINK_DLT_RAW_12:
     case LINK_DLT_RAW_14:
-      return decodeRawIp(p, off, c);
+      return decodeRawIp(p, off, 0, c);
     case LINK_IPV4:
-      return setL3(p, ETHERTYPE_IPV4, off);
+      return decodeRawIp(p, off, 4, c);
     case LINK_IPV6:
-      return setL3(p, ETHERTYPE_IPV6, off);
+      return decodeRawIp(p, off, 6, c);
     case LINK_LINUX_SLL:
       return decodeSll(p, off, c);
     case LINK_LINUX_SLL2:
@@ -61,15 +61,18 @@ function setL3(p: Packet, etherType: number, l3Offset: number): boolean {
   return true;
 }
 
-/** No link header: the IP version nibble says which. */
-function decodeRawIp(p: Packet, off: number, c: DecodeCounters): boolean {
+/**
+ * No link header: the IP version nibble says which. Checked against `only` (4 or 6; 0: either)
+ * too, since the IPv6 decoder trusts what the link layer names.
+ */
+function decodeRawIp(p: Packet, off: number, only: 0 | 4 | 6, c: DecodeCounters): boolean {
   if (p.capEnd - off < 1) {
     c.anomalies[A.link_truncated]++;
     return false;
   }
   const version = p.buf[off] >> 4;
-  if (version === 4) return setL3(p, ETHERTYPE_IPV4, off);
-  if (version === 6) return setL3(p, ETHERTYPE_IPV6, off);
+  if (version === 4 && only !== 6) return setL3(p, ETHERTYPE_IPV4, off);
+  if (version === 6 && only !== 4) return setL3(p, ETHERTYPE_IPV6, off);
   c.anomalies[A.raw_ip_bad_version]++;
   return false;
 }
