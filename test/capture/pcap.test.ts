@@ -225,6 +225,8 @@ test('pcapng: both byte orders, several sections, Simple Packet Blocks, other bl
     spb(f[3], false, 81),
     epb(0, f[4], { le: false }),
     epb(1, f[5].subarray(14), { le: false }), // raw IPv4 on interface 1
+    // Obsolete Packet Block (pcapng 1.0): 16-bit interface id, 16-bit drop count.
+    (() => { const b = epb(0, f[0], { le: false }); b.writeUInt32BE(2, 0); b.writeUInt16BE(1, 8); b.writeUInt16BE(9, 10); return b; })(),
   ]);
   const { frames: got, src } = await readAll(await write('multi.pcapng', file));
   assert.deepEqual(got.map((g) => [g.capLen, g.wireLen, g.linkType]), [
@@ -234,10 +236,11 @@ test('pcapng: both byte orders, several sections, Simple Packet Blocks, other bl
     [81, f[3].length, 1],
     [f[4].length, f[4].length, 1],
     [f[5].length - 14, f[5].length - 14, 228],
+    [f[0].length, f[0].length, 228],
   ]);
-  assert.deepEqual(got.map((g) => g.data), [f[0], f[1], f[2].subarray(0, 60), f[3].subarray(0, 81), f[4], f[5].subarray(14)]);
+  assert.deepEqual(got.map((g) => g.data), [f[0], f[1], f[2].subarray(0, 60), f[3].subarray(0, 81), f[4], f[5].subarray(14), f[0]]);
   assert.equal(src.stats().truncated, 2);
-  assert.equal(src.stats().packets, 6);
+  assert.equal(src.stats().packets, 7);
 });
 
 test('pcapng: corrupt or cut-short files reject after every complete packet was delivered', async () => {
