@@ -5,9 +5,12 @@
  * file chunk) that is valid only until `onFrame` returns: copy what must outlive the call.
  * `capLen` bytes are present at `buf[offset..offset+capLen)`; `wireLen` is the frame's length
  * on the wire. capLen < wireLen means the frame was cut short (snaplen): treat the missing part
- * as a gap, never as data.
+ * as a gap, never as data. `linkType` says which header the frame starts with (see LinkType).
  */
-export type FrameHandler = (buf: Uint8Array, offset: number, capLen: number, wireLen: number) => void;
+export type FrameHandler = (buf: Uint8Array, offset: number, capLen: number, wireLen: number, linkType?: LinkType) => void;
+
+export { LINK_ETHERNET, LINK_TYPES, type LinkType } from '../linktypes.js';
+import type { LinkType } from '../linktypes.js';
 
 export interface CaptureStats {
   /** Frames handed to onFrame. */

@@ -7,8 +7,14 @@
  * `ipv6_atomic_fragment` is the one anomaly that drops nothing: a fragment header that was not
  * needed (offset 0, no more fragments; RFC 6946), decoded as the whole packet it is. It is
  * unusual enough to show (Suricata's "unneeded fragment header").
+ * `link_*` and `raw_ip_*` come only from pcap files (link.ts): a frame shorter than its cooked or
+ * loopback header, a link type no source should hand on, a raw-IP frame that is neither v4 nor v6
+ * (or not the one its link type names).
  */
 export const ANOMALIES = [
+  'link_truncated',
+  'link_unknown',
+  'raw_ip_bad_version',
   'eth_truncated',
   'vlan_truncated',
   'vlan_too_deep',

@@ -1,8 +1,10 @@
+import { LINK_ETHERNET, type LinkType } from '../linktypes.js';
 import { S, DecodeCounters } from './anomalies.js';
 import { decodeEthernet, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from './ethernet.js';
 import { DEFAULT_FRAGMENT_OPTIONS, FragmentReassembler, type FragmentOptions } from './fragments.js';
 import { decodeIpv4, IPPROTO_TCP } from './ipv4.js';
 import { decodeIpv6 } from './ipv6.js';
+import { decodeLink } from './link.js';
 import { IP_FRAGMENT, Packet } from './packet.js';
 import { decodeTcp } from './tcp.js';
 
@@ -32,13 +34,14 @@ export class Decoder {
     this.fragments.closeAll();
   }
 
-  decode(buf: Uint8Array, offset: number, capLen: number, wireLen: number): Packet | null {
+  /** `linkType` as in the FrameHandler contract: none (the ring) means Ethernet. */
+  decode(buf: Uint8Array, offset: number, capLen: number, wireLen: number, linkType: LinkType = LINK_ETHERNET): Packet | null {
     const p = this.packet;
     const c = this.counters;
     p.buf = buf;
     p.capEnd = offset + capLen;
     p.wireMissing = wireLen > capLen ? wireLen - capLen : 0;
-    if (!decodeEthernet(p, offset, c)) return null;
+    if (!(linkType === LINK_ETHERNET ? decodeEthernet(p, offset, c) : decodeLink(p, offset, linkType, c))) return null;
     let proto: number;
     if (p.etherType === ETHERTYPE_IPV4) proto = decodeIpv4(p, c);
     else if (p.etherType === ETHERTYPE_IPV6) proto = decodeIpv6(p, c);

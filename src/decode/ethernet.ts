@@ -14,23 +14,30 @@ export function decodeEthernet(p: Packet, off: number, c: DecodeCounters): boole
     c.anomalies[A.eth_truncated]++;
     return false;
   }
-  let pos = off + 12;
-  let type = (b[pos] << 8) | b[pos + 1];
+  return decodeEtherType(p, (b[off + 12] << 8) | b[off + 13], off + 14, c);
+}
+
+/**
+ * From an EtherType and the offset just past it, steps over 802.1Q/802.1ad tags (Linux cooked
+ * captures carry them the same way). Sets vlanDepth, etherType and l3Offset.
+ */
+export function decodeEtherType(p: Packet, type: number, pos: number, c: DecodeCounters): boolean {
+  const b = p.buf;
   let depth = 0;
   while (type === ETHERTYPE_VLAN || type === ETHERTYPE_QINQ) {
     if (++depth > MAX_VLAN_DEPTH) {
       c.anomalies[A.vlan_too_deep]++;
       return false;
     }
-    pos += 4;
-    if (p.capEnd - pos < 2) {
+    if (p.capEnd - pos < 4) {
       c.anomalies[A.vlan_truncated]++;
       return false;
     }
-    type = (b[pos] << 8) | b[pos + 1];
+    type = (b[pos + 2] << 8) | b[pos + 3];
+    pos += 4;
   }
   p.vlanDepth = depth;
   p.etherType = type;
-  p.l3Offset = pos + 2;
+  p.l3Offset = pos;
   return true;
 }

@@ -98,8 +98,8 @@ export class Stages {
     this.decoders.push(decoder);
     const requests = this.requests;
     const responses = this.responses;
-    return (buf, off, capLen, wireLen) => {
-      const p = decoder.decode(buf, off, capLen, wireLen);
+    return (buf, off, capLen, wireLen, linkType) => {
+      const p = decoder.decode(buf, off, capLen, wireLen, linkType);
       if (p === null) return;
       requests.onPacket(p, this.now);
       if (responses !== null) responses.onPacket(p, this.now);
