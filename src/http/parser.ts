@@ -55,7 +55,11 @@ import {
   type HttpParserLimits,
   type HttpRequest,
 } from './types.js';
-import { BODY_CHUNKED, BODY_INVALID, fieldLine, type FieldBounds, hasToken, parseChunkLine, parseContentLength, requestFraming, TCHAR } from './grammar.js';
+import { BodyParts } from './body.js';
+import { BODY_CHUNKED, BODY_INVALID, fieldLine, type FieldBounds, parseChunkLine, requestFraming } from './grammar.js';
+import { CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, HeadBuffer, readFields } from './head.js';
+import { LineReader } from './line-reader.js';
+import { RequestLineScanner } from './request-line.js';
 import { SwitchVerdict } from './verdict.js';
 
 export interface HttpRequestParserOptions {
@@ -75,31 +79,11 @@ const TRAILER = 7;
 const VERDICT = 8; // CONNECT/Upgrade sent, the server's answer not seen yet: client bytes held
 const CLOSED = 9;
 
-// Request-line phases.
-const PH_START = 0;
-const PH_EMPTY_LF = 1; // strict only: CR of an empty line before the request line
-const PH_METHOD = 2;
-const PH_TARGET = 3;
-const PH_VERSION = 4;
-const PH_MINOR = 5;
-const PH_CR = 6;
-const PH_LF = 7;
-
-const MAX_METHOD = 20;
 const CR = 13;
 const LF = 10;
-const SP = 32;
-const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
-const HTTP1 = Buffer.from('HTTP/1.', 'latin1');
-const EMPTY = Buffer.alloc(0);
 // Placeholder between requests; every request gets fresh arrays in completeHead.
 const NO_FIELDS: string[] = [];
-// Keep small buffers between requests; big ones go back to the GC.
-const KEEP_BUFFER = 16 * 1024;
 
-/** Method characters accepted while resyncing: stricter than tchar to avoid false positives. */
-const SCAN_METHOD = new Uint8Array(256);
-for (const c of '-_ABCDEFGHIJKLMNOPQRSTUVWXYZ') SCAN_METHOD[c.charCodeAt(0)] = 1;
 const GAP_REASON: Record<GapCause, HttpDropReason> = {
   lost: 'stream_gap',
   kernel_drop: 'stream_gap_kernel_drop',
@@ -108,56 +92,7 @@ const GAP_REASON: Record<GapCause, HttpDropReason> = {
   memcap: 'stream_memcap',
 };
 const TAINT_REASON: Record<TaintCause, HttpDropReason> = { overlap_conflict: 'stream_overlap_conflict' };
-const PRI = 0x505249; // "PRI" packed, as `m3` holds it
-/** Client bytes held while waiting for the answer to a CONNECT/Upgrade. */
-const MAX_HELD = 64 * 1024;
 const GAP_REASONS = new Set<HttpDropReason>(Object.values(GAP_REASON));
-const CONN_CLOSE = 1;
-const CONN_KEEP_ALIVE = 2;
-const CONN_UPGRADE = 4;
-
-/** What the parser needs from a header section besides the fields themselves. */
-interface HeadFields {
-  headers: string[];
-  /** Content-Length, -1 if absent. */
-  cl: number;
-  /** An invalid Content-Length, or two that differ. */
-  badLength: boolean;
-  /** Transfer-Encoding values joined, null if absent. */
-  te: string | null;
-  /** Connection options seen (CONN_*). */
-  conn: number;
-  upgrade: boolean;
-  expect: boolean;
-}
-
-function noteField(f: HeadFields, name: string, value: string): void {
-  switch (name.length) {
-    case 14:
-      if (name.toLowerCase() === 'content-length') {
-        const v = parseContentLength(value);
-        if (v < 0 || (f.cl >= 0 && v !== f.cl)) f.badLength = true;
-        else f.cl = v;
-      }
-      break;
-    case 17:
-      if (name.toLowerCase() === 'transfer-encoding') f.te = f.te === null ? value : `${f.te},${value}`;
-      break;
-    case 10:
-      if (name.toLowerCase() === 'connection') {
-        if (hasToken(value, 'close')) f.conn |= CONN_CLOSE;
-        if (hasToken(value, 'keep-alive')) f.conn |= CONN_KEEP_ALIVE;
-        if (hasToken(value, 'upgrade')) f.conn |= CONN_UPGRADE;
-      }
-      break;
-    case 7:
-      if (name.toLowerCase() === 'upgrade') f.upgrade = true;
-      break;
-    case 6:
-      if (name.toLowerCase() === 'expect' && hasToken(value, '100-continue')) f.expect = true;
-      break;
-  }
-}
 
 export class HttpRequestParser {
   private readonly events: HttpParserEvents;
@@ -170,24 +105,10 @@ export class HttpRequestParser {
   private lastByte = -1;
   private lastByte2 = -1;
 
-  // Request line, parsed incrementally so garbage is rejected at its first bad byte.
-  private ph = PH_START;
-  private methodLen = 0;
-  private targetLen = 0;
-  private versionIdx = 0;
-  private minor = 1;
-  /** First three method bytes packed, and the first target byte: enough to spot `PRI * HTTP/2.0`. */
-  private m3 = 0;
-  private t0 = 0;
-
-  // Request line + header section, when they span pushes.
-  private headBuf: Buffer | null = null;
-  private headLen = 0;
-  private reqLineLen = 0; // request line incl. CRLF, at the start of headBuf
-  // When the whole request line is in the current push: its bounds there.
-  private headFast = false;
-  private headStart = 0;
-  private lineEnd = 0;
+  /** The request line, scanned incrementally so garbage is rejected at its first bad byte. */
+  private readonly line = new RequestLineScanner();
+  /** Request line + header section. */
+  private readonly head = new HeadBuffer();
 
   // Request being built.
   private method = '';
@@ -198,18 +119,9 @@ export class HttpRequestParser {
   private remaining = 0;
   private crlfIdx = 0;
   private trailerBytes = 0;
-  /** Body pieces; those from index `viewsFrom` on are views into the current push. */
-  private parts: Buffer[] = [];
-  private viewsFrom = 0;
-  private bodyLen = 0;
-
-  // Chunk-size and trailer lines that span pushes.
-  private lineBuf: Buffer | null = null;
-  private lineLen = 0;
-  private lnSrc: Buffer | null = null;
-  private lnS = 0;
-  private lnE = 0; // position of the LF
-  private lnOver = false;
+  private readonly body = new BodyParts();
+  /** Chunk-size and trailer lines. */
+  private readonly lines = new LineReader();
 
   /** Field line bounds set by fieldLine(). */
   private readonly field: FieldBounds = { nameEnd: 0, valueStart: 0, valueEnd: 0 };
@@ -241,8 +153,6 @@ export class HttpRequestParser {
   private peerVisible = false;
   /** State VERDICT: the answer being read, and the client bytes held until it is known. */
   private verdict: SwitchVerdict | null = null;
-  private heldBuf: Buffer | null = null;
-  private heldLen = 0;
   /** A complete Expect: 100-continue head whose body has not started. */
   private expectWaiting = false;
   private authority: string | undefined = undefined;
@@ -256,13 +166,13 @@ export class HttpRequestParser {
 
   /** Bytes held across pushes: partial request line/header section, body pieces, partial chunk lines. */
   get bufferedBytes(): number {
-    return this.headLen + this.lineLen + this.bodyLen + this.heldLen + (this.verdict?.heldBytes ?? 0);
+    return this.head.len + this.lines.len + this.body.len + (this.verdict?.bufferedBytes ?? 0);
   }
 
   /** Bytes pushed so far that belong to a request (or resync candidate) still in progress. */
   get pendingBytes(): number {
     const st = this.state;
-    if (st === VERDICT) return this.heldLen;
+    if (st === VERDICT) return this.verdict!.heldLen;
     if (st === SEEK || st === CLOSED || this.discarding || this.muted !== null) return 0;
     return this.reqBytes;
   }
@@ -391,142 +301,65 @@ export class HttpRequestParser {
     }
     this.reset(CLOSED, false);
     this.flushSkip();
-    this.headBuf = null;
-    this.lineBuf = null;
+    this.head.buf = null;
+    this.lines.release();
   }
 
   // ---- states ----
 
   private onLine(d: Buffer, p: number): number {
-    const n = d.length;
-    const start = p;
+    const line = this.line;
     const strict = this.strict;
-    const methodChars = strict ? TCHAR : SCAN_METHOD;
-    const maxLine = this.limits.maxRequestLineBytes;
-    let ph = this.ph;
-    let mlen = this.methodLen;
-    let tlen = this.targetLen;
-    let vi = this.versionIdx;
-    let begin = ph >= PH_METHOD ? start : -1;
-    let result: 'need' | 'accept' | 'reject' | 'long' = 'need';
-    scan: while (p < n) {
-      const c = d[p];
-      switch (ph) {
-        case PH_START:
-          if (strict ? TCHAR[c] === 1 : c >= 65 && c <= 90) {
-            ph = PH_METHOD;
-            mlen = 1;
-            this.m3 = c;
-            begin = p++;
-            if (strict) this.reqStarted = true;
-            break;
-          }
-          if (strict && c === CR) { ph = PH_EMPTY_LF; p++; break; }
-          result = 'reject';
-          break scan;
-        case PH_EMPTY_LF:
-          if (c === LF) { ph = PH_START; p++; break; }
-          result = 'reject';
-          break scan;
-        case PH_METHOD:
-          if (c === SP) { ph = PH_TARGET; tlen = 0; p++; break; }
-          if (mlen < MAX_METHOD && methodChars[c] === 1) {
-            if (mlen < 3) this.m3 = (this.m3 << 8) | c;
-            mlen++;
-            p++;
-            break;
-          }
-          result = 'reject';
-          break scan;
-        case PH_TARGET: {
-          // Tight loop: targets are the long part of the line. obs-text (>= 0x80) is kept as is.
-          // Stop one byte past the limit so the failure point does not depend on push sizes.
-          const maxTarget = maxLine - 10 - mlen;
-          const lim = Math.min(n, p + maxTarget - tlen + 1);
-          let q = p;
-          if (tlen === 0 && q < lim) this.t0 = d[q];
-          while (q < lim) {
-            const x = d[q];
-            if (x > SP && x !== 127) q++;
-            else break;
-          }
-          tlen += q - p;
-          p = q;
-          if (tlen > maxTarget) { result = 'long'; break scan; }
-          if (p === n) break scan;
-          if (d[p] === SP && tlen > 0) { ph = PH_VERSION; vi = 0; p++; break; }
-          result = 'reject';
-          break scan;
-        }
-        case PH_VERSION:
-          if (c === HTTP1[vi]) { p++; if (++vi === HTTP1.length) ph = PH_MINOR; break; }
-          if (vi === 5 && c === 50 && mlen === 3 && this.m3 === PRI && tlen === 1 && this.t0 === 42) {
-            // `PRI * HTTP/2`: the HTTP/2 connection preface.
-            this.reqBytes += p - start;
-            if (!strict) this.flushSkip();
-            this.preface();
-            this.reset(SEEK, false);
-            return p;
-          }
-          result = 'reject';
-          break scan;
-        case PH_MINOR:
-          if (c === 48 || c === 49) { this.minor = c - 48; ph = PH_CR; p++; break; }
-          result = 'reject';
-          break scan;
-        case PH_CR:
-          if (c === CR) { ph = PH_LF; p++; break; }
-          result = 'reject';
-          break scan;
-        default: // PH_LF
-          if (c === LF) { p++; result = 'accept'; break scan; }
-          result = 'reject';
-          break scan;
-      }
-    }
-    this.reqBytes += p - start;
-
-    if (result === 'need') {
-      this.ph = ph;
-      this.methodLen = mlen;
-      this.targetLen = tlen;
-      this.versionIdx = vi;
-      if (begin >= 0) this.appendHead(d, begin, n);
-      return n;
-    }
-    this.ph = PH_START;
-    if (result === 'accept') {
-      this.methodLen = mlen;
-      this.targetLen = tlen;
-      if (!strict) {
-        this.flushSkip();
-        this.strict = true;
-        this.reqStarted = true;
-      }
-      if (mlen === 3 && this.m3 === PRI && tlen === 1 && this.t0 === 42) {
-        // `PRI * HTTP/1.x` is the HTTP/2 preface's shape whatever its version: no HTTP/1.1 server
-        // serves it, and what follows is HTTP/2 frames.
+    const q = line.scan(d, p, strict, this.limits.maxRequestLineBytes);
+    this.reqBytes += q - p;
+    if (strict && line.begin >= 0) this.reqStarted = true;
+    switch (line.result) {
+      case 'need':
+        if (line.begin >= 0) this.head.append(d, line.begin, q);
+        return q;
+      case 'accept':
+        return this.lineAccepted(d, q);
+      case 'h2':
+        if (!strict) this.flushSkip();
         this.preface();
-        this.reset(LINE, false);
-        return p;
-      }
-      this.state = HEAD;
-      // Positions in `d` are only good for this push: buffer the line if the push ends here.
-      if (this.headLen > 0 || p === n) {
-        this.appendHead(d, begin, p);
-        this.reqLineLen = this.headLen;
-        this.headFast = false;
-      } else {
-        this.headFast = true;
-        this.headStart = begin;
-        this.lineEnd = p;
-      }
+        this.reset(SEEK, false);
+        return q;
+      default:
+        // The byte at q is not consumed: the resync scan starts on it.
+        if (strict) this.refuse(line.result === 'long' ? 'http_line_too_long' : 'http_malformed');
+        else this.addSkip('http_midstream_skipped', this.reqBytes);
+        this.reset(SEEK, false);
+        return q;
+    }
+  }
+
+  /** A request line ends before p: its head follows. */
+  private lineAccepted(d: Buffer, p: number): number {
+    if (!this.strict) {
+      this.flushSkip();
+      this.strict = true;
+      this.reqStarted = true;
+    }
+    if (this.line.isPri) {
+      // `PRI * HTTP/1.x` is the HTTP/2 preface's shape whatever its version: no HTTP/1.1 server
+      // serves it, and what follows is HTTP/2 frames.
+      this.preface();
+      this.reset(LINE, false);
       return p;
     }
-    // The byte at p is not consumed: the resync scan starts on it.
-    if (strict) this.refuse(result === 'long' ? 'http_line_too_long' : 'http_malformed');
-    else this.addSkip('http_midstream_skipped', this.reqBytes);
-    this.reset(SEEK, false);
+    this.state = HEAD;
+    const h = this.head;
+    const begin = this.line.begin;
+    // Positions in `d` are only good for this push: buffer the line if the push ends here.
+    if (h.len > 0 || p === d.length) {
+      h.append(d, begin, p);
+      h.reqLineLen = h.len;
+      h.fast = false;
+    } else {
+      h.fast = true;
+      h.start = begin;
+      h.lineEnd = p;
+    }
     return p;
   }
 
@@ -546,33 +379,13 @@ export class HttpRequestParser {
 
   private onHead(d: Buffer, p: number): number {
     const n = d.length;
-    const fast = this.headFast;
-    this.headFast = false;
-    let he = -1;
-    let sectionSoFar = 0;
-    if (fast) {
-      // Searching from the request line's CRLF also finds an empty header section.
-      const i = d.indexOf(CRLFCRLF, this.lineEnd - 2);
-      if (i >= 0) he = i + 4;
-    } else {
-      const hb = this.headBuf!;
-      const hl = this.headLen;
-      sectionSoFar = hl - this.reqLineLen;
-      // A terminator split across pushes: k of its bytes are already buffered.
-      for (let k = Math.min(3, sectionSoFar + 2); k >= 1 && he < 0; k--) {
-        if (n - p < 4 - k) continue;
-        let ok = true;
-        for (let j = 0; j < 4 && ok; j++) ok = (j < k ? hb[hl - k + j] : d[p + j - k]) === CRLFCRLF[j];
-        if (ok) he = p + 4 - k;
-      }
-      if (he < 0) {
-        const i = d.indexOf(CRLFCRLF, p);
-        if (i >= 0) he = i + 4;
-      }
-    }
+    const h = this.head;
+    const fast = h.fast;
+    const he = h.endIn(d, p);
     // The section may not pass this point; failing exactly here keeps results independent of
     // how the stream was cut into pushes.
-    const limitAt = p + this.limits.maxHeaderBytes - sectionSoFar;
+    const limitAt = p + this.limits.maxHeaderBytes - h.sectionSoFar;
+    h.fast = false;
     if ((he < 0 ? n : he) > limitAt) {
       this.reqBytes += limitAt - p;
       this.refuse('http_headers_too_large');
@@ -583,15 +396,15 @@ export class HttpRequestParser {
     this.reqBytes += stop - p;
     if (fast) {
       if (he >= 0) {
-        this.completeHead(d, this.headStart, this.lineEnd, he);
+        this.completeHead(d, h.start, h.lineEnd, he);
         return he;
       }
-      this.appendHead(d, this.headStart, n);
-      this.reqLineLen = this.lineEnd - this.headStart;
+      h.append(d, h.start, n);
+      h.reqLineLen = h.lineEnd - h.start;
       return n;
     }
-    this.appendHead(d, p, stop);
-    if (he >= 0) this.completeHead(this.headBuf!, 0, this.reqLineLen, this.headLen);
+    h.append(d, p, stop);
+    if (he >= 0) this.completeHead(h.buf!, 0, h.reqLineLen, h.len);
     return stop;
   }
 
@@ -606,20 +419,22 @@ export class HttpRequestParser {
 
   private onChunkSize(d: Buffer, p: number): number {
     this.expectWaiting = false;
-    const q = this.readLine(d, p, this.limits.maxRequestLineBytes);
-    if (this.lnOver) return this.failBody('http_ambiguous_framing', d, q);
-    const src = this.lnSrc;
+    const ln = this.lines;
+    const q = ln.read(d, p, this.limits.maxRequestLineBytes);
+    this.count(q - p);
+    if (ln.over) return this.failBody('http_ambiguous_framing', d, q);
+    const src = ln.src;
     if (src === null) return q;
-    const cr = this.lnE - 1;
-    if (cr < this.lnS || src[cr] !== CR) return this.failBody('http_ambiguous_framing', d, q);
-    const size = parseChunkLine(src, this.lnS, cr);
+    const cr = ln.e - 1;
+    if (cr < ln.s || src[cr] !== CR) return this.failBody('http_ambiguous_framing', d, q);
+    const size = parseChunkLine(src, ln.s, cr);
     if (size < 0) return this.failBody('http_ambiguous_framing', d, q);
     if (size === 0) {
       this.state = TRAILER;
       this.trailerBytes = 0;
       return q;
     }
-    if (!this.discarding && this.bodyLen + size > this.limits.maxBodyBytes) {
+    if (!this.discarding && this.body.len + size > this.limits.maxBodyBytes) {
       this.drop('http_body_too_large', this.reqBytes);
       this.startDiscard('http_body_too_large');
     }
@@ -649,13 +464,15 @@ export class HttpRequestParser {
 
   private onTrailer(d: Buffer, p: number): number {
     const maxHeader = this.limits.maxHeaderBytes;
-    const q = this.readLine(d, p, maxHeader - this.trailerBytes);
-    if (this.lnOver) return this.failBody('http_headers_too_large', d, q);
-    const src = this.lnSrc;
+    const ln = this.lines;
+    const q = ln.read(d, p, maxHeader - this.trailerBytes);
+    this.count(q - p);
+    if (ln.over) return this.failBody('http_headers_too_large', d, q);
+    const src = ln.src;
     if (src === null) return q;
-    const s = this.lnS;
-    const cr = this.lnE - 1;
-    this.trailerBytes += this.lnE + 1 - s;
+    const s = ln.s;
+    const cr = ln.e - 1;
+    this.trailerBytes += ln.e + 1 - s;
     if (cr === s && src[cr] === CR) {
       this.finish();
       return q;
@@ -675,13 +492,13 @@ export class HttpRequestParser {
 
   /** Parse a complete head at src[hs..he) (request line ends at le) and set up the body. */
   private completeHead(src: Buffer, hs: number, le: number, he: number): void {
-    const mlen = this.methodLen;
+    const mlen = this.line.methodLen;
     const method = src.toString('latin1', hs, hs + mlen);
-    let target = src.toString('latin1', hs + mlen + 1, hs + mlen + 1 + this.targetLen);
-    const f = this.readFields(src, le, he);
-    this.headLen = 0;
-    if (this.headBuf !== null && this.headBuf.length > KEEP_BUFFER) this.headBuf = null;
-    if (f === null) return;
+    let target = src.toString('latin1', hs + mlen + 1, hs + mlen + 1 + this.line.targetLen);
+    const f = readFields(src, le, he, this.limits.maxHeaderCount, this.field);
+    // A refused head: only count what follows its empty line (reset() empties the head).
+    if (typeof f === 'string') return void this.failHead(f);
+    this.head.clear();
 
     if (method === 'CONNECT' || (f.conn & CONN_UPGRADE && f.upgrade)) {
       return this.startSwitch(method === 'CONNECT', f.cl > 0 || f.te !== null);
@@ -698,7 +515,8 @@ export class HttpRequestParser {
     }
     // RFC 9112 §6.1/6.3: TE with CL, TE on HTTP/1.0, a final coding other than chunked, or an
     // invalid Content-Length leave the body length to guesswork.
-    const framing = requestFraming(this.minor, f.te, f.badLength ? -2 : f.cl);
+    const minor = this.line.minor;
+    const framing = requestFraming(minor, f.te, f.badLength ? -2 : f.cl);
     if (framing === BODY_INVALID) return void this.failHead('http_ambiguous_framing');
 
     this.method = method;
@@ -707,36 +525,13 @@ export class HttpRequestParser {
     this.headers = f.headers;
     this.trailers = [];
     // RFC 9112 §9.3: the last request of its connection.
-    this.closeAfter = (f.conn & CONN_CLOSE) !== 0 || (this.minor === 0 && (f.conn & CONN_KEEP_ALIVE) === 0);
+    this.closeAfter = (f.conn & CONN_CLOSE) !== 0 || (minor === 0 && (f.conn & CONN_KEEP_ALIVE) === 0);
     if (this.muted !== null) {
       // Counted, not replayed: skip its body by its framing to find the next one.
       this.drop(this.muted, this.reqBytes);
       this.startDiscard(this.muted);
     }
     this.setupBody(framing === BODY_CHUNKED, f.cl, f.expect);
-  }
-
-  /** The header fields of src[le..he); null when the head was refused (already dropped). */
-  private readFields(src: Buffer, le: number, he: number): HeadFields | null {
-    const f: HeadFields = { headers: [], cl: -1, badLength: false, te: null, conn: 0, upgrade: false, expect: false };
-    const headers = f.headers;
-    const maxCount = this.limits.maxHeaderCount;
-    const fb = this.field;
-    let p = le;
-    const last = he - 2;
-    while (p < last) {
-      const i = src.indexOf(LF, p);
-      const cr = i - 1;
-      // Bare LF, bare CR, obs-fold, bad name or CTL in value.
-      if (cr < p || src[cr] !== CR || !fieldLine(src, p, cr, fb)) return this.failHead('http_malformed');
-      if (headers.length >= 2 * maxCount) return this.failHead('http_headers_too_large');
-      const name = src.toString('latin1', p, fb.nameEnd);
-      const value = src.toString('latin1', fb.valueStart, fb.valueEnd);
-      headers.push(name, value);
-      noteField(f, name, value);
-      p = i + 1;
-    }
-    return f;
   }
 
   private setupBody(chunked: boolean, cl: number, expect: boolean): void {
@@ -779,32 +574,19 @@ export class HttpRequestParser {
 
   /** State VERDICT: hold client bytes (bounded) until the server's answer is known. */
   private onHeld(d: Buffer, p: number): number {
-    const n = d.length - p;
-    if (this.heldLen + n > MAX_HELD) {
-      // Too much to hold: the client is not waiting for an answer, so it was a switch.
-      this.decideSwitch('switched');
-      return p;
-    }
-    if (this.heldBuf === null || this.heldBuf.length < this.heldLen + n) {
-      const nb = Buffer.allocUnsafeSlow(Math.min(MAX_HELD, Math.max(1024, 2 * (this.heldLen + n))));
-      if (this.heldBuf !== null) this.heldBuf.copy(nb, 0, 0, this.heldLen);
-      this.heldBuf = nb;
-    }
-    d.copy(this.heldBuf, this.heldLen, p);
-    this.heldLen += n;
-    return d.length;
+    if (this.verdict!.hold(d, p)) return d.length;
+    // Too much to hold: the client is not waiting for an answer, so it was a switch.
+    this.decideSwitch('switched');
+    return p;
   }
 
   /** The answer to a CONNECT/Upgrade is known (or given up): parse or count the held bytes. */
   private decideSwitch(v: 'switched' | 'stayed'): void {
-    const held = this.heldBuf;
-    const n = this.heldLen;
+    const { held, heldLen } = this.verdict!;
     this.verdict = null;
-    this.heldBuf = null;
-    this.heldLen = 0;
     if (v === 'switched') this.mute('http_upgrade');
     this.reset(LINE, v === 'stayed');
-    if (held !== null && n > 0) this.push(held, 0, n);
+    if (held !== null && heldLen > 0) this.push(held, 0, heldLen);
   }
 
   /** Refuse the request whose head is complete; only count what follows its empty line. */
@@ -862,49 +644,6 @@ export class HttpRequestParser {
     return b2 === CR && b1 === LF;
   }
 
-  // ---- lines in a body (chunk-size, trailers) ----
-
-  /**
-   * Consumes up to and including the next LF. When the line is complete, lnSrc[lnS..lnE) is the
-   * line and lnE is the LF; otherwise lnSrc is null. lnOver: the line would exceed `limit`.
-   */
-  private readLine(d: Buffer, p: number, limit: number): number {
-    this.lnSrc = null;
-    this.lnOver = false;
-    const i = d.indexOf(LF, p);
-    const stop = i < 0 ? d.length : i + 1;
-    if (this.lineLen + stop - p > limit) {
-      // Consume exactly one byte past the limit, wherever the push boundaries fall.
-      const over = p + limit - this.lineLen + 1;
-      this.lnOver = true;
-      this.lineLen = 0;
-      this.count(over - p);
-      return over;
-    }
-    this.count(stop - p);
-    if (i >= 0 && this.lineLen === 0) {
-      this.lnSrc = d;
-      this.lnS = p;
-      this.lnE = i;
-      return stop;
-    }
-    const need = this.lineLen + stop - p;
-    if (this.lineBuf === null || this.lineBuf.length < need) {
-      const nb = Buffer.allocUnsafeSlow(Math.max(need, 256, (this.lineBuf?.length ?? 0) * 2));
-      if (this.lineBuf !== null) this.lineBuf.copy(nb, 0, 0, this.lineLen);
-      this.lineBuf = nb;
-    }
-    d.copy(this.lineBuf, this.lineLen, p, stop);
-    this.lineLen = need;
-    if (i >= 0) {
-      this.lnSrc = this.lineBuf;
-      this.lnS = 0;
-      this.lnE = need - 1;
-      this.lineLen = 0; // lineBuf stays valid until the next readLine
-    }
-    return stop;
-  }
-
   // ---- body and emission ----
 
   private bodyPiece(d: Buffer, p: number, n: number): void {
@@ -913,9 +652,7 @@ export class HttpRequestParser {
       return;
     }
     this.reqBytes += n;
-    if (n === 0) return;
-    this.parts.push(d.subarray(p, p + n));
-    this.bodyLen += n;
+    if (n > 0) this.body.add(d, p, n);
   }
 
   /** The request's framing ended: emit it, or end the skip of an already-dropped one. */
@@ -926,17 +663,12 @@ export class HttpRequestParser {
     }
     this.seenRequests++;
     this.seenBytes += this.reqBytes;
-    const parts = this.parts;
-    let body: Buffer;
-    if (parts.length === 0) body = EMPTY;
-    else if (parts.length === 1) body = this.viewsFrom === 0 ? Buffer.from(parts[0]) : parts[0];
-    else body = Buffer.concat(parts, this.bodyLen);
     const req: HttpRequest = {
       method: this.method,
       target: this.target,
-      minorVersion: this.minor,
+      minorVersion: this.line.minor,
       headers: this.headers,
-      body,
+      body: this.body.whole(),
       chunked: this.chunked,
       trailers: this.trailers,
     };
@@ -949,9 +681,7 @@ export class HttpRequestParser {
   private startDiscard(reason: HttpDropReason): void {
     this.discarding = true;
     this.discardReason = reason;
-    this.parts.length = 0;
-    this.viewsFrom = 0;
-    this.bodyLen = 0;
+    this.body.clear();
   }
 
   private count(n: number): void {
@@ -962,10 +692,9 @@ export class HttpRequestParser {
   private reset(state: number, strict: boolean): void {
     this.state = state;
     this.strict = strict;
-    this.ph = PH_START;
-    this.headLen = 0;
-    this.headFast = false;
-    this.lineLen = 0;
+    this.line.reset();
+    this.head.clear();
+    this.lines.len = 0;
     this.reqBytes = 0;
     this.reqStarted = false;
     this.discarding = false;
@@ -974,35 +703,14 @@ export class HttpRequestParser {
     this.authority = undefined;
     this.chunked = false;
     this.remaining = 0;
-    this.parts.length = 0;
-    this.viewsFrom = 0;
-    this.bodyLen = 0;
+    this.body.clear();
     this.headers = NO_FIELDS;
     this.trailers = NO_FIELDS;
-    if (this.headBuf !== null && this.headBuf.length > KEEP_BUFFER) this.headBuf = null;
-  }
-
-  private appendHead(d: Buffer, s: number, e: number): void {
-    const need = this.headLen + e - s;
-    if (this.headBuf === null || this.headBuf.length < need) {
-      const nb = Buffer.allocUnsafeSlow(Math.max(need, 1024, (this.headBuf?.length ?? 0) * 2));
-      if (this.headBuf !== null) this.headBuf.copy(nb, 0, 0, this.headLen);
-      this.headBuf = nb;
-    }
-    d.copy(this.headBuf, this.headLen, s, e);
-    this.headLen = need;
   }
 
   /** End of a push: copy body views out of the caller's buffer, report skipped bytes. */
   private settle(): void {
-    const parts = this.parts;
-    const k = this.viewsFrom;
-    if (parts.length > k) {
-      const owned = parts.length - k === 1 ? Buffer.from(parts[k]) : Buffer.concat(parts.slice(k));
-      parts.length = k;
-      parts.push(owned);
-      this.viewsFrom = parts.length;
-    }
+    this.body.own();
     this.flushSkip();
   }
 
