@@ -1,7 +1,8 @@
 /**
  * A request's head: the request line and header section gathered across pushes, the end of the
  * section found (also when its empty line is split between pushes), and the header fields read
- * with what the parser needs from them (framing, Connection, Upgrade, Expect).
+ * with what the parser needs from them (framing, Connection, Upgrade, Expect); the target put in
+ * origin form.
  */
 import { fieldLine, type FieldBounds, hasToken, parseContentLength } from './grammar.js';
 import type { HttpDropReason } from './types.js';
@@ -82,6 +83,35 @@ export function readFields(src: Buffer, le: number, he: number, maxCount: number
     p = i + 1;
   }
   return f;
+}
+
+/** An absolute-form http(s) target: authority, then path-abempty [ "?" query ]. */
+const ABSOLUTE_HTTP = /^https?:\/\/([^/?#]*)(.*)$/is;
+
+/** A request target as replayed: origin form, and the authority an absolute-form target named. */
+export interface RequestTarget {
+  target: string;
+  authority: string | undefined;
+}
+
+/**
+ * Sets `out` to the request target in origin form: an absolute-form http(s) target (RFC 9112
+ * §3.2.2) loses its scheme and authority to `out.authority`, any other form is kept as is. False
+ * for an empty authority or one with userinfo (RFC 9110 §4.2.1, §4.2.4).
+ */
+export function originForm(method: string, target: string, out: RequestTarget): boolean {
+  out.target = target;
+  out.authority = undefined;
+  const abs = ABSOLUTE_HTTP.exec(target);
+  if (abs === null) return true;
+  const authority = abs[1];
+  if (authority === '' || authority.includes('@')) return false;
+  out.authority = authority;
+  const rest = abs[2];
+  // RFC 9112 §3.2.4: OPTIONS for the whole server is forwarded in asterisk-form.
+  if (rest === '' && method === 'OPTIONS') out.target = '*';
+  else out.target = rest === '' || rest[0] !== '/' ? `/${rest}` : rest;
+  return true;
 }
 
 /**

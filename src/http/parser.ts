@@ -56,8 +56,9 @@ import {
   type HttpRequest,
 } from './types.js';
 import { BodyParts } from './body.js';
+import { DropLedger, GAP_REASON, GAP_REASONS, TAINT_REASON } from './drops.js';
 import { BODY_CHUNKED, BODY_INVALID, fieldLine, type FieldBounds, parseChunkLine, requestFraming } from './grammar.js';
-import { CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, HeadBuffer, readFields } from './head.js';
+import { CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, HeadBuffer, originForm, readFields, type RequestTarget } from './head.js';
 import { LineReader } from './line-reader.js';
 import { RequestLineScanner } from './request-line.js';
 import { SwitchVerdict } from './verdict.js';
@@ -83,16 +84,6 @@ const CR = 13;
 const LF = 10;
 // Placeholder between requests; every request gets fresh arrays in completeHead.
 const NO_FIELDS: string[] = [];
-
-const GAP_REASON: Record<GapCause, HttpDropReason> = {
-  lost: 'stream_gap',
-  kernel_drop: 'stream_gap_kernel_drop',
-  truncated: 'stream_truncated',
-  flow_cap: 'stream_flow_cap',
-  memcap: 'stream_memcap',
-};
-const TAINT_REASON: Record<TaintCause, HttpDropReason> = { overlap_conflict: 'stream_overlap_conflict' };
-const GAP_REASONS = new Set<HttpDropReason>(Object.values(GAP_REASON));
 
 export class HttpRequestParser {
   private readonly events: HttpParserEvents;
@@ -123,8 +114,9 @@ export class HttpRequestParser {
   /** Chunk-size and trailer lines. */
   private readonly lines = new LineReader();
 
-  /** Field line bounds set by fieldLine(). */
+  /** Field line bounds set by fieldLine(), and the target set by originForm(). */
   private readonly field: FieldBounds = { nameEnd: 0, valueStart: 0, valueEnd: 0 };
+  private readonly reqTarget: RequestTarget = { target: '', authority: undefined };
 
   /** Bytes of the current request consumed so far (or of the current resync candidate). */
   private reqBytes = 0;
@@ -134,19 +126,8 @@ export class HttpRequestParser {
   private discarding = false;
   private discardReason: HttpDropReason = 'stream_gap';
 
-  private skipReason: HttpDropReason = 'http_midstream_skipped';
-  private skipBytes = 0;
-  /**
-   * Set once the server cannot have processed what follows on this connection (a refused head,
-   * Connection: close, an upgrade, the HTTP/2 preface, a taint). Parsing goes on only to count:
-   * every request still delimited, and every other byte, is dropped under this reason.
-   */
-  private muted: HttpDropReason | null = null;
-  /** Requests emitted on this connection and their bytes: the mean sizes what a gap swallowed. */
-  private seenRequests = 0;
-  private seenBytes = 0;
-  /** The next request was already counted (taint between requests): its drop becomes skipped bytes. */
-  private precounted = false;
+  /** Drops and skipped bytes reported, and the reason the connection is only counted (`muted`). */
+  private readonly drops: DropLedger;
   /** The current request ends the connection (Connection: close, or HTTP/1.0 without keep-alive). */
   private closeAfter = false;
   /** The capture carries the server's side of this connection (peer() was called). */
@@ -159,6 +140,7 @@ export class HttpRequestParser {
 
   constructor(events: HttpParserEvents, limits: HttpParserLimits = DEFAULT_HTTP_LIMITS, opts: HttpRequestParserOptions = {}) {
     this.events = events;
+    this.drops = new DropLedger(events);
     this.limits = limits;
     this.state = LINE;
     this.strict = opts.midstream !== true;
@@ -173,7 +155,7 @@ export class HttpRequestParser {
   get pendingBytes(): number {
     const st = this.state;
     if (st === VERDICT) return this.verdict!.heldLen;
-    if (st === SEEK || st === CLOSED || this.discarding || this.muted !== null) return 0;
+    if (st === SEEK || st === CLOSED || this.discarding || this.drops.muted !== null) return 0;
     return this.reqBytes;
   }
 
@@ -214,8 +196,8 @@ export class HttpRequestParser {
     const close = this.closeAfter;
     if (st === LINE) {
       // At a request boundary the lost bytes were requests (a client sends nothing else).
-      if (this.strict) this.drop(reason, this.reqBytes, this.reqStarted ? 1 : this.lostIn(bytes));
-      else this.addSkip('http_midstream_skipped', this.reqBytes);
+      if (this.strict) this.drop(reason, this.reqBytes, this.reqStarted ? 1 : this.drops.lostIn(bytes));
+      else this.drops.skip('http_midstream_skipped', this.reqBytes);
     } else if (st === BODY || st === CHUNK_DATA) {
       if (!this.discarding) {
         this.drop(reason, this.reqBytes);
@@ -239,8 +221,8 @@ export class HttpRequestParser {
     // The byte after a gap is as good a request start as the first byte of a stream.
     this.reset(LINE, false);
     if (overrun > 0) {
-      if (close) this.mute('http_after_close');
-      this.drop(reason, 0, this.lostIn(overrun));
+      if (close) this.drops.mute('http_after_close');
+      this.drop(reason, 0, this.drops.lostIn(overrun));
     }
     this.settle();
   }
@@ -255,15 +237,15 @@ export class HttpRequestParser {
   taint(cause: TaintCause): void {
     if (this.state === VERDICT) this.decideSwitch('switched');
     const st = this.state;
-    if (st === CLOSED || this.muted !== null) return;
+    if (st === CLOSED || this.drops.muted !== null) return;
     const reason = TAINT_REASON[cause];
     // Between requests, the next one is the ambiguous one: counted now, whether or not its bytes
     // still look like a request (the copy we got may be the forged one).
     const between = st === LINE && !this.reqStarted && this.strict;
-    if (st === SEEK || (st === LINE && !this.strict)) this.addSkip('http_midstream_skipped', this.reqBytes);
+    if (st === SEEK || (st === LINE && !this.strict)) this.drops.skip('http_midstream_skipped', this.reqBytes);
     else if (!this.discarding) this.drop(reason, this.reqBytes);
-    this.precounted = between;
-    this.muted = reason;
+    this.drops.precounted = between;
+    this.drops.mute(reason);
     this.reset(between ? LINE : SEEK, false);
     this.settle();
   }
@@ -295,12 +277,12 @@ export class HttpRequestParser {
     const st = this.state;
     if (st === LINE) {
       if (this.strict && this.reqStarted) this.drop('http_incomplete', this.reqBytes);
-      else this.addSkip('http_midstream_skipped', this.reqBytes);
+      else this.drops.skip('http_midstream_skipped', this.reqBytes);
     } else if (st !== SEEK && !this.discarding) {
       this.drop('http_incomplete', this.reqBytes);
     }
     this.reset(CLOSED, false);
-    this.flushSkip();
+    this.drops.flush();
     this.head.buf = null;
     this.lines.release();
   }
@@ -320,14 +302,14 @@ export class HttpRequestParser {
       case 'accept':
         return this.lineAccepted(d, q);
       case 'h2':
-        if (!strict) this.flushSkip();
+        if (!strict) this.drops.flush();
         this.preface();
         this.reset(SEEK, false);
         return q;
       default:
         // The byte at q is not consumed: the resync scan starts on it.
         if (strict) this.refuse(line.result === 'long' ? 'http_line_too_long' : 'http_malformed');
-        else this.addSkip('http_midstream_skipped', this.reqBytes);
+        else this.drops.skip('http_midstream_skipped', this.reqBytes);
         this.reset(SEEK, false);
         return q;
     }
@@ -336,7 +318,7 @@ export class HttpRequestParser {
   /** A request line ends before p: its head follows. */
   private lineAccepted(d: Buffer, p: number): number {
     if (!this.strict) {
-      this.flushSkip();
+      this.drops.flush();
       this.strict = true;
       this.reqStarted = true;
     }
@@ -366,10 +348,10 @@ export class HttpRequestParser {
   private onSeek(d: Buffer, p: number): number {
     const i = d.indexOf(LF, p);
     if (i < 0) {
-      this.addSkip('http_midstream_skipped', d.length - p);
+      this.drops.skip('http_midstream_skipped', d.length - p);
       return d.length;
     }
-    this.addSkip('http_midstream_skipped', i + 1 - p);
+    this.drops.skip('http_midstream_skipped', i + 1 - p);
     if ((i > 0 ? d[i - 1] : this.lastByte) === CR) {
       this.state = LINE;
       this.strict = false;
@@ -494,7 +476,7 @@ export class HttpRequestParser {
   private completeHead(src: Buffer, hs: number, le: number, he: number): void {
     const mlen = this.line.methodLen;
     const method = src.toString('latin1', hs, hs + mlen);
-    let target = src.toString('latin1', hs + mlen + 1, hs + mlen + 1 + this.line.targetLen);
+    const target = src.toString('latin1', hs + mlen + 1, hs + mlen + 1 + this.line.targetLen);
     const f = readFields(src, le, he, this.limits.maxHeaderCount, this.field);
     // A refused head: only count what follows its empty line (reset() empties the head).
     if (typeof f === 'string') return void this.failHead(f);
@@ -503,16 +485,8 @@ export class HttpRequestParser {
     if (method === 'CONNECT' || (f.conn & CONN_UPGRADE && f.upgrade)) {
       return this.startSwitch(method === 'CONNECT', f.cl > 0 || f.te !== null);
     }
-    let authority: string | undefined;
-    const abs = ABSOLUTE_HTTP.exec(target);
-    if (abs !== null) {
-      authority = abs[1];
-      if (authority === '' || authority.includes('@')) return void this.failHead('http_malformed');
-      const rest = abs[2];
-      // RFC 9112 §3.2.4: OPTIONS for the whole server is forwarded in asterisk-form.
-      if (rest === '' && method === 'OPTIONS') target = '*';
-      else target = rest === '' || rest[0] !== '/' ? `/${rest}` : rest;
-    }
+    const t = this.reqTarget;
+    if (!originForm(method, target, t)) return void this.failHead('http_malformed');
     // RFC 9112 §6.1/6.3: TE with CL, TE on HTTP/1.0, a final coding other than chunked, or an
     // invalid Content-Length leave the body length to guesswork.
     const minor = this.line.minor;
@@ -520,16 +494,16 @@ export class HttpRequestParser {
     if (framing === BODY_INVALID) return void this.failHead('http_ambiguous_framing');
 
     this.method = method;
-    this.target = target;
-    this.authority = authority;
+    this.target = t.target;
+    this.authority = t.authority;
     this.headers = f.headers;
     this.trailers = [];
     // RFC 9112 §9.3: the last request of its connection.
     this.closeAfter = (f.conn & CONN_CLOSE) !== 0 || (minor === 0 && (f.conn & CONN_KEEP_ALIVE) === 0);
-    if (this.muted !== null) {
+    if (this.drops.muted !== null) {
       // Counted, not replayed: skip its body by its framing to find the next one.
-      this.drop(this.muted, this.reqBytes);
-      this.startDiscard(this.muted);
+      this.drop(this.drops.muted, this.reqBytes);
+      this.startDiscard(this.drops.muted);
     }
     this.setupBody(framing === BODY_CHUNKED, f.cl, f.expect);
   }
@@ -563,8 +537,8 @@ export class HttpRequestParser {
    */
   private startSwitch(connect: boolean, hasBody: boolean): void {
     this.drop('http_upgrade', this.reqBytes);
-    if (this.muted !== null || !this.peerVisible || hasBody) {
-      this.mute('http_upgrade');
+    if (this.drops.muted !== null || !this.peerVisible || hasBody) {
+      this.drops.mute('http_upgrade');
       this.reset(LINE, false);
       return;
     }
@@ -584,7 +558,7 @@ export class HttpRequestParser {
   private decideSwitch(v: 'switched' | 'stayed'): void {
     const { held, heldLen } = this.verdict!;
     this.verdict = null;
-    if (v === 'switched') this.mute('http_upgrade');
+    if (v === 'switched') this.drops.mute('http_upgrade');
     this.reset(LINE, v === 'stayed');
     if (held !== null && heldLen > 0) this.push(held, 0, heldLen);
   }
@@ -603,7 +577,7 @@ export class HttpRequestParser {
    */
   private failBody(reason: HttpDropReason, d: Buffer, pos: number): number {
     if (!this.discarding) this.refuse(reason);
-    else if (!GAP_REASONS.has(this.discardReason)) this.mute('http_after_refused');
+    else if (!GAP_REASONS.has(this.discardReason)) this.drops.mute('http_after_refused');
     this.reset(this.lineStartAt(d, pos) ? LINE : SEEK, false);
     return pos;
   }
@@ -615,26 +589,22 @@ export class HttpRequestParser {
    */
   private refuse(reason: HttpDropReason): void {
     this.drop(reason, this.reqBytes);
-    this.mute('http_after_refused');
+    this.drops.mute('http_after_refused');
   }
 
   /** The HTTP/2 preface: a lost request, unless inside bytes already only counted (an h2c upgrade). */
   private preface(): void {
-    if (this.muted !== null) this.addSkip(this.muted, this.reqBytes);
+    if (this.drops.muted !== null) this.drops.skip(this.drops.muted, this.reqBytes);
     else this.drop('http2_preface', this.reqBytes);
-    this.mute('http2_preface');
-  }
-
-  private mute(reason: HttpDropReason): void {
-    if (this.muted === null) this.muted = reason;
+    this.drops.mute('http2_preface');
   }
 
   /** A message's framing ended: the next one starts here, unless it was the connection's last. */
   private messageEnd(): void {
     const close = this.closeAfter;
-    if (close) this.mute('http_after_close');
+    if (close) this.drops.mute('http_after_close');
     // After a clean close the framing is still known: count the next requests exactly.
-    this.reset(LINE, this.muted === null || this.muted === 'http_after_close');
+    this.reset(LINE, this.drops.muted === null || this.drops.muted === 'http_after_close');
   }
 
   /** Does stream position `pos` of the current push follow a CRLF? */
@@ -648,7 +618,7 @@ export class HttpRequestParser {
 
   private bodyPiece(d: Buffer, p: number, n: number): void {
     if (this.discarding) {
-      this.addSkip(this.discardReason, n);
+      this.drops.skip(this.discardReason, n);
       return;
     }
     this.reqBytes += n;
@@ -661,8 +631,7 @@ export class HttpRequestParser {
       this.messageEnd();
       return;
     }
-    this.seenRequests++;
-    this.seenBytes += this.reqBytes;
+    this.drops.emitted(this.reqBytes);
     const req: HttpRequest = {
       method: this.method,
       target: this.target,
@@ -674,7 +643,7 @@ export class HttpRequestParser {
     };
     if (this.authority !== undefined) req.authority = this.authority;
     this.messageEnd();
-    this.flushSkip();
+    this.drops.flush();
     this.events.onRequest(req);
   }
 
@@ -685,7 +654,7 @@ export class HttpRequestParser {
   }
 
   private count(n: number): void {
-    if (this.discarding) this.addSkip(this.discardReason, n);
+    if (this.discarding) this.drops.skip(this.discardReason, n);
     else this.reqBytes += n;
   }
 
@@ -711,50 +680,13 @@ export class HttpRequestParser {
   /** End of a push: copy body views out of the caller's buffer, report skipped bytes. */
   private settle(): void {
     this.body.own();
-    this.flushSkip();
+    this.drops.flush();
   }
 
   // ---- events ----
 
   private drop(reason: HttpDropReason, bytes: number, requests = 1): void {
-    if (this.muted !== null) reason = this.muted;
-    if (this.precounted) {
-      this.precounted = false;
-      if (--requests === 0) {
-        this.addSkip(reason, bytes);
-        this.reqBytes = 0;
-        return;
-      }
-    }
-    this.flushSkip();
     this.reqBytes = 0;
-    this.events.onDrop(reason, requests, bytes);
-  }
-
-  /**
-   * How many requests `bytes` lost between requests held: at least one (a client sends nothing
-   * else), estimated from this connection's mean request size (exact for uniform keep-alive).
-   */
-  private lostIn(bytes: number): number {
-    if (this.seenRequests === 0) return 1;
-    return Math.max(1, Math.round((bytes * this.seenRequests) / this.seenBytes));
-  }
-
-  private addSkip(reason: HttpDropReason, n: number): void {
-    if (n <= 0) return;
-    if (this.muted !== null) reason = this.muted;
-    if (this.skipBytes > 0 && this.skipReason !== reason) this.flushSkip();
-    this.skipReason = reason;
-    this.skipBytes += n;
-  }
-
-  private flushSkip(): void {
-    const n = this.skipBytes;
-    if (n === 0) return;
-    this.skipBytes = 0;
-    this.events.onDrop(this.skipReason, 0, n);
+    this.drops.drop(reason, bytes, requests);
   }
 }
-
-/** An absolute-form http(s) target: authority, then path-abempty [ "?" query ]. */
-const ABSOLUTE_HTTP = /^https?:\/\/([^/?#]*)(.*)$/is;
