@@ -3,6 +3,8 @@
 // (a wrong glob, a rule switched off) cannot turn the lint into a pass that checks nothing.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { ESLint } from 'eslint';
 import { ROOT } from '../scripts/lab/harness.js';
 
@@ -30,6 +32,24 @@ describe('eslint.config.js', () => {
     assert.deepEqual(await findings(fn(81), 'src/deep/x.ts'), ['max-lines-per-function:2']);
     assert.deepEqual(await findings(fn(81), 'test/deep/x.test.ts'), []);
     assert.deepEqual(await findings(fn(81), 'scripts/lab/x.ts'), []);
+  });
+
+  it('in src/, methods and arrow functions are held to the same 80 lines', async () => {
+    const body = lines(80, '    x += 1;');
+    assert.deepEqual(await findings(`export class C {\n  m(): number {\n    let x = 0;\n${body}\n    return x;\n  }\n}\n`, 'src/x.ts'), ['max-lines-per-function:2']);
+    assert.deepEqual(await findings(`export const g = (): number => {\n  let x = 0;\n${body}\n  return x;\n};\n`, 'src/x.ts'), ['max-lines-per-function:2']);
+  });
+
+  it('no file in src/ is exempt: both limits are errors for every one of them', async () => {
+    const files = fs.readdirSync(path.join(ROOT, 'src'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+    assert.ok(files.length > 50, `${files.length} files`);
+    const severity = (v: unknown) => (Array.isArray(v) ? v[0] : v);
+    const lenient: string[] = [];
+    for (const f of files) {
+      const rules = ((await eslint.calculateConfigForFile(path.join(ROOT, 'src', f))) as { rules: Record<string, unknown> }).rules;
+      for (const r of ['max-lines', 'max-lines-per-function']) if (![2, 'error'].includes(severity(rules[r]) as number | string)) lenient.push(`src/${f} ${r}`);
+    }
+    assert.deepEqual(lenient, []);
   });
 
   it('builtins are imported with the node: protocol', async () => {

@@ -54,6 +54,23 @@ export class RequestLineScanner {
     this.ph = PH_START;
   }
 
+  /**
+   * Where the target's bytes from d[p] end: a tight loop, targets are the long part of the line.
+   * obs-text (>= 0x80) is kept as is. Stops one byte past `maxTarget` (with `tlen` bytes before
+   * this push), so the failure point does not depend on push sizes.
+   */
+  private targetEnd(d: Buffer, p: number, tlen: number, maxTarget: number): number {
+    const lim = Math.min(d.length, p + maxTarget - tlen + 1);
+    let q = p;
+    if (tlen === 0 && q < lim) this.t0 = d[q];
+    while (q < lim) {
+      const x = d[q];
+      if (x > SP && x !== 127) q++;
+      else break;
+    }
+    return q;
+  }
+
   /** Scans d[p..) and returns where it stopped; the outcome is in `result`, the line's start in `begin`. */
   scan(d: Buffer, p: number, strict: boolean, maxLine: number): number {
     const n = d.length;
@@ -93,17 +110,8 @@ export class RequestLineScanner {
           result = 'reject';
           break scan;
         case PH_TARGET: {
-          // Tight loop: targets are the long part of the line. obs-text (>= 0x80) is kept as is.
-          // Stop one byte past the limit so the failure point does not depend on push sizes.
           const maxTarget = maxLine - 10 - mlen;
-          const lim = Math.min(n, p + maxTarget - tlen + 1);
-          let q = p;
-          if (tlen === 0 && q < lim) this.t0 = d[q];
-          while (q < lim) {
-            const x = d[q];
-            if (x > SP && x !== 127) q++;
-            else break;
-          }
+          const q = this.targetEnd(d, p, tlen, maxTarget);
           tlen += q - p;
           p = q;
           if (tlen > maxTarget) { result = 'long'; break scan; }

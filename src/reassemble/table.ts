@@ -288,99 +288,114 @@ export class FlowTable {
   }
 
   private data(f: Flow, p: Packet, seq: number, now: number): void {
-    const ev = this.events;
-    f.lastSeen = now;
-    let len = p.payloadLength;
-    let off = p.payloadOffset;
+    const quietFor = this.noteArrival(f, p, seq, now);
+    const rel = seqDiff(seq, f.nextSeq);
+    if (rel > MAX_WINDOW || rel < -MAX_WINDOW) {
+      this.events[E.out_of_window]++;
+      return;
+    }
+    if (p.hasTimestamp) f.own.noteTimestamp(p);
+    if (rel < 0) this.behind(f, p, seq, rel, quietFor, now);
+    else if (rel === 0) this.inOrder(f, p.buf, p.payloadOffset, p.payloadLength, p.payloadMissing, now);
+    else this.ahead(f, p, seq, now);
+  }
+
+  /** A segment arrived: the flow's clocks and its FIN. Returns how long the flow had been quiet. */
+  private noteArrival(f: Flow, p: Packet, seq: number, now: number): number {
+    const len = p.payloadLength;
     const missing = p.payloadMissing;
     const quietFor = now - f.lastData;
+    f.lastSeen = now;
     if (len || missing) {
       f.lastData = now;
       f.stallSignalled = false;
     }
-    if (missing) ev[E.truncated_segments]++;
+    if (missing) this.events[E.truncated_segments]++;
     if (p.flags & TCP_FIN) {
       f.finSeen = true;
       f.finSeq = seqAdd(seq, len + missing);
       if (f.held.length === 0) f.holeSince = now;
     }
-    let rel = seqDiff(seq, f.nextSeq);
-    if (rel > MAX_WINDOW || rel < -MAX_WINDOW) {
-      ev[E.out_of_window]++;
+    return quietFor;
+  }
+
+  /** A segment that starts before nextSeq (rel < 0): a retransmission, or new bytes after an overlap. */
+  private behind(f: Flow, p: Packet, seq: number, rel: number, quietFor: number, now: number): void {
+    const len = p.payloadLength;
+    const missing = p.payloadMissing;
+    // A keep-alive probe (one garbage byte just before nextSeq, sent only on a quiet
+    // connection) is not a conflict; the same shape on a busy connection is checked.
+    const probe = rel === -1 && len <= 1 && missing === 0 && quietFor >= this.opts.holeTimeoutMs;
+    if (!probe && len > 0) this.checkDelivered(f, seq, p.buf, p.payloadOffset, len);
+    if (rel + len + missing <= 0) {
+      if (len > 0 || missing > 0) this.events[E.retransmitted]++;
+      this.maybeFinish(f, now);
       return;
     }
-    if (p.hasTimestamp) f.own.noteTimestamp(p);
-    if (rel < 0) {
-      // A keep-alive probe (one garbage byte just before nextSeq, sent only on a quiet
-      // connection) is not a conflict; the same shape on a busy connection is checked.
-      const probe = rel === -1 && len <= 1 && missing === 0 && quietFor >= this.opts.holeTimeoutMs;
-      if (!probe && len > 0) this.checkDelivered(f, seq, p.buf, off, len);
-      if (rel + len + missing <= 0) {
-        if (len > 0 || missing > 0) ev[E.retransmitted]++;
-        this.maybeFinish(f, now);
-        return;
-      }
-      // Overlap with bytes already delivered: the first copy wins.
-      ev[E.overlap_trimmed]++;
-      const cut = -rel;
-      if (cut >= len) {
-        // Only the uncaptured tail is new.
-        this.gap(f, len + missing - cut, 'truncated');
-        this.drain(f, now);
-        return;
-      }
-      off += cut;
-      len -= cut;
-      rel = 0;
-    }
-    if (rel === 0) {
-      if (len || missing) ev[E.in_order]++;
-      // Bytes that also sit in held copies (which arrived first) must agree with them.
-      if (len && f.held.length) this.checkHeld(f, f.nextSeq, Buffer.from(p.buf.buffer, p.buf.byteOffset + off, len));
-      if (len) this.deliver(f, p.buf, off, len);
-      if (missing) this.gap(f, missing, 'truncated');
+    // Overlap with bytes already delivered: the first copy wins.
+    this.events[E.overlap_trimmed]++;
+    const cut = -rel;
+    if (cut >= len) {
+      // Only the uncaptured tail is new.
+      this.gap(f, len + missing - cut, 'truncated');
       this.drain(f, now);
       return;
     }
-    // Ahead of a hole: copy and hold.
+    this.inOrder(f, p.buf, p.payloadOffset + cut, len - cut, missing, now);
+  }
+
+  /** Bytes buf[off..off+len) and `missing` uncaptured ones right at nextSeq. */
+  private inOrder(f: Flow, buf: Uint8Array, off: number, len: number, missing: number, now: number): void {
+    if (len || missing) this.events[E.in_order]++;
+    // Bytes that also sit in held copies (which arrived first) must agree with them.
+    if (len && f.held.length) this.checkHeld(f, f.nextSeq, Buffer.from(buf.buffer, buf.byteOffset + off, len));
+    if (len) this.deliver(f, buf, off, len);
+    if (missing) this.gap(f, missing, 'truncated');
+    this.drain(f, now);
+  }
+
+  /** A segment ahead of a hole: copied and held, after making room under the flow cap and memcap. */
+  private ahead(f: Flow, p: Packet, seq: number, now: number): void {
+    const len = p.payloadLength;
+    const missing = p.payloadMissing;
     if (len === 0 && missing === 0) {
       this.maybeFinish(f, now);
       return;
     }
-    ev[E.out_of_order]++;
+    this.events[E.out_of_order]++;
     const data = Buffer.allocUnsafeSlow(len);
-    data.set(p.buf.subarray(off, off + len));
+    data.set(p.buf.subarray(p.payloadOffset, p.payloadOffset + len));
     if (f.held.length === 0) f.holeSince = now;
     while (f.held.length && f.heldBytes + len > this.opts.maxFlowBufferBytes) {
       this.skipHole(f, E.holes_skipped_flow_cap, 'flow_cap');
       this.drain(f, now);
       if (f.closed) return;
-      rel = seqDiff(seq, f.nextSeq);
-      if (rel <= 0) break;
+      if (seqDiff(seq, f.nextSeq) <= 0) break;
     }
     if (this.heldTotal + len > this.opts.memcapBytes) this.relieveMemcap(f, len, now);
     if (f.closed) return;
-    rel = seqDiff(seq, f.nextSeq);
-    if (rel <= 0) {
-      // Skipping holes made this segment current: deliver from the copy.
-      const cut = -rel;
-      if (cut > 0 && len > 0) this.checkDelivered(f, seq, data, 0, len);
-      if (cut < len && f.held.length) this.checkHeld(f, f.nextSeq, data.subarray(cut));
-      if (cut < len) {
-        this.deliver(f, data, cut, len - cut);
-        if (missing) this.gap(f, missing, 'truncated');
-      } else if (cut < len + missing) {
-        this.gap(f, len + missing - cut, 'truncated');
-      }
-      this.drain(f, now);
-      return;
-    }
+    const rel = seqDiff(seq, f.nextSeq);
+    if (rel <= 0) return this.nowCurrent(f, seq, data, -rel, missing, now);
     if (f.held.length === 0) f.holeSince = now;
     if (f.held.length) this.checkHeld(f, seq, data);
     if (f.hold({ seq, data, missing })) {
       this.heldTotal += len;
       if (len > f.maxHeldLen) f.maxHeldLen = len;
-    } else ev[E.retransmitted]++;
+    } else this.events[E.retransmitted]++;
+  }
+
+  /** Skipping holes made a segment being held current: deliver from its copy, `cut` bytes in. */
+  private nowCurrent(f: Flow, seq: number, data: Buffer, cut: number, missing: number, now: number): void {
+    const len = data.length;
+    if (cut > 0 && len > 0) this.checkDelivered(f, seq, data, 0, len);
+    if (cut < len && f.held.length) this.checkHeld(f, f.nextSeq, data.subarray(cut));
+    if (cut < len) {
+      this.deliver(f, data, cut, len - cut);
+      if (missing) this.gap(f, missing, 'truncated');
+    } else if (cut < len + missing) {
+      this.gap(f, len + missing - cut, 'truncated');
+    }
+    this.drain(f, now);
   }
 
   /** Deliver held segments that have become contiguous. */
