@@ -46,6 +46,10 @@
  *   from a next request; a request line in it is the accepted resync risk).
  * - Absolute-form http(s) targets are emitted in origin form with `authority` set; an empty
  *   authority or one with userinfo is http_malformed (RFC 9110 §4.2.1, §4.2.4).
+ *
+ * This file holds the states and these rules; the parts it drives: request-line.ts (scanner),
+ * head.ts (head buffer, fields, target), line-reader.ts and body.ts (body lines and pieces),
+ * drops.ts (the accounting above), verdict.ts (the answer to CONNECT/Upgrade, held bytes).
  */
 import type { GapCause, TaintCause } from '../reassemble/stream.js';
 import {
@@ -479,19 +483,19 @@ export class HttpRequestParser {
     const target = src.toString('latin1', hs + mlen + 1, hs + mlen + 1 + this.line.targetLen);
     const f = readFields(src, le, he, this.limits.maxHeaderCount, this.field);
     // A refused head: only count what follows its empty line (reset() empties the head).
-    if (typeof f === 'string') return void this.failHead(f);
+    if (typeof f === 'string') return this.failHead(f);
     this.head.clear();
 
     if (method === 'CONNECT' || (f.conn & CONN_UPGRADE && f.upgrade)) {
       return this.startSwitch(method === 'CONNECT', f.cl > 0 || f.te !== null);
     }
     const t = this.reqTarget;
-    if (!originForm(method, target, t)) return void this.failHead('http_malformed');
+    if (!originForm(method, target, t)) return this.failHead('http_malformed');
     // RFC 9112 §6.1/6.3: TE with CL, TE on HTTP/1.0, a final coding other than chunked, or an
     // invalid Content-Length leave the body length to guesswork.
     const minor = this.line.minor;
     const framing = requestFraming(minor, f.te, f.badLength ? -2 : f.cl);
-    if (framing === BODY_INVALID) return void this.failHead('http_ambiguous_framing');
+    if (framing === BODY_INVALID) return this.failHead('http_ambiguous_framing');
 
     this.method = method;
     this.target = t.target;
@@ -564,10 +568,9 @@ export class HttpRequestParser {
   }
 
   /** Refuse the request whose head is complete; only count what follows its empty line. */
-  private failHead(reason: HttpDropReason): null {
+  private failHead(reason: HttpDropReason): void {
     this.refuse(reason);
     this.reset(LINE, false);
-    return null;
   }
 
   /**
@@ -683,8 +686,7 @@ export class HttpRequestParser {
     this.drops.flush();
   }
 
-  // ---- events ----
-
+  /** Report `requests` lost, `bytes` of them seen; the current request's bytes are accounted for. */
   private drop(reason: HttpDropReason, bytes: number, requests = 1): void {
     this.reqBytes = 0;
     this.drops.drop(reason, bytes, requests);

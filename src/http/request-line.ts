@@ -1,9 +1,8 @@
 /**
- * The request line (RFC 9112 §3), scanned byte by byte and across pushes, so that garbage is
- * refused at its first bad byte. When a request must start here (strict): leading empty lines are
- * skipped and the method is any token. While resyncing: no empty lines, and the method is
- * UPPERCASE (SCAN_METHOD) to take fewer body bytes for a request line. Either way the rest is
- * `SP target SP HTTP/1.[01] CRLF`; the target is visible bytes, obs-text kept as is.
+ * The request line (RFC 9112 §3: `method SP target SP HTTP/1.[01] CRLF`), scanned byte by byte
+ * and across pushes, so that garbage is refused at its first bad byte. Strict (a request must
+ * start here): leading empty lines are skipped and the method is any token. Otherwise (a resync
+ * candidate) the method is SCAN_METHOD bytes. When each applies is a rule of parser.ts.
  */
 import { SCAN_METHOD, TCHAR } from './grammar.js';
 
