@@ -288,39 +288,50 @@ export class FlowTable {
   }
 
   private data(f: Flow, p: Packet, seq: number, now: number): void {
-    const quietFor = this.noteArrival(f, p, seq, now);
-    const rel = seqDiff(seq, f.nextSeq);
-    if (rel > MAX_WINDOW || rel < -MAX_WINDOW) {
-      this.events[E.out_of_window]++;
-      return;
-    }
-    if (p.hasTimestamp) f.own.noteTimestamp(p);
-    if (rel < 0) this.behind(f, p, seq, rel, quietFor, now);
-    else if (rel === 0) this.inOrder(f, p.buf, p.payloadOffset, p.payloadLength, p.payloadMissing, now);
-    else this.ahead(f, p, seq, now);
-  }
-
-  /** A segment arrived: the flow's clocks and its FIN. Returns how long the flow had been quiet. */
-  private noteArrival(f: Flow, p: Packet, seq: number, now: number): number {
-    const len = p.payloadLength;
+    const ev = this.events;
+    f.lastSeen = now;
+    let len = p.payloadLength;
+    let off = p.payloadOffset;
     const missing = p.payloadMissing;
     const quietFor = now - f.lastData;
-    f.lastSeen = now;
     if (len || missing) {
       f.lastData = now;
       f.stallSignalled = false;
     }
-    if (missing) this.events[E.truncated_segments]++;
+    if (missing) ev[E.truncated_segments]++;
     if (p.flags & TCP_FIN) {
       f.finSeen = true;
       f.finSeq = seqAdd(seq, len + missing);
       if (f.held.length === 0) f.holeSince = now;
     }
-    return quietFor;
+    const rel = seqDiff(seq, f.nextSeq);
+    if (rel > MAX_WINDOW || rel < -MAX_WINDOW) {
+      ev[E.out_of_window]++;
+      return;
+    }
+    if (p.hasTimestamp) f.own.noteTimestamp(p);
+    if (rel > 0) return this.ahead(f, p, seq, now);
+    if (rel < 0) {
+      const cut = this.behind(f, p, seq, rel, quietFor, now);
+      if (cut < 0) return;
+      off += cut;
+      len -= cut;
+    }
+    // In order (or made so by trimming what was already delivered).
+    if (len || missing) ev[E.in_order]++;
+    // Bytes that also sit in held copies (which arrived first) must agree with them.
+    if (len && f.held.length) this.checkHeld(f, f.nextSeq, Buffer.from(p.buf.buffer, p.buf.byteOffset + off, len));
+    if (len) this.deliver(f, p.buf, off, len);
+    if (missing) this.gap(f, missing, 'truncated');
+    this.drain(f, now);
   }
 
-  /** A segment that starts before nextSeq (rel < 0): a retransmission, or new bytes after an overlap. */
-  private behind(f: Flow, p: Packet, seq: number, rel: number, quietFor: number, now: number): void {
+  /**
+   * A segment that starts before nextSeq (rel < 0): a retransmission, or new bytes after an
+   * overlap. Returns how many leading bytes were delivered before (the rest is in order now), or
+   * -1 when nothing of it is left to deliver.
+   */
+  private behind(f: Flow, p: Packet, seq: number, rel: number, quietFor: number, now: number): number {
     const len = p.payloadLength;
     const missing = p.payloadMissing;
     // A keep-alive probe (one garbage byte just before nextSeq, sent only on a quiet
@@ -330,7 +341,7 @@ export class FlowTable {
     if (rel + len + missing <= 0) {
       if (len > 0 || missing > 0) this.events[E.retransmitted]++;
       this.maybeFinish(f, now);
-      return;
+      return -1;
     }
     // Overlap with bytes already delivered: the first copy wins.
     this.events[E.overlap_trimmed]++;
@@ -339,19 +350,9 @@ export class FlowTable {
       // Only the uncaptured tail is new.
       this.gap(f, len + missing - cut, 'truncated');
       this.drain(f, now);
-      return;
+      return -1;
     }
-    this.inOrder(f, p.buf, p.payloadOffset + cut, len - cut, missing, now);
-  }
-
-  /** Bytes buf[off..off+len) and `missing` uncaptured ones right at nextSeq. */
-  private inOrder(f: Flow, buf: Uint8Array, off: number, len: number, missing: number, now: number): void {
-    if (len || missing) this.events[E.in_order]++;
-    // Bytes that also sit in held copies (which arrived first) must agree with them.
-    if (len && f.held.length) this.checkHeld(f, f.nextSeq, Buffer.from(buf.buffer, buf.byteOffset + off, len));
-    if (len) this.deliver(f, buf, off, len);
-    if (missing) this.gap(f, missing, 'truncated');
-    this.drain(f, now);
+    return cut;
   }
 
   /** A segment ahead of a hole: copied and held, after making room under the flow cap and memcap. */
