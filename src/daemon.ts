@@ -204,6 +204,7 @@ class Running {
     for (const [i, e] of errs.entries()) {
       if (!e) continue;
       this.failure ??= e;
+      this.p.metrics.failure((e as { code?: string }).code);
       // Before READY a known failure (no interface, no CAP_NET_RAW) is the caller's one-line message.
       if (health.ready || !(e instanceof MirrorReplayError)) this.log.error({ err: e, source: capture.loops[i].name, code: (e as { code?: string }).code }, 'capture failed');
     }
