@@ -1,5 +1,5 @@
 import client from 'prom-client';
-import type { SourceCounts } from '../capture/source.js';
+import { CAPTURE_ERRORS, type SourceCounts } from '../capture/source.js';
 import { ANOMALIES, SKIPS } from '../decode/anomalies.js';
 import { ERROR_CODES, OTHER_ERROR_CODE, REPLAY_ERROR_CODES, SYSTEM_ERROR_CODES } from '../errors.js';
 import { HTTP_DROP_REASONS } from '../http/types.js';
@@ -78,6 +78,26 @@ function sourceCounter(reg: client.Registry, name: string, help: string, key: Ex
   });
 }
 
+/** mirror_replay_capture_errors_total: every kind at 0 for an interface from its first scrape, so alerts see a 0 and not "no data". */
+function captureErrorCounter(reg: client.Registry, read: () => SourceCounts[]) {
+  const last = new Map<string, number>();
+  return new client.Counter({
+    name: 'mirror_replay_capture_errors_total',
+    help: 'Faults a capture loop counted and carried on past, by interface and kind (handler: a stage threw on a frame, which was skipped; see README)',
+    labelNames: ['interface', 'kind'],
+    registers: [reg],
+    collect() {
+      for (const s of read()) {
+        for (const { kind, key } of CAPTURE_ERRORS) {
+          const id = `${s.interface}\0${kind}`;
+          this.inc({ interface: s.interface, kind }, Math.max(0, s[key] - (last.get(id) ?? 0)));
+          last.set(id, s[key]);
+        }
+      }
+    },
+  });
+}
+
 interface DestinationChildren {
   /** By status class, in STATUS_CLASSES order. */
   replayed: client.Counter.Internal[];
@@ -135,6 +155,7 @@ export class Metrics implements ReplayObserver {
     sourceCounter(reg, 'mirror_replay_capture_bytes_total', 'Bytes read from the capture source, by interface', 'bytes', cap);
     sourceCounter(reg, 'mirror_replay_capture_kernel_drops_total', 'Frames the kernel dropped because the ring was full (PACKET_STATISTICS), by interface', 'kernelDrops', cap);
     sourceCounter(reg, 'mirror_replay_capture_truncated_frames_total', 'Frames captured shorter than on the wire (their bytes become gaps), by interface', 'truncated', cap);
+    captureErrorCounter(reg, cap);
     arrayCounter(reg, 'mirror_replay_decode_anomalies_total', 'Malformed frames, by anomaly', 'anomaly', ANOMALIES, () => read().decodeAnomalies());
     arrayCounter(reg, 'mirror_replay_decode_skipped_total', 'Well-formed frames that are not ours, by reason', 'reason', SKIPS, () => read().decodeSkips());
     arrayCounter(reg, 'mirror_replay_reassembly_events_total', 'TCP reassembly events', 'event', REASSEMBLY_EVENTS, () => read().reassemblyEvents());

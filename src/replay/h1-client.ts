@@ -53,7 +53,6 @@ export interface H1PoolOptions {
   maxHeadBytes?: number;
 }
 
-
 /** One request/response exchange; abort() ends it (timeout, shutdown) and its connection. */
 export class H1Exchange {
   /** Sent over a connection that had already carried an answer. */
