@@ -80,4 +80,11 @@ test('capture faults: every kind at 0 per interface, then what the loops counted
   const got = (iface: string, kind: string) => sample(text, 'mirror_replay_capture_errors_total', { interface: iface, kind });
   assert.deepEqual([got('vxlan0', 'handler'), got('vxlan0', 'bad_block'), got('vxlan0', 'kernel_freeze'), got('vxlan0', 'poll')], [7, 1, 2, 0]);
   assert.deepEqual([got('vxlan1', 'poll'), got('vxlan1', 'loss_handler'), got('vxlan1', 'handler')], [3, 1, 0]);
+  // A source whose counts restart lower (a worker's first report) does not make the counter go back.
+  counts = [{ interface: 'vxlan0', ...zeroCaptureStats(), handlerErrors: 2 }];
+  text = await scrape(m);
+  assert.equal(got('vxlan0', 'handler'), 7);
+  counts = [{ interface: 'vxlan0', ...zeroCaptureStats(), handlerErrors: 5 }];
+  text = await scrape(m);
+  assert.equal(got('vxlan0', 'handler'), 10);
 });
