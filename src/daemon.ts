@@ -23,7 +23,7 @@ import { Health } from './ops/health.js';
 import { startHealthPort, type HealthPort } from './ops/health-port.js';
 import type { Notifier } from './ops/notify.js';
 import { createCapture, type CaptureSink } from './pipeline/capture.js';
-import type { Capture } from './pipeline/stages.js';
+import type { Capture, CaptureFault } from './pipeline/stages.js';
 import type { DropReason, ReplayObserver } from './replay/outcome.js';
 import { Replayer } from './replay/replayer.js';
 
@@ -53,7 +53,9 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   const replayer = await startReplay(cfg, metrics, log);
   const shadow = cfg.shadow ? startShadow(shadowOptions(cfg.shadow, replayer.destinations.map((d) => d.label)), metrics, log) : null;
   if (shadow && !cfg.pcap && cfg.workers > 1) log.info({ workers: cfg.workers }, 'shadow testing: capture stays in the main thread (--workers applies without --compare)');
-  const capture = createCapture(captureOptions(cfg), replaySink(metrics, replayer, log), shadow);
+  const onFault = (f: CaptureFault): void =>
+    log.warn({ err: f.error, interface: f.interface, kind: f.kind, suppressed: f.suppressed }, 'capture: a stage threw and capture carried on (kind handler: the frame was skipped); counted in mirror_replay_capture_errors_total');
+  const capture = createCapture({ ...captureOptions(cfg), onFault }, replaySink(metrics, replayer, log), shadow);
   metrics.readFrom({ ...capture.probe, destinations: () => replayer.destinations.map((d) => ({ label: d.label, queueDepth: d.queueDepth, inFlight: d.inFlight })) });
   const health = new Health(capture.loops);
   const servers = await startServers(cfg, metrics, health, log);
@@ -204,6 +206,7 @@ class Running {
     for (const [i, e] of errs.entries()) {
       if (!e) continue;
       this.failure ??= e;
+      this.p.metrics.failure((e as { code?: string }).code);
       // Before READY a known failure (no interface, no CAP_NET_RAW) is the caller's one-line message.
       if (health.ready || !(e instanceof MirrorReplayError)) this.log.error({ err: e, source: capture.loops[i].name, code: (e as { code?: string }).code }, 'capture failed');
     }

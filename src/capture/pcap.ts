@@ -14,7 +14,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { CaptureError, PcapFormatError } from '../errors.js';
 import { checkLinkType, ChunkReader, MAX_RECORD } from './file-reader.js';
 import { PCAPNG_SHB, readPcapng } from './pcapng.js';
-import type { CaptureStats, FrameHandler, FrameSource } from './source.js';
+import { zeroCaptureStats, type CaptureStats, type FrameHandler, type FrameSource } from './source.js';
 
 const MAGIC_US = 0xa1b2c3d4;
 const MAGIC_NS = 0xa1b23c4d;
@@ -32,7 +32,7 @@ export class PcapFileSource implements FrameSource {
   private stopping = false;
   private running = false;
   private reader: ChunkReader | null = null;
-  private readonly counters: CaptureStats = { packets: 0, bytes: 0, kernelDrops: 0, kernelFreezes: 0, truncated: 0 };
+  private readonly counters: CaptureStats = zeroCaptureStats();
 
   constructor(path: string, opts: PcapFileSourceOptions = {}) {
     if (opts.realtime) throw new PcapFormatError('realtime pcap replay is not supported');

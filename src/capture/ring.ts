@@ -16,7 +16,7 @@ import { CaptureError } from '../errors.js';
 import { buildTcpPortFilter } from './bpf.js';
 import * as libc from './libc.js';
 import { interfaceInfo, validateInterfaceName } from './netif.js';
-import type { CaptureStats, FrameHandler, FrameSource } from './source.js';
+import { zeroCaptureStats, type CaptureErrorHandler, type CaptureStats, type FrameHandler, type FrameSource } from './source.js';
 
 const SOL_SOCKET = 1;
 const SO_ERROR = 4;
@@ -130,6 +130,8 @@ export interface PacketRingOptions {
    * any frame captured after them is handed over. Called from run()'s loop or from stats().
    */
   onLoss?: (drops: number) => void;
+  /** Told of each exception onFrame or onLoss threw (counted in stats() either way); the loop carries on. */
+  onError?: CaptureErrorHandler;
   /** Also capture segments whose source port is `port`. */
   bothDirections?: boolean;
   /**
@@ -146,22 +148,16 @@ export interface PacketRingOptions {
   filter?: Buffer;
 }
 
-/** Counters outside the CaptureStats contract. */
+/** Counters outside the CaptureStats contract (the errors are in it: they reach /metrics). */
 export interface RingStats {
-  /** onFrame threw; the frame was skipped and the loop carried on. */
-  handlerErrors: number;
+  /** The last exception onFrame or onLoss threw. */
   lastHandlerError: unknown;
   /** Blocks walked and handed back to the kernel. */
   blocks: number;
-  /** poll() calls that returned, and those that reported an error (POLLERR or -1). */
+  /** poll() calls that returned. */
   polls: number;
-  pollErrors: number;
   /** The last socket error seen through POLLERR (e.g. ENETDOWN when the link went down). */
   lastSocketErrno: number;
-  /** Blocks whose frame chain pointed outside the block; the rest of such a block is skipped. */
-  badBlocks: number;
-  /** onLoss threw; the loop carried on. */
-  lossHandlerErrors: number;
 }
 
 export class PacketRing implements FrameSource {
@@ -174,6 +170,7 @@ export class PacketRing implements FrameSource {
   private readonly fanoutGroup: number | 'new' | undefined;
   private readonly blockingPoll: boolean;
   private readonly onLoss: ((drops: number) => void) | undefined;
+  private readonly onError: CaptureErrorHandler | undefined;
   private fanout = -1;
 
   private fd = -1;
@@ -186,17 +183,8 @@ export class PacketRing implements FrameSource {
   /** After stop(): keep handing over blocks until the kernel's current one is empty, or this time. */
   private drainUntil = 0;
 
-  private readonly counters: CaptureStats = { packets: 0, bytes: 0, kernelDrops: 0, kernelFreezes: 0, truncated: 0 };
-  private readonly extra: RingStats = {
-    handlerErrors: 0,
-    lastHandlerError: undefined,
-    blocks: 0,
-    polls: 0,
-    pollErrors: 0,
-    lastSocketErrno: 0,
-    badBlocks: 0,
-    lossHandlerErrors: 0,
-  };
+  private readonly counters: CaptureStats = zeroCaptureStats();
+  private readonly extra: RingStats = { lastHandlerError: undefined, blocks: 0, polls: 0, lastSocketErrno: 0 };
   // Reused for every getsockopt/poll call.
   private readonly statsBuf = Buffer.alloc(12);
   private readonly lenBuf = Buffer.alloc(4);
@@ -217,6 +205,7 @@ export class PacketRing implements FrameSource {
     this.fanoutGroup = opts.fanoutGroup;
     this.blockingPoll = opts.blockingPoll === true;
     this.onLoss = opts.onLoss;
+    this.onError = opts.onError;
   }
 
   /** The PACKET_FANOUT group joined (known from the first tick of run()); -1 if none. */
@@ -369,14 +358,14 @@ export class PacketRing implements FrameSource {
     let p = base + dv.getUint32(base + BLK_FIRST_PKT, le);
     for (let i = 0; i < num; i++) {
       if (p + PKT_MAC + 2 > end) {
-        this.extra.badBlocks++;
+        this.counters.badBlocks++;
         return;
       }
       const capLen = dv.getUint32(p + PKT_SNAPLEN, le);
       const wireLen = dv.getUint32(p + PKT_LEN, le);
       const frame = p + dv.getUint16(p + PKT_MAC, le);
       if (frame + capLen > end) {
-        this.extra.badBlocks++;
+        this.counters.badBlocks++;
         return;
       }
       this.counters.packets++;
@@ -385,8 +374,8 @@ export class PacketRing implements FrameSource {
       try {
         onFrame(bytes, frame, capLen, wireLen);
       } catch (e) {
-        this.extra.handlerErrors++;
-        this.extra.lastHandlerError = e;
+        this.counters.handlerErrors++;
+        this.caught('handler', e);
       }
       p += dv.getUint32(p + PKT_NEXT, le);
     }
@@ -403,7 +392,7 @@ export class PacketRing implements FrameSource {
     if (r < 0) {
       // errno is per thread and poll ran on a worker, so it is not ours to read; EINTR is
       // the usual cause. Back off so a persistent failure cannot spin.
-      this.extra.pollErrors++;
+      this.counters.pollErrors++;
       await new Promise((res) => setTimeout(res, 10));
       return;
     }
@@ -411,7 +400,7 @@ export class PacketRing implements FrameSource {
     if (r > 0 && revents & POLLERR) {
       // A socket error (ENETDOWN when the link goes down) keeps poll() returning at once until
       // it is read; read it, and wait out the poll interval so a down link does not spin.
-      this.extra.pollErrors++;
+      this.counters.pollErrors++;
       const val = Buffer.alloc(4);
       const len = u32s(4);
       if (libc.getsockopt(this.fd, SOL_SOCKET, SO_ERROR, val, len) === 0) this.extra.lastSocketErrno = readI32(val, 0);
@@ -431,8 +420,18 @@ export class PacketRing implements FrameSource {
     try {
       this.onLoss(drops);
     } catch (e) {
-      this.extra.lossHandlerErrors++;
-      this.extra.lastHandlerError = e;
+      this.counters.lossHandlerErrors++;
+      this.caught('loss_handler', e);
+    }
+  }
+
+  /** A bug in a stage must not stop capture: count it (the caller did), keep it, tell onError. */
+  private caught(kind: 'handler' | 'loss_handler', e: unknown): void {
+    this.extra.lastHandlerError = e;
+    try {
+      this.onError?.(kind, e);
+    } catch {
+      // A failing reporter cannot stop capture either; the counter has it.
     }
   }
 

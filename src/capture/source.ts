@@ -23,7 +23,37 @@ export interface CaptureStats {
   kernelFreezes: number;
   /** Frames whose capLen < wireLen. */
   truncated: number;
+  /** onFrame threw (a bug in a stage): the frame was skipped and capture carried on. */
+  handlerErrors: number;
+  /** The ring's loss callback threw; capture carried on. */
+  lossHandlerErrors: number;
+  /** Ring blocks whose frame chain pointed outside the block; the rest of such a block was skipped. */
+  badBlocks: number;
+  /** poll() failed, or reported a socket error (POLLERR: ENETDOWN when the link goes down). */
+  pollErrors: number;
 }
+
+/** Every counter at 0. */
+export function zeroCaptureStats(): CaptureStats {
+  return { packets: 0, bytes: 0, kernelDrops: 0, kernelFreezes: 0, truncated: 0, handlerErrors: 0, lossHandlerErrors: 0, badBlocks: 0, pollErrors: 0 };
+}
+
+/**
+ * Things that went wrong in a capture loop that carried on, as mirror_replay_capture_errors_total
+ * labels them (`kind`), each with the CaptureStats counter behind it.
+ */
+export const CAPTURE_ERRORS = [
+  { kind: 'handler', key: 'handlerErrors' },
+  { kind: 'loss_handler', key: 'lossHandlerErrors' },
+  { kind: 'bad_block', key: 'badBlocks' },
+  { kind: 'kernel_freeze', key: 'kernelFreezes' },
+  { kind: 'poll', key: 'pollErrors' },
+] as const satisfies ReadonlyArray<{ kind: string; key: keyof CaptureStats }>;
+
+export type CaptureErrorKind = (typeof CAPTURE_ERRORS)[number]['kind'];
+
+/** Told of an exception a capture loop caught and carried on past (for the log: the counters have it). */
+export type CaptureErrorHandler = (kind: 'handler' | 'loss_handler', err: unknown) => void;
 
 export interface FrameSource {
   /** For logs and metric labels: the interface name or the pcap path. */
@@ -72,13 +102,7 @@ export function captureByInterface(sources: ReadonlyArray<Pick<FrameSource, 'nam
     const c = s.stats();
     const t = by.get(s.name);
     if (!t) by.set(s.name, { interface: s.name, ...c });
-    else {
-      t.packets += c.packets;
-      t.bytes += c.bytes;
-      t.kernelDrops += c.kernelDrops;
-      t.kernelFreezes += c.kernelFreezes;
-      t.truncated += c.truncated;
-    }
+    else for (const k of Object.keys(c) as Array<keyof CaptureStats>) t[k] += c[k];
   }
   return [...by.values()];
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { createRequire } from 'node:module';
 import { pino } from 'pino';
-import { MirrorReplayError } from '../errors.js';
+import { MirrorReplayError, StartError } from '../errors.js';
 import { parseArgs } from './args.js';
 import { startDaemon } from '../daemon.js';
 import { systemdNotifier, type Notifier } from '../ops/notify.js';
@@ -38,7 +38,7 @@ async function main(): Promise<number> {
   } catch (e) {
     // Known failures (bad flag, missing interface, no CAP_NET_RAW) are one clear line; only the
     // unexpected ones get a stack in the log.
-    if (!(e instanceof MirrorReplayError)) log.fatal({ err: e, code: 'MR_START' }, 'could not start');
+    if (!(e instanceof MirrorReplayError)) log.fatal({ err: e, code: StartError.code }, 'could not start');
     process.stderr.write(`mirror-replay: ${(e as Error).message}\n`);
     log.flush();
     return 1;
@@ -59,6 +59,7 @@ async function main(): Promise<number> {
       const next = parseArgs(argv);
       if (next) daemon.reload(next);
     } catch (e) {
+      daemon.metrics.failure((e as { code?: string }).code);
       log.error({ err: e, code: (e as { code?: string }).code }, 'reload failed: the previous policy stays in force');
     }
   });

@@ -1,6 +1,7 @@
 import client from 'prom-client';
-import type { SourceCounts } from '../capture/source.js';
+import { CAPTURE_ERRORS, type SourceCounts } from '../capture/source.js';
 import { ANOMALIES, SKIPS } from '../decode/anomalies.js';
+import { ERROR_CODES, OTHER_ERROR_CODE, REPLAY_ERROR_CODES, SYSTEM_ERROR_CODES } from '../errors.js';
 import { HTTP_DROP_REASONS } from '../http/types.js';
 import { DESTINATION_DROP_REASONS, DROP_REASONS, STATUS_CLASSES, type DropReason, type ReplayObserver } from '../replay/outcome.js';
 import { REASSEMBLY_EVENTS } from '../reassemble/table.js';
@@ -32,7 +33,12 @@ function idleProbe(): PipelineProbe {
   };
 }
 
-const KNOWN_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'MR_TIMEOUT', 'HPE_INVALID_CONSTANT', 'UND_ERR_SOCKET', 'MR_BAD_RESPONSE', 'MR_SHUTDOWN', 'MR_DESTINATION_DOWN']);
+/** Labels of mirror_replay_replay_errors_total{code}: the catalogue's replay codes, the socket codes, and `other`. */
+export const REPLAY_ERROR_LABELS: readonly string[] = [...REPLAY_ERROR_CODES, ...SYSTEM_ERROR_CODES, OTHER_ERROR_CODE];
+/** Labels of mirror_replay_errors_total{code}: every code in the catalogue, the socket codes, and `other`. */
+export const ERROR_LABELS: readonly string[] = [...ERROR_CODES, ...SYSTEM_ERROR_CODES, OTHER_ERROR_CODE];
+const KNOWN_ERROR_LABELS = new Set(ERROR_LABELS);
+const KNOWN_REPLAY_LABELS = new Set(REPLAY_ERROR_LABELS);
 
 /** A counter whose value lives in a stage's array; prom-client is told the increase at scrape. */
 function arrayCounter(reg: client.Registry, name: string, help: string, label: string, names: readonly string[], read: () => Float64Array) {
@@ -72,6 +78,26 @@ function sourceCounter(reg: client.Registry, name: string, help: string, key: Ex
   });
 }
 
+/** mirror_replay_capture_errors_total: every kind at 0 for an interface from its first scrape, so alerts see a 0 and not "no data". */
+function captureErrorCounter(reg: client.Registry, read: () => SourceCounts[]) {
+  const last = new Map<string, number>();
+  return new client.Counter({
+    name: 'mirror_replay_capture_errors_total',
+    help: 'Faults a capture loop counted and carried on past, by interface and kind (handler: a stage threw on a frame, which was skipped; see README)',
+    labelNames: ['interface', 'kind'],
+    registers: [reg],
+    collect() {
+      for (const s of read()) {
+        for (const { kind, key } of CAPTURE_ERRORS) {
+          const id = `${s.interface}\0${kind}`;
+          this.inc({ interface: s.interface, kind }, Math.max(0, s[key] - (last.get(id) ?? 0)));
+          last.set(id, s[key]);
+        }
+      }
+    },
+  });
+}
+
 interface DestinationChildren {
   /** By status class, in STATUS_CLASSES order. */
   replayed: client.Counter.Internal[];
@@ -87,6 +113,7 @@ export class Metrics implements ReplayObserver {
   private readonly replayedTotal: client.Counter<'destination' | 'status_class'>;
   private readonly latency: client.Histogram<'destination'>;
   private readonly errors: client.Counter<'destination' | 'code'>;
+  private readonly allErrors: client.Counter<'code'>;
   private readonly alteredTotal: client.Counter<'what'>;
   readonly parsedTotal: client.Counter;
   private readonly bytesSkipped: client.Counter<'reason'>;
@@ -113,6 +140,9 @@ export class Metrics implements ReplayObserver {
     for (const d of destinations) for (const r of DESTINATION_DROP_REASONS) this.destinationDropped.inc({ destination: new URL(d).origin, reason: r }, 0);
     this.latency = new client.Histogram({ name: 'mirror_replay_replay_duration_seconds', help: 'Time from sending a replayed request to the end of its response', labelNames: ['destination'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [reg] });
     this.errors = new client.Counter({ name: 'mirror_replay_replay_errors_total', help: 'Replay failures by destination and error code', labelNames: ['destination', 'code'], registers: [reg] });
+    for (const d of destinations) for (const c of REPLAY_ERROR_LABELS) this.errors.inc({ destination: new URL(d).origin, code: c }, 0);
+    this.allErrors = new client.Counter({ name: 'mirror_replay_errors_total', help: 'Failures by error code (src/errors.ts), wherever they happened: replays, capture loops, reloads', labelNames: ['code'], registers: [reg] });
+    for (const c of ERROR_LABELS) this.allErrors.inc({ code: c }, 0);
     this.alteredTotal = new client.Counter({ name: 'mirror_replay_requests_altered_total', help: 'Replayed requests whose framing had to change (see README)', labelNames: ['what'], registers: [reg] });
     this.alteredTotal.inc({ what: 'empty_body_framing' }, 0);
     this.parsedTotal = new client.Counter({ name: 'mirror_replay_requests_parsed_total', help: 'Complete requests decoded from the mirrored traffic', registers: [reg] });
@@ -125,6 +155,7 @@ export class Metrics implements ReplayObserver {
     sourceCounter(reg, 'mirror_replay_capture_bytes_total', 'Bytes read from the capture source, by interface', 'bytes', cap);
     sourceCounter(reg, 'mirror_replay_capture_kernel_drops_total', 'Frames the kernel dropped because the ring was full (PACKET_STATISTICS), by interface', 'kernelDrops', cap);
     sourceCounter(reg, 'mirror_replay_capture_truncated_frames_total', 'Frames captured shorter than on the wire (their bytes become gaps), by interface', 'truncated', cap);
+    captureErrorCounter(reg, cap);
     arrayCounter(reg, 'mirror_replay_decode_anomalies_total', 'Malformed frames, by anomaly', 'anomaly', ANOMALIES, () => read().decodeAnomalies());
     arrayCounter(reg, 'mirror_replay_decode_skipped_total', 'Well-formed frames that are not ours, by reason', 'reason', SKIPS, () => read().decodeSkips());
     arrayCounter(reg, 'mirror_replay_reassembly_events_total', 'TCP reassembly events', 'event', REASSEMBLY_EVENTS, () => read().reassemblyEvents());
@@ -175,7 +206,12 @@ export class Metrics implements ReplayObserver {
     c.latency.observe(seconds);
   }
   error(destination: string, code: string): void {
-    this.errors.inc({ destination, code: KNOWN_ERROR_CODES.has(code) ? code : 'other' });
+    this.errors.inc({ destination, code: KNOWN_REPLAY_LABELS.has(code) ? code : OTHER_ERROR_CODE });
+    this.failure(code);
+  }
+  /** A failure outside a replay (a capture loop ended, a reload was refused), by its code. */
+  failure(code: string | undefined): void {
+    this.allErrors.inc({ code: code !== undefined && KNOWN_ERROR_LABELS.has(code) ? code : OTHER_ERROR_CODE });
   }
   altered(what: 'empty_body_framing'): void {
     this.alteredTotal.inc({ what });

@@ -9,7 +9,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { PacketRing } from '../capture/ring.js';
 import { HandoffWriter } from './handoff.js';
 import { errorInfo, type CaptureWorkerSetup, type WorkerMessage, type WorkerStats } from './messages.js';
-import { Stages, ThreadCapture, type RequestSink } from './stages.js';
+import { faultReporter, Stages, ThreadCapture, type RequestSink } from './stages.js';
 
 async function main(port: MessagePort, setup: CaptureWorkerSetup): Promise<void> {
   const out = new HandoffWriter((b, transfer) => port.postMessage(b, transfer), setup.budget);
@@ -31,6 +31,7 @@ async function main(port: MessagePort, setup: CaptureWorkerSetup): Promise<void>
       fanoutGroup: setup.fanout,
       blockingPoll: true,
       onLoss: () => stages.captureLoss(),
+      onError: faultReporter(setup.interface, (f) => port.postMessage({ type: 'fault', kind: f.kind, error: errorInfo(f.error), suppressed: f.suppressed } satisfies WorkerMessage)),
     });
   } catch (e) {
     port.postMessage({ type: 'bound', fanout: -1 } satisfies WorkerMessage);

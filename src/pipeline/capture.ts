@@ -7,7 +7,7 @@ import { PacketRing } from '../capture/ring.js';
 import type { FrameSource } from '../capture/source.js';
 import type { Shadow } from '../compare/shadow.js';
 import type { HandoffSink } from './handoff.js';
-import { Stages, ThreadCapture, type Capture, type RequestSink, type StageOptions } from './stages.js';
+import { faultReporter, Stages, ThreadCapture, type Capture, type CaptureFault, type RequestSink, type StageOptions } from './stages.js';
 import { CaptureWorkers } from './workers.js';
 
 export interface CaptureOptions {
@@ -19,6 +19,8 @@ export interface CaptureOptions {
   /** Per interface (shared out among its workers). */
   ring: { ringMiB: number; blockKiB: number; retireMs: number };
   stages: StageOptions;
+  /** Told of exceptions capture caught and carried past (a stage threw), at most one per kind per loop per 10 s. */
+  onFault?: (f: CaptureFault) => void;
 }
 
 /** Where requests go: from the stages in this thread, or from the workers' hand-off (which can also overflow). */
@@ -30,7 +32,7 @@ export type CaptureSink = RequestSink & Pick<HandoffSink, 'overflow'>;
  */
 export function createCapture(opts: CaptureOptions, out: CaptureSink, shadow: Shadow | null): Capture {
   if (opts.pcap === undefined && opts.workers > 1 && shadow === null) {
-    return new CaptureWorkers({ interfaces: opts.interfaces, workers: opts.workers, ring: opts.ring, stages: opts.stages }, out);
+    return new CaptureWorkers({ interfaces: opts.interfaces, workers: opts.workers, ring: opts.ring, stages: opts.stages, onFault: opts.onFault }, out);
   }
   const stages = new Stages(opts.stages, out, shadow);
   const sources: FrameSource[] =
@@ -45,6 +47,7 @@ export function createCapture(opts: CaptureOptions, out: CaptureSink, shadow: Sh
               bothDirections: shadow !== null,
               // The ring was full: flows whose holes open now lost them to the kernel.
               onLoss: () => stages.captureLoss(),
+              onError: opts.onFault && faultReporter(i, opts.onFault),
             }),
         );
   return new ThreadCapture(sources, stages);

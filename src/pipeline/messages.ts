@@ -36,7 +36,15 @@ export interface WorkerStats {
   stages: StageCounters;
 }
 
-export type WorkerMessage = Batch | WorkerStats | { type: 'bound'; fanout: number } | { type: 'ended'; error?: ErrorInfo };
+/** An exception the worker's ring caught and carried past, already rate-limited in the worker. */
+export interface WorkerFault {
+  type: 'fault';
+  kind: 'handler' | 'loss_handler';
+  error: ErrorInfo;
+  suppressed: number;
+}
+
+export type WorkerMessage = Batch | WorkerStats | WorkerFault | { type: 'bound'; fanout: number } | { type: 'ended'; error?: ErrorInfo };
 
 export function errorInfo(e: unknown): ErrorInfo {
   const err = e as { name?: string; message?: string; code?: string; errno?: number; stack?: string };

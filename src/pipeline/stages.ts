@@ -10,10 +10,11 @@
  * in-order bytes into the flow's HttpRequestParser → each complete request goes to
  * `RequestSink.request`, with the flow it came on.
  */
-import { captureByInterface, captureClock, type FrameHandler, type FrameSource } from '../capture/source.js';
+import { captureByInterface, captureClock, type CaptureErrorHandler, type FrameHandler, type FrameSource } from '../capture/source.js';
 import type { RequestSide, Shadow } from '../compare/shadow.js';
 import { ANOMALIES, SKIPS } from '../decode/anomalies.js';
 import { Decoder } from '../decode/decoder.js';
+import { rateLimited } from '../log.js';
 import { HttpRequestParser } from '../http/parser.js';
 import type { HttpDropReason, HttpParserLimits, HttpRequest } from '../http/types.js';
 import type { PipelineProbe } from '../metrics/registry.js';
@@ -50,6 +51,21 @@ export interface StageCounters {
 
 /** The part of the metrics' probe that capture through parsing answers. */
 export type CaptureProbe = Omit<PipelineProbe, 'destinations'>;
+
+/** An exception a capture loop caught and carried on past (a stage threw on a frame); the counters have every one. */
+export interface CaptureFault {
+  interface: string;
+  kind: 'handler' | 'loss_handler';
+  error: unknown;
+  /** Faults of this kind on this loop not reported since the last one. */
+  suppressed: number;
+}
+
+/** Reports a loop's faults at most once per kind per interval, so a stage that throws on every frame cannot flood the log. */
+export function faultReporter(name: string, report: (f: CaptureFault) => void, intervalMs = 10_000): CaptureErrorHandler {
+  const limited = rateLimited((suppressed, kind: CaptureFault['kind'], error: unknown) => report({ interface: name, kind, error, suppressed }), intervalMs);
+  return (kind, error) => limited(kind, kind, error);
+}
 
 /** A capture loop (a ring, a pcap file, a worker thread), for /healthz and logs. */
 export interface CaptureLoop {

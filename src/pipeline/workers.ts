@@ -11,13 +11,13 @@
  */
 import { Worker } from 'node:worker_threads';
 import { ringShareMiB } from '../capture/ring.js';
-import { captureByInterface, type CaptureStats } from '../capture/source.js';
+import { captureByInterface, zeroCaptureStats, type CaptureStats } from '../capture/source.js';
 import { ANOMALIES, SKIPS } from '../decode/anomalies.js';
 import { CaptureError } from '../errors.js';
 import { REASSEMBLY_EVENTS } from '../reassemble/table.js';
 import { handoffBudget, readBatch, type HandoffSink } from './handoff.js';
 import { toError, type CaptureWorkerSetup, type WorkerMessage, type WorkerStats } from './messages.js';
-import type { Capture, CaptureLoop, CaptureProbe, StageCounters, StageOptions } from './stages.js';
+import type { Capture, CaptureFault, CaptureLoop, CaptureProbe, StageCounters, StageOptions } from './stages.js';
 
 const WORKER_SCRIPT = new URL('./capture-worker.js', import.meta.url);
 
@@ -29,9 +29,11 @@ export interface CaptureWorkersOptions {
   ring: { ringMiB: number; blockKiB: number; retireMs: number };
   /** Decode through parsing; memcapBytes is shared out among all workers. */
   stages: StageOptions;
+  /** Told of the exceptions the workers' rings caught (each worker rate-limits its own). */
+  onFault?: (f: CaptureFault) => void;
 }
 
-const ZERO: CaptureStats = { packets: 0, bytes: 0, kernelDrops: 0, kernelFreezes: 0, truncated: 0 };
+const ZERO: CaptureStats = zeroCaptureStats();
 
 /** One worker thread and its ring, a capture loop to the daemon. */
 export class WorkerLoop implements CaptureLoop {
@@ -199,6 +201,9 @@ export class CaptureWorkers implements Capture {
         break;
       case 'stats':
         s.last = m;
+        break;
+      case 'fault':
+        this.opts.onFault?.({ interface: s.name, kind: m.kind, error: toError(m.error), suppressed: m.suppressed });
         break;
       case 'bound':
         s.markBound(m.fanout);

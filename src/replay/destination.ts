@@ -1,4 +1,4 @@
-import { ConfigError } from '../errors.js';
+import { ConfigError, DestinationDownError, InvalidTargetError, ReplayTimeoutError, ShutdownError } from '../errors.js';
 import { parseBytes, parseDuration } from '../units.js';
 import type { ReplyHead } from '../http/reply.js';
 import { AnswerDigest, type ResponseDigest } from '../http/response.js';
@@ -66,13 +66,6 @@ const VALID_TARGET = /^[\x21-\x7e\x80-\xff]+$/;
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
-
-class TimeoutError extends Error {
-  readonly code = 'MR_TIMEOUT';
-}
-class ShutdownError extends Error {
-  readonly code = 'MR_SHUTDOWN';
-}
 
 /** A request sent and not yet answered; in-flight requests form a list in deadline order. */
 class InFlight implements H1Handler {
@@ -156,14 +149,14 @@ export class Destination {
     }
     if (!VALID_TARGET.test(req.target)) {
       // Only an --http-rewrite-url replacement can produce this (the parser checked production's).
-      this.obs.error(this.label, 'MR_INVALID_TARGET');
+      this.obs.error(this.label, InvalidTargetError.code);
       this.obs.dropped('invalid_for_replay', 1, this.label);
       req.answer?.failed('invalid_for_replay');
       return;
     }
     if (this.downUntil && performance.now() < this.downUntil) {
       // Known down: fail fast instead of a connect attempt per request.
-      this.obs.error(this.label, 'MR_DESTINATION_DOWN');
+      this.obs.error(this.label, DestinationDownError.code);
       this.obs.dropped('connect_error', 1, this.label);
       req.answer?.failed('connect_error');
       return;
@@ -239,7 +232,7 @@ export class Destination {
     this.downUntil = now + this.backoffMs;
     const n = this.queueDepth;
     for (let i = 0; i < n; i++) {
-      this.obs.error(this.label, 'MR_DESTINATION_DOWN');
+      this.obs.error(this.label, DestinationDownError.code);
       this.obs.dropped('connect_error', 1, this.label);
       this.queue[this.queueHead + i]?.answer?.failed('connect_error');
     }
@@ -297,7 +290,7 @@ export class Destination {
     const now = performance.now();
     while (this.oldest && this.oldest.deadline <= now) {
       const f = this.oldest;
-      if (f.ex && !f.ex.done) f.ex.abort(new TimeoutError(`no answer within ${this.opts.timeoutMs} ms`));
+      if (f.ex && !f.ex.done) f.ex.abort(new ReplayTimeoutError(`no answer within ${this.opts.timeoutMs} ms`));
       else this.unlink(f);
     }
     if (this.oldest) this.arm(this.oldest.deadline);
@@ -329,7 +322,7 @@ export class Destination {
       this.obs.error(this.label, code);
       let reason: DropReason = 'upstream_error';
       if (f.shutdown) reason = 'shutdown';
-      else if (err instanceof TimeoutError) reason = 'timeout';
+      else if (err instanceof ReplayTimeoutError) reason = 'timeout';
       else if (CONNECT_CODES.has(code) || (!ex.connected && !ex.reused && (code === 'ECONNRESET' || code === 'EPIPE'))) reason = 'connect_error';
       this.obs.dropped(reason, 1, this.label);
       a?.failed(reason);

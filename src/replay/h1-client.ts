@@ -17,6 +17,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { ReplyFramer, type ReplyError, type ReplyEvents, type ReplyHead } from '../http/reply.js';
+import { BadResponseError, ShutdownError } from '../errors.js';
 
 /** A request as it goes on the wire: the header fields are sent exactly as given. */
 export interface H1Request {
@@ -50,11 +51,6 @@ export interface H1PoolOptions {
   tlsInsecure?: boolean;
   /** Largest status line + header section accepted (default 64 KiB). */
   maxHeadBytes?: number;
-}
-
-/** An answer the reply framer refused (malformed, or a head or trailer over its limit). */
-export class H1ProtocolError extends Error {
-  readonly code = 'MR_BAD_RESPONSE';
 }
 
 /** One request/response exchange; abort() ends it (timeout, shutdown) and its connection. */
@@ -104,7 +100,7 @@ class Connection implements ReplyEvents {
   private status = 0;
   private keep = true;
   private ended = false;
-  private error: H1ProtocolError | null = null;
+  private error: BadResponseError | null = null;
 
   constructor(readonly pool: H1Pool, readonly oneShot: boolean) {
     this.framer = new ReplyFramer(this, { maxHeadBytes: pool.maxHeadBytes });
@@ -232,7 +228,7 @@ class Connection implements ReplyEvents {
   }
 
   onError(_reason: ReplyError, detail: string): void {
-    this.error = new H1ProtocolError(detail);
+    this.error = new BadResponseError(detail);
   }
 
   /** A whole answer was read; `clean`: nothing followed it. */
@@ -287,7 +283,7 @@ export class H1Pool {
   request(req: H1Request, handler: H1Handler): H1Exchange {
     const ex = new H1Exchange(req, handler, this);
     if (this.destroyed) {
-      ex.finish(Object.assign(new Error('pool destroyed'), { code: 'MR_SHUTDOWN' }), 0);
+      ex.finish(new ShutdownError('pool destroyed'), 0);
       return ex;
     }
     if (req.minorVersion === 0 && !req.chunked) {
@@ -306,7 +302,7 @@ export class H1Pool {
   }
 
   /** Closes every connection; exchanges in flight or waiting end with `err`. */
-  destroy(err: H1Failure = Object.assign(new Error('pool destroyed'), { code: 'MR_SHUTDOWN' })): void {
+  destroy(err: H1Failure = new ShutdownError('pool destroyed')): void {
     this.destroyed = true;
     for (const ex of this.waiting.splice(0)) ex.finish(err, 0);
     for (const c of [...this.all]) {

@@ -137,7 +137,7 @@ async function capture(iface: string, port: number, other: number): Promise<void
     runs: results.map((r) => (r.status === 'fulfilled' ? 'ok' : String((r as PromiseRejectedResult).reason))),
     one: { seen: one.seen, stats: rings.one.stats(), ring: rings.one.ringStats() },
     both: { seen: both.seen, stats: rings.both.stats(), ring: rings.both.ringStats() },
-    throwing: { frames: throwingFrames, stats: rings.throwing.stats(), handlerErrors: rings.throwing.ringStats().handlerErrors },
+    throwing: { frames: throwingFrames, stats: rings.throwing.stats(), handlerErrors: rings.throwing.stats().handlerErrors },
   };
   process.stdout.write(JSON.stringify(out) + '\n');
   process.exit(0);

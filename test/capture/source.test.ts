@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { captureClock, type FrameSource } from '../../src/capture/source.js';
+import { captureByInterface, captureClock, zeroCaptureStats, type FrameSource } from '../../src/capture/source.js';
 
 function source(backlog: number | null | undefined): FrameSource {
   const s: FrameSource = {
     name: 'x',
     run: async () => {},
     stop: () => {},
-    stats: () => ({ packets: 0, bytes: 0, kernelDrops: 0, kernelFreezes: 0, truncated: 0 }),
+    stats: () => zeroCaptureStats(),
     progress: () => 0,
   };
   if (backlog !== undefined) s.backlogTime = () => backlog;
@@ -25,4 +25,14 @@ test('captureClock: the wall clock while sources keep up; held back to the oldes
   // A backlog time in the future (a clock step) never runs ahead of the wall clock.
   const c = captureClock([source(t0 + 60_000)], 0);
   assert.ok(c <= Date.now());
+});
+
+test('captureByInterface: every counter, the error counters too, summed over the sources reading one interface', () => {
+  const st = (n: number) => ({ ...zeroCaptureStats(), packets: n, handlerErrors: n, badBlocks: 2 * n, pollErrors: 1 });
+  const src = (name: string, n: number) => ({ name, stats: () => st(n) });
+  const out = captureByInterface([src('vxlan0', 1), src('vxlan0', 3), src('vxlan1', 5)]);
+  assert.deepEqual(out, [
+    { interface: 'vxlan0', ...zeroCaptureStats(), packets: 4, handlerErrors: 4, badBlocks: 8, pollErrors: 2 },
+    { interface: 'vxlan1', ...zeroCaptureStats(), packets: 5, handlerErrors: 5, badBlocks: 10, pollErrors: 1 },
+  ]);
 });

@@ -42,6 +42,11 @@ test('the issue\'s panels are there: replayed vs dropped by reason, latency, que
   assert.ok(targets.some((t) => /sum by \(reason\) \(rate\(mirror_replay_requests_dropped_total/.test(t.expr)), 'drops are not broken down by reason');
 });
 
+test('a panel shows capture faults by kind, handler errors among them (alert MirrorReplayHandlerErrors), and one shows failures by code', () => {
+  assert.ok(targets.some((t) => /by \([^)]*\bkind\b[^)]*\) \(increase\(mirror_replay_capture_errors_total\{/.test(t.expr) && !/kind=/.test(t.expr)), 'no panel shows mirror_replay_capture_errors_total by kind');
+  assert.ok(targets.some((t) => /by \(code\) \(increase\(mirror_replay_errors_total\{/.test(t.expr)), 'no panel shows mirror_replay_errors_total by code');
+});
+
 test('every query is valid PromQL (promtool, with the dashboard variables filled in)', (t) => {
   if (spawnSync('promtool', ['--version']).status !== 0) {
     if (process.env.CI === 'true') assert.fail('promtool not found: install the Debian package prometheus');

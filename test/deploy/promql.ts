@@ -1,7 +1,8 @@
 // Helpers for the deploy tests: which series the daemon exports, and which a PromQL expression reads.
+import { zeroCaptureStats } from '../../src/capture/source.js';
 import { Metrics, type PipelineProbe } from '../../src/metrics/registry.js';
 
-const counts = { interface: 'vxlan0', packets: 0, bytes: 0, kernelDrops: 0, kernelFreezes: 0, truncated: 0 };
+const counts = { interface: 'vxlan0', ...zeroCaptureStats() };
 const zeroProbe: PipelineProbe = {
   // One source, readable both as a list of sources and as the counts of the only one, so the helper
   // keeps working whichever shape the registry's probe has.

@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { H1Pool, type H1Exchange, type H1Failure, type H1Request } from '../../src/replay/h1-client.js';
+import { BadResponseError, ReplayTimeoutError, ShutdownError } from '../../src/errors.js';
 
 interface Seen {
   conn: number;
@@ -317,6 +318,7 @@ test('garbage, bad framing and a head too large are MR_BAD_RESPONSE; closed mid-
     const pool = new H1Pool(s.url, { maxConnections: 1 });
     const r = await send(pool);
     assert.equal(r.err?.code, code, JSON.stringify(text.slice(0, 60)));
+    if (code === BadResponseError.code) assert.ok(r.err instanceof BadResponseError, 'a class of the catalogue');
     assert.equal(r.status, 0);
     assert.ok(r.ex.responseBytes > 0);
     assert.equal(pool.open, 0, 'the connection is closed');
@@ -374,8 +376,8 @@ test('abort ends the exchange with the given error and frees its connection; des
     pool.request(req, handler); // waits for the one connection
     pool.request(req, handler);
     setTimeout(() => {
-      first.abort(Object.assign(new Error('timed out'), { code: 'MR_TIMEOUT' }));
-      setTimeout(() => pool.destroy(Object.assign(new Error('bye'), { code: 'MR_SHUTDOWN' })), 50);
+      first.abort(new ReplayTimeoutError('timed out'));
+      setTimeout(() => pool.destroy(new ShutdownError('bye')), 50);
     }, 50);
   });
   await done;
@@ -415,4 +417,14 @@ test('https with a self-signed certificate: refused by default, replayed with tl
   assert.equal(s.seen[2].bytes, 'POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc');
   assert.equal(new Set(s.seen.map((x) => x.conn)).size, 1, 'one TLS connection for all three');
   pool.destroy();
+});
+
+test('a destroyed pool ends new requests with a ShutdownError (MR_SHUTDOWN), a class of the catalogue', async () => {
+  const pool = new H1Pool(new URL('http://127.0.0.1:9'), { maxConnections: 1 });
+  pool.destroy();
+  const err = await new Promise<H1Failure | null>((resolve) => {
+    pool.request({ method: 'GET', target: '/', headers: [], body: Buffer.alloc(0), chunked: false, trailers: [], minorVersion: 1 }, { onDone: (e) => resolve(e) });
+  });
+  assert.ok(err instanceof ShutdownError);
+  assert.equal(err.code, 'MR_SHUTDOWN');
 });
