@@ -12,7 +12,7 @@ import { decodeGeneve, GeneveHeader } from '../../src/decode/geneve.js';
 import { VniCounts, VNI_OTHER } from '../../src/decode/tunnel.js';
 import { decodeVxlan } from '../../src/decode/vxlan.js';
 import { buildFrame, TCP_ACK, TCP_PSH } from '../fixtures/frames.js';
-import { ethernet, geneveOption, genevePayload, GWLB_IDS, gwlbMirrorFrame, gwlbOptions, ipv4Udp } from '../fixtures/geneve.js';
+import { ethernet, geneveOption, genevePayload, GWLB_IDS, gwlbMirrorFrame, ipv4Udp } from '../fixtures/geneve.js';
 import { vxlanFrame, vxlanPayload } from '../fixtures/vxlan.js';
 
 const REQ = 'GET /tunnel HTTP/1.1\r\nHost: x\r\n\r\n';
