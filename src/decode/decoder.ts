@@ -36,7 +36,7 @@ export class Decoder {
   ) {
     this.fragments = new FragmentReassembler(this.counters, { ...DEFAULT_FRAGMENT_OPTIONS, ...fragmentOptions });
     this.keepVnis = encap && encap.vnis.length > 0 ? new Set(encap.vnis) : null;
-    this.vnis = new VniCounts(Math.max(this.keepVnis?.size ?? 0, MAX_VNI_LABELS));
+    this.vnis = new VniCounts(MAX_VNI_LABELS, encap?.vnis ?? []);
   }
 
   /** Sets the clock for fragment timeouts and gives up the stale ones; call it with the table's sweep. */

@@ -72,11 +72,19 @@ export const VNI_OTHER = -1;
 /** Distinct VNIs counted apart; the rest are counted together under VNI_OTHER (bounded metric labels). */
 export const MAX_VNI_LABELS = 64;
 
-/** Frames decapsulated per innermost VNI, with at most `cap` distinct VNIs. */
+/**
+ * Frames decapsulated per innermost VNI: the `keep` VNIs (--vni) from 0 and always apart, then at
+ * most `cap` other distinct VNIs.
+ */
 export class VniCounts {
   readonly frames = new Map<number, number>();
   private distinct = 0;
-  constructor(private readonly cap = MAX_VNI_LABELS) {}
+  private readonly cap: number;
+  constructor(cap = MAX_VNI_LABELS, keep: readonly number[] = []) {
+    for (const v of keep) this.frames.set(v, 0);
+    this.cap = cap + this.frames.size;
+    this.distinct = this.frames.size;
+  }
 
   add(vni: number): void {
     const n = this.frames.get(vni);

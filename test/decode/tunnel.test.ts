@@ -104,7 +104,7 @@ test('--vni keeps only the VNIs named; the rest are counted skipped (other_vni) 
   const other = decode(gwlbMirrorFrame(vxlanPayload(9, inner)), [7, 8]);
   assert.equal(other.p, null);
   assert.deepEqual(counted(other.d), { other_vni: 1 });
-  assert.deepEqual([...other.d.vnis.frames], [[9, 1]]);
+  assert.deepEqual([...other.d.vnis.frames], [[7, 0], [8, 0], [9, 1]], 'the --vni ones from 0, the others as they come');
 });
 
 test('what is not a tunnel is skipped (not_tunnel); without --encap-interface nothing is decapsulated', () => {
@@ -149,6 +149,10 @@ test('VNI labels are bounded: past the cap, frames count under "other"', () => {
   const v = new VniCounts(2);
   for (const vni of [1, 2, 1, 3, 4, 2]) v.add(vni);
   assert.deepEqual([...v.frames].sort((a, b) => a[0] - b[0]), [[VNI_OTHER, 2], [1, 2], [2, 2]]);
+  // --vni ones are labelled from 0 and never pushed out by others.
+  const k = new VniCounts(1, [9]);
+  for (const vni of [1, 2, 9]) k.add(vni);
+  assert.deepEqual([...k.frames].sort((a, b) => a[0] - b[0]), [[VNI_OTHER, 1], [1, 1], [9, 1]]);
 });
 
 test('fuzz: cut, flipped or random tunnel frames never throw, and every frame is returned or counted', () => {
