@@ -73,9 +73,10 @@ export class Lab {
     return p;
   }
 
-  async up(): Promise<void> {
+  /** `vxlan0: false`: the adapter gets no VXLAN interface (the daemon decapsulates with --encap-interface eth0). */
+  async up(opts: { vxlan0?: boolean } = {}): Promise<void> {
     this.must(null, 'bash', [LAB_NET, 'up', this.prefix, '--quiet']);
-    this.must('adapter', 'bash', [VXLAN_UP, '--vni', '1']);
+    if (opts.vxlan0 !== false) this.must('adapter', 'bash', [VXLAN_UP, '--vni', '1']);
   }
 
   /** `testArgs`: more recorder flags for the test environment, e.g. ['--listen', '10.213.3.2:81', '--blackhole', '10.213.3.2:83']. */

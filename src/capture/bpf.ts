@@ -194,3 +194,45 @@ export function buildUdpPortFilter(port: number): Buffer {
   a.stmt(RET_K, SNAP_LEN);
   return a.assemble();
 }
+
+/** The tunnels user-space decapsulation reads: VXLAN and GENEVE (decode/tunnel.ts). */
+export const TUNNEL_PORTS: readonly number[] = [4789, 6081];
+
+/**
+ * For --encap-interface: keeps UDP datagrams to any of `ports` over IPv4 or IPv6 (untagged, as an
+ * ENI delivers them), whole. Unlike buildUdpPortFilter it also keeps IPv4 fragments after the
+ * first (UDP, no ports to test) and IPv6 packets whose first next header is a fragment header, so
+ * that a fragmented tunnel datagram reaches decode whole or is counted there, never half-held.
+ */
+export function buildTunnelFilter(ports: readonly number[] = TUNNEL_PORTS): Buffer {
+  if (ports.length === 0 || ports.length > 8 || ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) {
+    throw new CaptureError(`tunnel ports must be 1 to 8 integers in 1..65535, got ${JSON.stringify(ports)}`);
+  }
+  const a = new Assembler();
+  const portTest = (): void => ports.forEach((p, i) => a.jump(JEQ_K, p, 'accept', i === ports.length - 1 ? 'reject' : 0));
+  a.stmt(LD_H_ABS, 12);
+  a.jump(JEQ_K, ETH_IPV4, 'ip4');
+  a.jump(JEQ_K, ETH_IPV6, 'ip6', 'reject');
+
+  a.label('ip4');
+  a.stmt(LD_B_ABS, 14 + 9);
+  a.jump(JEQ_K, IPPROTO_UDP, 0, 'reject');
+  a.stmt(LD_H_ABS, 14 + 6);
+  a.jump(JSET_K, 0x1fff, 'accept'); // non-first fragment: decode puts the datagram together
+  a.stmt(LDX_B_MSH, 14);
+  a.stmt(LD_H_IND, 14 + 2);
+  portTest();
+
+  a.label('ip6');
+  a.stmt(LD_B_ABS, 14 + 6);
+  a.jump(JEQ_K, 44, 'accept'); // fragment header
+  a.jump(JEQ_K, IPPROTO_UDP, 0, 'reject');
+  a.stmt(LD_H_ABS, 14 + 40 + 2);
+  portTest();
+
+  a.label('reject');
+  a.stmt(RET_K, 0);
+  a.label('accept');
+  a.stmt(RET_K, SNAP_LEN);
+  return a.assemble();
+}

@@ -5,7 +5,7 @@ import { loadConfigFile } from '../config/file.js';
 
 const OPTION_NAMES = [
   'destination', 'filter-request-port', 'percentage', 'percentage-by', 'percentage-by-header', 'keep-host-header',
-  'interface', 'pcap', 'config', 'health-check-port', 'metrics-port', 'metrics-host', 'log-level', 'max-concurrency', 'max-queue', 'max-queue-bytes',
+  'interface', 'encap-interface', 'vni', 'pcap', 'pcap-encap', 'config', 'health-check-port', 'metrics-port', 'metrics-host', 'log-level', 'max-concurrency', 'max-queue', 'max-queue-bytes',
   'timeout', 'drain-timeout', 'ring-mb', 'ring-block-size', 'ring-block-timeout', 'max-body-bytes', 'max-flow-buffer-bytes', 'memcap-bytes', 'hole-timeout',
   'idle-timeout', 'workers', 'help', 'version', 'rate', 'http-allow-method', 'http-disallow-method', 'http-allow-url',
   'http-disallow-url', 'http-allow-header', 'http-disallow-header', 'http-set-header', 'http-remove-header',
@@ -84,12 +84,15 @@ export function buildParser(argv: string[]) {
     .option('compare-json', { type: 'boolean', default: false, group: 'Shadow testing:', describe: 'Compare JSON bodies by structure (key order ignored)' })
     .option('compare-json-ignore', { type: 'string', array: true, group: 'Shadow testing:', describe: "JSON path left out of the comparison, e.g. 'data.*.updatedAt' (repeatable; implies --compare-json)" })
     .option('interface', { type: 'string', array: true, group: 'Capture:', describe: 'Interface to read mirrored frames from (repeatable) [default: vxlan0]' })
+    .option('encap-interface', { type: 'string', array: true, group: 'Capture:', describe: 'Device receiving the mirror\'s VXLAN (UDP 4789) or GWLB GENEVE (UDP 6081) datagrams, decapsulated here: no vxlan0 needed (repeatable; with --workers 1)' })
+    .option('vni', { type: 'string', array: true, group: 'Capture:', describe: 'With --encap-interface/--pcap-encap: keep only this VNI (repeatable; others are counted as skipped other_vni) [default: every VNI]' })
     .option('pcap', { type: 'string', group: 'Capture:', describe: 'Read frames from a classic pcap file instead, replay, then exit' })
+    .option('pcap-encap', { type: 'boolean', default: false, group: 'Capture:', describe: 'The --pcap file was captured on the adapter\'s own interface: decapsulate its VXLAN/GENEVE datagrams' })
     .option('filter-request-port', { type: 'number', default: DEFAULTS.port, group: 'Capture:', describe: 'Service port whose requests are replayed' })
     .option('ring-mb', { type: 'number', default: DEFAULTS.ringMiB, group: 'Capture:', describe: 'AF_PACKET ring size per interface, MiB (shared out among the workers)' })
     .option('ring-block-size', { type: 'string', default: `${DEFAULTS.ringBlockKiB}KiB`, group: 'Capture:', describe: 'Ring block (power of two, 128KiB-64MiB); more, smaller blocks hold a stall longer at low rates' })
     .option('ring-block-timeout', { type: 'string', default: `${DEFAULTS.ringBlockTimeoutMs}ms`, group: 'Capture:', describe: 'A block with frames is handed over after this long, full or not: the added latency; blocks x this is the longest stall absorbed at low rates' })
-    .option('workers', { type: 'number', default: DEFAULTS.workers, group: 'Capture:', describe: 'Capture threads per interface, each flow on one of them (PACKET_FANOUT hash); 1 = capture in the main thread [default: cores − 1, at most 4]' })
+    .option('workers', { type: 'number', group: 'Capture:', describe: `Capture threads per interface, each flow on one of them (PACKET_FANOUT hash); 1 = capture in the main thread [default: cores − 1, at most 4 (here ${DEFAULTS.workers}); 1 with --encap-interface]` })
     .option('max-body-bytes', { type: 'string', default: '64MiB', group: 'Limits:', describe: 'Largest request body replayed (reason http_body_too_large)' })
     .option('max-flow-buffer-bytes', { type: 'string', default: '4MiB', group: 'Limits:', describe: 'Out-of-order bytes one connection may hold' })
     .option('memcap-bytes', { type: 'string', default: '128MiB', group: 'Limits:', describe: 'Out-of-order bytes all connections may hold' })
@@ -123,6 +126,7 @@ export function parseArgs(argv: string[]): Config | null {
     if (dup(k)) throw new ConfigError(`--${k} is given more than once`);
   }
   const ifaces = list(a.interface);
+  const encapIfaces = list(a['encap-interface']);
   return validateConfig({
     destinations: [...list(a.destination), ...(a['baseline-destination'] ? [String(a['baseline-destination'])] : [])],
     port: num('filter-request-port', a['filter-request-port']),
@@ -130,8 +134,12 @@ export function parseArgs(argv: string[]): Config | null {
     percentageBy: (a['percentage-by'] as 'header' | 'remoteaddr' | undefined) ?? 'random',
     percentageByHeader: a['percentage-by-header'] as string | undefined,
     keepHostHeader: Boolean(a['keep-host-header']),
-    interfaces: ifaces.length ? ifaces : DEFAULTS.interfaces,
+    // --encap-interface alone: no vxlan0 at all.
+    interfaces: ifaces.length || encapIfaces.length ? ifaces : DEFAULTS.interfaces,
+    encapInterfaces: encapIfaces,
+    vnis: list(a.vni).map((v) => num('vni', v)),
     pcap: a.pcap as string | undefined,
+    pcapEncap: Boolean(a['pcap-encap']),
     metricsHost: String(a['metrics-host']),
     metricsPort: num('metrics-port', a['metrics-port']),
     healthCheckPort: num('health-check-port', a['health-check-port']),
@@ -145,7 +153,7 @@ export function parseArgs(argv: string[]): Config | null {
     ringMiB: num('ring-mb', a['ring-mb']),
     ringBlockKiB: parseBytes('ring-block-size', a['ring-block-size']) / 1024,
     ringBlockTimeoutMs: parseDuration('ring-block-timeout', a['ring-block-timeout']),
-    workers: num('workers', a.workers),
+    workers: a.workers === undefined ? (encapIfaces.length ? 1 : DEFAULTS.workers) : num('workers', a.workers),
     maxBodyBytes: parseBytes('max-body-bytes', a['max-body-bytes']),
     maxFlowBufferBytes: parseBytes('max-flow-buffer-bytes', a['max-flow-buffer-bytes']),
     memcapBytes: parseBytes('memcap-bytes', a['memcap-bytes']),

@@ -402,5 +402,5 @@ class Connection {
 }
 
 function connKey(i: FlowInfo): string {
-  return `${i.clientAddr} ${i.clientPort} ${i.serverAddr} ${i.serverPort}`;
+  return `${i.clientAddr} ${i.clientPort} ${i.serverAddr} ${i.serverPort} ${i.vni ?? -1}`;
 }

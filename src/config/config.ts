@@ -20,7 +20,13 @@ export interface Config {
   percentageByHeader: string | undefined;
   keepHostHeader: boolean;
   interfaces: string[];
+  /** --encap-interface: devices whose VXLAN/GENEVE datagrams are decapsulated in user space (no vxlan0). */
+  encapInterfaces: string[];
+  /** --vni: decapsulated frames of other VNIs are skipped (other_vni); empty: every VNI. */
+  vnis: number[];
   pcap: string | undefined;
+  /** --pcap-encap: the pcap holds the tunnels as they arrived on the adapter's own interface. */
+  pcapEncap: boolean;
   metricsHost: string;
   /** 0 turns the metrics server off. */
   metricsPort: number;
@@ -89,6 +95,9 @@ export const DEFAULTS: Omit<Config, 'destinations' | 'pcap' | 'percentageByHeade
   percentageBy: 'random',
   keepHostHeader: false,
   interfaces: ['vxlan0'],
+  encapInterfaces: [],
+  vnis: [],
+  pcapEncap: false,
   metricsHost: '0.0.0.0',
   metricsPort: 9464,
   healthCheckPort: 0,
@@ -128,11 +137,8 @@ export function validateConfig(c: Config): Config {
   if (!['random', 'header', 'remoteaddr'].includes(c.percentageBy)) throw new ConfigError(`--percentage-by must be header or remoteaddr, got ${JSON.stringify(c.percentageBy)}`);
   if (c.percentageBy === 'header' && !c.percentageByHeader) throw new ConfigError('--percentage-by header needs --percentage-by-header NAME');
   if (c.percentageByHeader !== undefined && !isToken(c.percentageByHeader)) throw new ConfigError(`--percentage-by-header ${JSON.stringify(c.percentageByHeader)} is not a header name`);
-  if (c.pcap === undefined) {
-    if (c.interfaces.length === 0) throw new ConfigError('--interface: give at least one interface, or --pcap FILE');
-    for (const i of c.interfaces) if (!/^[^\s/]{1,15}$/.test(i)) throw new ConfigError(`--interface ${JSON.stringify(i)} is not an interface name (1-15 characters, no '/' or spaces)`);
-    if (new Set(c.interfaces).size !== c.interfaces.length) throw new ConfigError('--interface: the same interface is given twice');
-  }
+  if (c.pcap === undefined) validateInterfaces(c);
+  validateEncap(c);
   int('metrics-port', c.metricsPort, 0, 65535);
   int('health-check-port', c.healthCheckPort, 0, 65535);
   if (c.healthCheckPort !== 0 && c.healthCheckPort === c.metricsPort) throw new ConfigError('--health-check-port must differ from --metrics-port');
@@ -159,6 +165,31 @@ export function validateConfig(c: Config): Config {
   for (const a of c.serviceAddresses) if (!/^[0-9a-fA-F:.]+$/.test(a)) throw new ConfigError(`--service-address ${JSON.stringify(a)} must be an IP address`);
   if (c.shadow) validateShadow(c.shadow, c.destinations);
   return c;
+}
+
+function validateInterfaces(c: Config): void {
+  if (c.interfaces.length + c.encapInterfaces.length === 0) throw new ConfigError('--interface: give at least one interface (or --encap-interface DEV), or --pcap FILE');
+  for (const [flag, names] of [['interface', c.interfaces], ['encap-interface', c.encapInterfaces]] as const) {
+    for (const i of names) if (!/^[^\s/]{1,15}$/.test(i)) throw new ConfigError(`--${flag} ${JSON.stringify(i)} is not an interface name (1-15 characters, no '/' or spaces)`);
+  }
+  const all = [...c.interfaces, ...c.encapInterfaces];
+  if (new Set(all).size !== all.length) throw new ConfigError('--interface/--encap-interface: the same interface is given twice');
+}
+
+/**
+ * Decapsulation's settings. Workers are refused: PACKET_FANOUT hashes the outer header, whose UDP
+ * source port AWS derives from the inner flow per direction, so the two directions of one
+ * connection could land on different workers.
+ */
+function validateEncap(c: Config): void {
+  const decap = c.pcap === undefined ? c.encapInterfaces.length > 0 : c.pcapEncap;
+  if (c.pcapEncap && c.pcap === undefined) throw new ConfigError('--pcap-encap needs --pcap FILE');
+  if (c.vnis.length > 0 && !decap) throw new ConfigError('--vni selects VNIs when mirror-replay decapsulates: give --encap-interface DEV (or --pcap FILE --pcap-encap)');
+  for (const v of c.vnis) int('vni', v, 0, 0xffffff);
+  if (new Set(c.vnis).size !== c.vnis.length) throw new ConfigError('--vni: the same VNI is given twice');
+  if (c.pcap === undefined && c.encapInterfaces.length > 0 && c.workers > 1) {
+    throw new ConfigError(`--encap-interface cannot be used with --workers ${c.workers}: the kernel spreads tunnels over workers by their outer header, which can split a connection's two directions; use --workers 1 (the default with --encap-interface)`);
+  }
 }
 
 function validateRing(c: Config): void {

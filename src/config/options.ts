@@ -16,17 +16,20 @@ const JSON_CAPTURE_BYTES = 1024 * 1024;
 const DIFF_LOG_KEEP = 3;
 
 /** Settings SIGHUP does not apply: they size or bind something that lives as long as the process. */
-export const RESTART_ONLY = ['shadow', 'destinations', 'interfaces', 'pcap', 'port', 'metricsHost', 'metricsPort', 'healthCheckPort', 'maxConcurrency', 'maxQueue', 'maxQueueBytes', 'timeoutMs', 'ringMiB', 'ringBlockKiB', 'ringBlockTimeoutMs', 'workers', 'maxBodyBytes', 'maxFlowBufferBytes', 'memcapBytes', 'serviceAddresses', 'tlsInsecure'] as const satisfies ReadonlyArray<keyof Config>;
+export const RESTART_ONLY = ['shadow', 'destinations', 'interfaces', 'encapInterfaces', 'vnis', 'pcap', 'pcapEncap', 'port', 'metricsHost', 'metricsPort', 'healthCheckPort', 'maxConcurrency', 'maxQueue', 'maxQueueBytes', 'timeoutMs', 'ringMiB', 'ringBlockKiB', 'ringBlockTimeoutMs', 'workers', 'maxBodyBytes', 'maxFlowBufferBytes', 'memcapBytes', 'serviceAddresses', 'tlsInsecure'] as const satisfies ReadonlyArray<keyof Config>;
 
 export function captureOptions(cfg: Config): CaptureOptions {
   return {
     pcap: cfg.pcap,
     interfaces: cfg.interfaces,
+    encapInterfaces: cfg.encapInterfaces,
+    pcapEncap: cfg.pcapEncap,
     workers: cfg.workers,
     ring: { ringMiB: cfg.ringMiB, blockKiB: cfg.ringBlockKiB, retireMs: cfg.ringBlockTimeoutMs },
     stages: {
       table: { port: cfg.port, maxFlowBufferBytes: cfg.maxFlowBufferBytes, memcapBytes: cfg.memcapBytes, holeTimeoutMs: cfg.holeTimeoutMs, idleTimeoutMs: cfg.idleTimeoutMs },
       limits: { ...DEFAULT_HTTP_LIMITS, maxBodyBytes: cfg.maxBodyBytes },
+      encap: { vnis: cfg.vnis },
     },
   };
 }

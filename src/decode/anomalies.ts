@@ -9,7 +9,14 @@
  * unusual enough to show (Suricata's "unneeded fragment header").
  * `link_*` and `raw_ip_*` come only from pcap files (link.ts): a frame shorter than its cooked or
  * loopback header, a link type no source should hand on, a raw-IP frame that is neither v4 nor v6
- * (or not the one its link type names).
+ * (or not the one its link type names), and an IP packet inside GENEVE that is not the version the
+ * header's protocol type names.
+ * `udp_*`, `vxlan_*`, `geneve_*` and `encap_too_deep` come only from user-space decapsulation
+ * (--encap-interface, --pcap-encap; tunnel.ts): a UDP header cut short or whose length disagrees
+ * with its IP packet; a VXLAN header cut short or without the I flag (RFC 7348 §5); a GENEVE header
+ * cut short, of a version other than 0, whose options run past the packet or past their own
+ * length, or whose protocol type is not IPv4, IPv6 or Ethernet (RFC 8926 §3.4); more tunnels
+ * inside each other than GWLB around Traffic Mirroring makes.
  */
 export const ANOMALIES = [
   'link_truncated',
@@ -26,6 +33,15 @@ export const ANOMALIES = [
   'ipv6_ext_truncated',
   'ipv6_atomic_fragment',
   'ipv6_too_many_ext',
+  'udp_truncated',
+  'udp_bad_length',
+  'vxlan_truncated',
+  'vxlan_bad_flags',
+  'geneve_truncated',
+  'geneve_bad_version',
+  'geneve_bad_option_length',
+  'geneve_bad_protocol',
+  'encap_too_deep',
   'tcp_truncated',
   'tcp_bad_data_offset',
   'fragment_bad_length',
@@ -44,8 +60,11 @@ export type Anomaly = (typeof ANOMALIES)[number];
  * not ours, or fragments whose bytes are handed on (or counted) with their datagram.
  * fragment_held: kept until its datagram is whole; fragment_duplicate: bytes already held;
  * fragment_discarded: its datagram was already given up (and counted under a fragment_* anomaly).
+ * With decapsulation (tunnel.ts): not_tunnel: no VXLAN (UDP 4789) or GENEVE (UDP 6081) around it;
+ * other_vni: its VNI is not one of --vni; geneve_control: a GENEVE control message (O bit), which
+ * carries no mirrored traffic.
  */
-export const SKIPS = ['not_ip', 'not_tcp', 'other_port', 'fragment_held', 'fragment_duplicate', 'fragment_discarded'] as const;
+export const SKIPS = ['not_ip', 'not_tcp', 'other_port', 'fragment_held', 'fragment_duplicate', 'fragment_discarded', 'not_tunnel', 'other_vni', 'geneve_control'] as const;
 export type Skip = (typeof SKIPS)[number];
 
 const anomalyIndex = new Map<string, number>(ANOMALIES.map((a, i) => [a, i]));

@@ -11,6 +11,12 @@ export class Packet {
   /** Bytes of this frame that were on the wire but not captured. */
   wireMissing = 0;
 
+  /**
+   * The innermost tunnel's VNI when decode took the frame out of VXLAN/GENEVE itself (tunnel.ts),
+   * else -1. Part of the flow key: two mirror sessions may carry the same inner 5-tuple.
+   */
+  vni = -1;
+
   vlanDepth = 0;
   etherType = 0;
   l3Offset = 0;

@@ -16,6 +16,8 @@ export interface PipelineProbe {
   flowsOpen(): number;
   reassemblyHeldBytes(): number;
   httpBufferedBytes(): number;
+  /** Frames decapsulated in user space per VNI label (decode/tunnel.ts); absent: none. */
+  decapFrames?(): ReadonlyMap<string, number>;
   destinations(): Array<{ label: string; queueDepth: number; inFlight: number }>;
 }
 
@@ -98,6 +100,23 @@ function captureErrorCounter(reg: client.Registry, read: () => SourceCounts[]) {
   });
 }
 
+/** A counter whose label values appear as the stages see them (bounded by the stage), told the increase at scrape. */
+function labelCounter(reg: client.Registry, name: string, help: string, label: string, read: () => ReadonlyMap<string, number>) {
+  const last = new Map<string, number>();
+  return new client.Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers: [reg],
+    collect() {
+      for (const [k, v] of read()) {
+        this.inc({ [label]: k }, Math.max(0, v - (last.get(k) ?? 0)));
+        last.set(k, v);
+      }
+    },
+  });
+}
+
 interface DestinationChildren {
   /** By status class, in STATUS_CLASSES order. */
   replayed: client.Counter.Internal[];
@@ -158,6 +177,7 @@ export class Metrics implements ReplayObserver {
     captureErrorCounter(reg, cap);
     arrayCounter(reg, 'mirror_replay_decode_anomalies_total', 'Malformed frames, by anomaly', 'anomaly', ANOMALIES, () => read().decodeAnomalies());
     arrayCounter(reg, 'mirror_replay_decode_skipped_total', 'Well-formed frames that are not ours, by reason', 'reason', SKIPS, () => read().decodeSkips());
+    labelCounter(reg, 'mirror_replay_decap_frames_total', 'Frames taken out of VXLAN/GENEVE in user space (--encap-interface, --pcap-encap), by the innermost VNI; beyond 64 VNIs: vni="other"', 'vni', () => read().decapFrames?.() ?? new Map());
     arrayCounter(reg, 'mirror_replay_reassembly_events_total', 'TCP reassembly events', 'event', REASSEMBLY_EVENTS, () => read().reassemblyEvents());
     new client.Gauge({ name: 'mirror_replay_flows_open', help: 'Client-to-server flows in the table', registers: [reg], collect() { this.set(read().flowsOpen()); } });
     new client.Gauge({ name: 'mirror_replay_reassembly_buffered_bytes', help: 'Out-of-order bytes held by reassembly', registers: [reg], collect() { this.set(read().reassemblyHeldBytes()); } });

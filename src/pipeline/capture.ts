@@ -3,6 +3,7 @@
  * in worker threads (--workers N). Either way the daemon gets a Capture and the same Stages run.
  */
 import { PcapFileSource } from '../capture/pcap.js';
+import { buildTunnelFilter } from '../capture/bpf.js';
 import { PacketRing } from '../capture/ring.js';
 import type { FrameSource } from '../capture/source.js';
 import type { Shadow } from '../compare/shadow.js';
@@ -14,6 +15,10 @@ export interface CaptureOptions {
   /** Read this file instead of the interfaces. */
   pcap?: string;
   interfaces: string[];
+  /** Devices whose VXLAN/GENEVE datagrams are decapsulated in user space (StageOptions.encap). */
+  encapInterfaces?: string[];
+  /** The pcap file holds tunnels too. */
+  pcapEncap?: boolean;
   /** Capture threads per interface; 1: in this thread. */
   workers: number;
   /** Per interface (shared out among its workers). */
@@ -31,24 +36,28 @@ export type CaptureSink = RequestSink & Pick<HandoffSink, 'overflow'>;
  * connection in one place, so with `shadow` capture stays in this thread and rings take both.
  */
 export function createCapture(opts: CaptureOptions, out: CaptureSink, shadow: Shadow | null): Capture {
-  if (opts.pcap === undefined && opts.workers > 1 && shadow === null) {
+  // Decapsulation refuses workers (config.ts: validateEncap); were it asked anyway, stay in this thread.
+  if (opts.pcap === undefined && opts.workers > 1 && shadow === null && !opts.encapInterfaces?.length) {
     return new CaptureWorkers({ interfaces: opts.interfaces, workers: opts.workers, ring: opts.ring, stages: opts.stages, onFault: opts.onFault }, out);
   }
   const stages = new Stages(opts.stages, out, shadow);
-  const sources: FrameSource[] =
-    opts.pcap !== undefined
-      ? [new PcapFileSource(opts.pcap)]
-      : opts.interfaces.map(
-          (i) =>
-            new PacketRing({
-              ...opts.ring,
-              interface: i,
-              port: opts.stages.table.port,
-              bothDirections: shadow !== null,
-              // The ring was full: flows whose holes open now lost them to the kernel.
-              onLoss: () => stages.captureLoss(),
-              onError: opts.onFault && faultReporter(i, opts.onFault),
-            }),
-        );
-  return new ThreadCapture(sources, stages);
+  if (opts.pcap !== undefined) {
+    const file = new PcapFileSource(opts.pcap);
+    return new ThreadCapture([file], stages, undefined, new Set(opts.pcapEncap ? [file] : []));
+  }
+  const ring = (i: string, filter?: Buffer): PacketRing =>
+    new PacketRing({
+      ...opts.ring,
+      interface: i,
+      port: opts.stages.table.port,
+      bothDirections: shadow !== null,
+      filter,
+      // The ring was full: flows whose holes open now lost them to the kernel.
+      onLoss: () => stages.captureLoss(),
+      onError: opts.onFault && faultReporter(i, opts.onFault),
+    });
+  // Tunnels carry both directions alike: the filter keeps every VXLAN/GENEVE datagram, decode picks.
+  const encap = (opts.encapInterfaces ?? []).map((i) => ring(i, buildTunnelFilter()));
+  const sources: FrameSource[] = [...opts.interfaces.map((i) => ring(i)), ...encap];
+  return new ThreadCapture(sources, stages, undefined, new Set(encap));
 }

@@ -14,6 +14,7 @@ import { captureByInterface, captureClock, type CaptureErrorHandler, type FrameH
 import type { RequestSide, Shadow } from '../compare/shadow.js';
 import { ANOMALIES, SKIPS } from '../decode/anomalies.js';
 import { Decoder } from '../decode/decoder.js';
+import { VNI_OTHER, type EncapOptions } from '../decode/tunnel.js';
 import { rateLimited } from '../log.js';
 import { HttpRequestParser } from '../http/parser.js';
 import type { HttpDropReason, HttpParserLimits, HttpRequest } from '../http/types.js';
@@ -29,6 +30,8 @@ export interface StageOptions {
   /** Reassembly; `port` is the service port, which decode keeps too. */
   table: Partial<TableOptions> & { port: number };
   limits: HttpParserLimits;
+  /** For the sources whose frames are tunnels to take apart (--encap-interface, --pcap-encap). */
+  encap?: EncapOptions;
 }
 
 /** Where the stages hand parsed requests and parser drops. */
@@ -108,9 +111,12 @@ export class Stages {
     this.responses = shadow ? new FlowTable({ ...opts.table, direction: 'to_client' }, (info, midstream) => shadow.responseSink(info, midstream)) : null;
   }
 
-  /** The handler for one source, with a decoder of its own (fragments do not mix across sources). */
-  frameHandler(): FrameHandler {
-    const decoder = new Decoder(this.opts.table.port);
+  /**
+   * The handler for one source, with a decoder of its own (fragments do not mix across sources);
+   * `decap`: the source's frames are VXLAN/GENEVE datagrams, decapsulated here.
+   */
+  frameHandler(decap = false): FrameHandler {
+    const decoder = new Decoder(this.opts.table.port, {}, decap ? (this.opts.encap ?? { vnis: [] }) : null);
     this.decoders.push(decoder);
     const requests = this.requests;
     const responses = this.responses;
@@ -177,6 +183,18 @@ export class Stages {
     this.responses?.closeAll(this.now);
   }
 
+  /** Frames decapsulated per VNI over every decoder, by label value ("other": beyond the cap). */
+  vniFrames(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const d of this.decoders) {
+      for (const [vni, n] of d.vnis.frames) {
+        const k = vni === VNI_OTHER ? 'other' : String(vni);
+        out.set(k, (out.get(k) ?? 0) + n);
+      }
+    }
+    return out;
+  }
+
   counters(): StageCounters {
     const t = this.requests;
     return {
@@ -202,8 +220,10 @@ export class ThreadCapture implements Capture {
     readonly stages: Stages,
     /** Called after each sweep (a worker reports its counters then). */
     private readonly afterSweep: () => void = () => {},
+    /** The loops whose frames are tunnels to decapsulate. */
+    decap: ReadonlySet<FrameSource> = new Set(),
   ) {
-    this.handlers = loops.map(() => stages.frameHandler());
+    this.handlers = loops.map((s) => stages.frameHandler(decap.has(s)));
   }
 
   readonly probe: CaptureProbe = {
@@ -214,6 +234,7 @@ export class ThreadCapture implements Capture {
     flowsOpen: () => this.stages.requests.openFlows,
     reassemblyHeldBytes: () => this.stages.requests.heldBytes,
     httpBufferedBytes: () => this.stages.requests.sinkBytes(),
+    decapFrames: () => this.stages.vniFrames(),
   };
 
   run(): Promise<Array<Error | null>> {

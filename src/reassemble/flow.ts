@@ -28,6 +28,8 @@ export class Flow {
   sport = 0;
   dport = 0;
   ipVersion = 4;
+  /** The mirror session's VNI when decode took the tunnel off itself, else -1 (Packet.vni). */
+  vni = -1;
   hash = 0;
   /** Chaining in the table's bucket. */
   next: Flow | null = null;

@@ -55,6 +55,8 @@ export interface FlowInfo {
   serverAddr: string;
   serverPort: number;
   ipVersion: number;
+  /** The mirror session's VNI when decode decapsulated it (Packet.vni); absent or -1 otherwise. */
+  vni?: number;
 }
 
 export type SinkFactory = (info: FlowInfo, midstream: boolean) => StreamSink;

@@ -611,6 +611,7 @@ export class FlowTable {
     if (this.count >= this.opts.maxFlows) this.evictOldest(now);
     const f = new Flow();
     f.ipVersion = p.ipVersion;
+    f.vni = p.vni;
     f.s0 = p.src[0]; f.s1 = p.src[1]; f.s2 = p.src[2]; f.s3 = p.src[3];
     f.d0 = p.dst[0]; f.d1 = p.dst[1]; f.d2 = p.dst[2]; f.d3 = p.dst[3];
     f.sport = p.srcPort;
@@ -620,6 +621,7 @@ export class FlowTable {
     f.lastData = now;
     const c = !this.toClient;
     f.info = { clientAddr: formatAddress(p, c), clientPort: c ? p.srcPort : p.dstPort, serverAddr: formatAddress(p, !c), serverPort: c ? p.dstPort : p.srcPort, ipVersion: p.ipVersion };
+    if (p.vni >= 0) f.info.vni = p.vni;
     f.sink = this.sinkFactory(f.info, midstream);
     f.next = this.buckets.get(hash) ?? null;
     this.buckets.set(hash, f);
@@ -655,7 +657,7 @@ export class FlowTable {
     this.count--;
   }
 
-  /** 30-bit hash (a small integer, so Map lookups don't box) of the client-to-server key. */
+  /** 30-bit hash (a small integer, so Map lookups don't box) of the client-to-server key, VNI included. */
   private hash(p: Packet, reverse: boolean): number {
     const a = reverse ? p.dst : p.src;
     const b = reverse ? p.src : p.dst;
@@ -671,6 +673,7 @@ export class FlowTable {
     h = Math.imul(h ^ b[2], 0x01000193);
     h = Math.imul(h ^ b[3], 0x01000193);
     h = Math.imul(h ^ ((sp << 16) | dp), 0x01000193);
+    h = Math.imul(h ^ p.vni, 0x01000193);
     return (h ^ (h >>> 15)) & 0x3fffffff;
   }
 
@@ -680,7 +683,7 @@ export class FlowTable {
     const sp = reverse ? p.dstPort : p.srcPort;
     const dp = reverse ? p.srcPort : p.dstPort;
     for (let f = this.buckets.get(hash) ?? null; f; f = f.next) {
-      if (f.sport === sp && f.dport === dp && f.s0 === a[0] && f.d0 === b[0] && f.s1 === a[1] && f.s2 === a[2] && f.s3 === a[3] && f.d1 === b[1] && f.d2 === b[2] && f.d3 === b[3] && f.ipVersion === p.ipVersion) return f;
+      if (f.sport === sp && f.dport === dp && f.s0 === a[0] && f.d0 === b[0] && f.s1 === a[1] && f.s2 === a[2] && f.s3 === a[3] && f.d1 === b[1] && f.d2 === b[2] && f.d3 === b[3] && f.ipVersion === p.ipVersion && f.vni === p.vni) return f;
     }
     return null;
   }

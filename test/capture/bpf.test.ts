@@ -204,3 +204,21 @@ test('buildUdpPortFilter keeps whole VXLAN datagrams to the port and nothing els
   assert.equal(runBpf(prog, inner, inner.length), 0, 'TCP is not UDP');
   assert.throws(() => buildUdpPortFilter(0), CaptureError);
 });
+
+test('buildTunnelFilter keeps VXLAN and GENEVE datagrams (and IPv4 UDP fragments), nothing else', async () => {
+  const { buildTunnelFilter } = await import('../../src/capture/bpf.js');
+  const { vxlanFrame } = await import('../fixtures/vxlan.js');
+  const { gwlbMirrorFrame } = await import('../fixtures/geneve.js');
+  const { vxlanPayload } = await import('../fixtures/vxlan.js');
+  const prog = buildTunnelFilter();
+  const inner = buildFrame({ src: '10.0.0.1', dst: '10.0.0.2', sport: 1000, dport: 80, seq: 1, payload: 'GET / HTTP/1.1\r\n\r\n' });
+  const run = (f: Buffer) => runBpf(prog, f, f.length);
+  assert.equal(run(vxlanFrame({ vni: 7, inner })), SNAP_LEN);
+  assert.equal(run(gwlbMirrorFrame(vxlanPayload(7, inner))), SNAP_LEN);
+  assert.equal(run(vxlanFrame({ vni: 7, inner, dport: 4790 })), 0);
+  assert.equal(run(inner), 0, 'TCP is not a tunnel');
+  const frag = vxlanFrame({ vni: 7, inner });
+  frag.writeUInt16BE(0x0010, 14 + 6); // fragment offset 16 bytes, no ports
+  assert.equal(run(frag), SNAP_LEN);
+  assert.throws(() => buildTunnelFilter([]), CaptureError);
+});

@@ -14,6 +14,12 @@ test(`frame decoder + reassembly + parser: ${N} random and mutated frames, no cr
   }
 });
 
+test(`user-space decapsulation: ${N} random and mutated VXLAN/GWLB GENEVE frames, no crash, views in bounds`, () => {
+  const r = fuzzDecoder(N / 2, 3, { encap: true });
+  assert.equal(r.inputs, N / 2);
+  assert.ok(r.accepted > 0, 'some mutants still decapsulate, so reassembly and the parser behind them get fuzzed too');
+});
+
 test(`HTTP parser: ${N} random and mutated streams in random pieces with gaps, taints and stalls`, () => {
   for (const seed of [1, 2]) {
     const r = fuzzParser(N / 2, seed);

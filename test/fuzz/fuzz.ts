@@ -15,6 +15,8 @@ import { HttpRequestParser } from '../../src/http/parser.js';
 import { DEFAULT_HTTP_LIMITS, type HttpParserLimits } from '../../src/http/types.js';
 import { FlowTable } from '../../src/reassemble/table.js';
 import { CASES, wireBytes } from '../http/corpus.js';
+import { gwlbMirrorFrame } from '../fixtures/geneve.js';
+import { vxlanFrame, vxlanPayload } from '../fixtures/vxlan.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** dist/test/fuzz → test/fixtures in the source tree. */
@@ -128,14 +130,20 @@ export interface FuzzReport {
   dropped: number;
 }
 
+/** The pcap's frames as an adapter's own interface gets them: in VXLAN, and in GWLB's GENEVE around VXLAN. */
+export function tunnelFrames(): Buffer[] {
+  return pcapFrames().flatMap((inner, i) => [vxlanFrame({ vni: i % 3, inner }), gwlbMirrorFrame(vxlanPayload(7, inner))]);
+}
+
 /**
  * Decoder (and FlowTable + parser behind it): must never throw, every packet it returns must
- * point inside the captured bytes, and reassembly must stay under its caps.
+ * point inside the captured bytes, and reassembly must stay under its caps. `encap`: the frames
+ * are tunnels, decapsulated in user space (--encap-interface).
  */
-export function fuzzDecoder(count: number, seed: number): FuzzReport {
+export function fuzzDecoder(count: number, seed: number, opts: { encap?: boolean } = {}): FuzzReport {
   const r = new Rng(seed);
-  const seeds = pcapFrames();
-  const dec = new Decoder(80);
+  const seeds = opts.encap ? tunnelFrames() : pcapFrames();
+  const dec = new Decoder(80, {}, opts.encap ? { vnis: [] } : null);
   dec.sweep(0);
   let dropped = 0;
   const limits: HttpParserLimits = { maxRequestLineBytes: 256, maxHeaderBytes: 1024, maxHeaderCount: 20, maxBodyBytes: 4096 };

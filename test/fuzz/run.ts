@@ -11,4 +11,6 @@ const d = fuzzDecoder(count, seed);
 const t1 = Date.now();
 const h = fuzzParser(count, seed);
 const t2 = Date.now();
-console.log(JSON.stringify({ seed, decoder: { ...d, seconds: (t1 - t0) / 1000 }, parser: { ...h, seconds: (t2 - t1) / 1000 } }));
+const e = fuzzDecoder(count, seed, { encap: true });
+const t3 = Date.now();
+console.log(JSON.stringify({ seed, decoder: { ...d, seconds: (t1 - t0) / 1000 }, parser: { ...h, seconds: (t2 - t1) / 1000 }, decap: { ...e, seconds: (t3 - t2) / 1000 } }));
