@@ -78,9 +78,12 @@ export class Lab {
     this.must('adapter', 'bash', [VXLAN_UP, '--vni', '1']);
   }
 
-  /** `testArgs`: more recorder flags for the test environment, e.g. ['--listen', '10.213.3.2:81', '--blackhole', '10.213.3.2:83']. */
-  async startRecorders(testArgs: string[] = []): Promise<void> {
-    const prod = this.spawnIn('prod', NODE, [RECORDER, '--out', this.prodLog, '--listen', `${PROD_V4}:80`, '--listen', `[${PROD_V6}]:80`]);
+  /**
+   * `testArgs`: more recorder flags for the test environment, e.g. ['--listen', '10.213.3.2:81', '--blackhole', '10.213.3.2:83'];
+   * `prodArgs`: more for production, e.g. ['--tls-listen', '10.213.1.2:443', '--cert', C, '--key', K].
+   */
+  async startRecorders(testArgs: string[] = [], prodArgs: string[] = []): Promise<void> {
+    const prod = this.spawnIn('prod', NODE, [RECORDER, '--out', this.prodLog, '--listen', `${PROD_V4}:80`, '--listen', `[${PROD_V6}]:80`, ...prodArgs]);
     const test = this.spawnIn('test', NODE, [RECORDER, '--out', this.testLog, '--listen', `${TEST_HOST}:80`, ...testArgs]);
     await Promise.all([waitForLine(prod, 'ready', 10_000), waitForLine(test, 'ready', 10_000)]);
   }

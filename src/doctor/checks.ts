@@ -25,7 +25,7 @@ export interface DoctorOptions {
   /** How long to sample VXLAN on each underlying device. */
   seconds: number;
   connectTimeoutMs?: number;
-  /** Production's TCP port inside the mirrored packets (the daemon's --port). */
+  /** Production's TCP port inside the mirrored packets (the daemon's --filter-request-port). */
   port?: number;
   /** The daemon compares answers (--compare): both directions must arrive here. */
   compare?: boolean;
@@ -193,7 +193,7 @@ export function judgeFlows(f: FlowSummary, compare: boolean): Check[] {
       status: 'warning',
       name: `port ${port}`,
       message: `no TCP connection on port ${port} in the mirrored packets${others ? `; other ports seen: ${others}` : ''}`,
-      fix: others ? `if the service listens on another port, give it: --port ${f.otherPorts[0][0]}` : 'check that production has traffic and that the mirror filter accepts it',
+      fix: others ? `if the service listens on another port, give it: --filter-request-port ${f.otherPorts[0][0]}` : 'check that production has traffic and that the mirror filter accepts it',
     });
     return out;
   }

@@ -113,7 +113,7 @@ test('plain HTTP is ok; no connection on the port names the ports that were seen
   const none = judgeFlows(g.summary(), true);
   assert.equal(none.length, 1);
   assert.match(none[0].message, /no TCP connection on port 8080.*other ports seen: 80 \(4 segments\)/);
-  assert.match(none[0].fix!, /--port 80/);
+  assert.match(none[0].fix!, /--filter-request-port 80/);
 });
 
 test('with --compare, connections seen in one direction only are reported with the fix', () => {
