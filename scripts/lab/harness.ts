@@ -23,7 +23,8 @@ export const PROD_V6 = 'fd00:213:1::2';
 export const TEST_HOST = '10.213.3.2';
 export const METRICS = 'http://127.0.0.1:9464';
 
-export type Role = 'client' | 'prod' | 'adapter' | 'test';
+/** The four namespaces of lab-net.sh, and extra adapters a test adds with addAdapter(). */
+export type Role = 'client' | 'prod' | 'adapter' | 'test' | `adapter-${string}`;
 
 export interface ClientResult {
   ids: string[];
@@ -38,6 +39,8 @@ export class Lab {
   readonly testLog: string;
   readonly daemonLog: string;
   private readonly procs = new Map<number, ChildProcess>();
+  /** Namespaces made by addAdapter(), deleted in down(). */
+  private readonly extra = new Set<Role>();
   daemon: ChildProcess | null = null;
 
   constructor(readonly prefix: string) {
@@ -58,7 +61,8 @@ export class Lab {
     return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   }
 
-  private must(role: Role | null, cmd: string, args: string[]): string {
+  /** As run(), but throws with the output when the command fails. */
+  must(role: Role | null, cmd: string, args: string[]): string {
     const r = this.run(role, cmd, args);
     if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr || r.stdout}`);
     return r.stdout;
@@ -79,26 +83,54 @@ export class Lab {
     if (opts.vxlan0 !== false) this.must('adapter', 'bash', [VXLAN_UP, '--vni', '1']);
   }
 
-  /** `testArgs`: more recorder flags for the test environment, e.g. ['--listen', '10.213.3.2:81', '--blackhole', '10.213.3.2:83']. */
-  async startRecorders(testArgs: string[] = []): Promise<void> {
-    const prod = this.spawnIn('prod', NODE, [RECORDER, '--out', this.prodLog, '--listen', `${PROD_V4}:80`, '--listen', `[${PROD_V6}]:80`]);
+  /**
+   * One more adapter namespace, `PREFIX-adapter-NAME`, linked to the lab's adapter namespace by a
+   * veth (mtu 9001): `addr` (e.g. 10.213.4.2/24) here, `gw` (10.213.4.1/24) on the lab adapter's
+   * side, named `lbDev`, and a default route through it. Deleted by down().
+   */
+  addAdapter(name: string, addr: string, gw: string, lbDev: string): Role {
+    const role: Role = `adapter-${name}`;
+    this.must(null, 'ip', ['netns', 'add', this.ns(role)]);
+    this.extra.add(role);
+    this.must(role, 'ip', ['link', 'set', 'lo', 'up']);
+    this.must(null, 'ip', ['link', 'add', lbDev, 'netns', this.ns('adapter'), 'mtu', '9001', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', this.ns(role), 'mtu', '9001']);
+    this.must('adapter', 'ip', ['addr', 'add', gw, 'dev', lbDev]);
+    this.must(role, 'ip', ['addr', 'add', addr, 'dev', 'eth0']);
+    this.must('adapter', 'ip', ['link', 'set', lbDev, 'up']);
+    this.must(role, 'ip', ['link', 'set', 'eth0', 'up']);
+    this.must(role, 'ip', ['route', 'add', 'default', 'via', gw.split('/')[0], 'dev', 'eth0']);
+    return role;
+  }
+
+  /**
+   * `testArgs`: more recorder flags for the test environment, e.g. ['--listen', '10.213.3.2:81', '--blackhole', '10.213.3.2:83'];
+   * `prodArgs`: more for production, e.g. ['--tls-listen', '10.213.1.2:443', '--cert', C, '--key', K].
+   */
+  async startRecorders(testArgs: string[] = [], prodArgs: string[] = []): Promise<void> {
+    const prod = this.spawnIn('prod', NODE, [RECORDER, '--out', this.prodLog, '--listen', `${PROD_V4}:80`, '--listen', `[${PROD_V6}]:80`, ...prodArgs]);
     const test = this.spawnIn('test', NODE, [RECORDER, '--out', this.testLog, '--listen', `${TEST_HOST}:80`, ...testArgs]);
     await Promise.all([waitForLine(prod, 'ready', 10_000), waitForLine(test, 'ready', 10_000)]);
   }
 
-  /** Starts the daemon on the adapter and waits until /readyz answers (capture bound). */
-  async startDaemon(extra: string[] = [], opts: { destinations?: string[] } = {}): Promise<ChildProcess> {
+  /**
+   * Starts the daemon on the adapter (or on `opts.role`, logging to `opts.log`) and waits until
+   * /readyz answers (capture bound). Only the lab adapter's daemon is `this.daemon`.
+   */
+  async startDaemon(extra: string[] = [], opts: { destinations?: string[]; role?: Role; log?: string } = {}): Promise<ChildProcess> {
+    const role = opts.role ?? 'adapter';
+    const log = opts.log ?? this.daemonLog;
     const dests = (opts.destinations ?? [`http://${TEST_HOST}`]).flatMap((d) => ['-destination', d]);
     const args = [DAEMON, ...dests, '--metrics-host', '127.0.0.1', '--metrics-port', '9464', '--log-level', 'warn', ...extra];
-    this.daemon = this.spawnIn('adapter', NODE, args, this.daemonLog);
+    const daemon = this.spawnIn(role, NODE, args, log);
+    if (role === 'adapter') this.daemon = daemon;
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline) {
-      if (this.daemon.exitCode !== null) throw new Error(`daemon exited with ${this.daemon.exitCode}: ${fs.readFileSync(this.daemonLog, 'utf8')}`);
-      const r = this.run('adapter', 'curl', ['-sf', '-m', '2', `${METRICS}/readyz`]);
-      if (r.status === 0) return this.daemon;
+      if (daemon.exitCode !== null) throw new Error(`daemon exited with ${daemon.exitCode}: ${fs.readFileSync(log, 'utf8')}`);
+      const r = this.run(role, 'curl', ['-sf', '-m', '2', `${METRICS}/readyz`]);
+      if (r.status === 0) return daemon;
       await sleep(200);
     }
-    throw new Error(`daemon did not become healthy: ${fs.readFileSync(this.daemonLog, 'utf8')}`);
+    throw new Error(`daemon did not become healthy: ${fs.readFileSync(log, 'utf8')}`);
   }
 
   async client(mode: 'behaviours' | 'load' | 'policy', extra: string[] = [], timeoutMs = 180_000): Promise<ClientResult> {
@@ -122,8 +154,8 @@ export class Lab {
   }
 
   /** The daemon's /metrics as name{labels} -> value. */
-  metrics(): Map<string, number> {
-    const r = this.run('adapter', 'curl', ['-sf', '-m', '5', `${METRICS}/metrics`]);
+  metrics(role: Role = 'adapter'): Map<string, number> {
+    const r = this.run(role, 'curl', ['-sf', '-m', '5', `${METRICS}/metrics`]);
     const m = new Map<string, number>();
     for (const line of r.stdout.split('\n')) {
       if (!line || line.startsWith('#')) continue;
@@ -134,9 +166,9 @@ export class Lab {
   }
 
   /** Sum over every series of a metric whose labels contain `match`. */
-  metric(name: string, match = ''): number {
+  metric(name: string, match = '', role: Role = 'adapter'): number {
     let sum = 0;
-    for (const [k, v] of this.metrics()) if ((k === name || k.startsWith(`${name}{`)) && k.includes(match)) sum += v;
+    for (const [k, v] of this.metrics(role)) if ((k === name || k.startsWith(`${name}{`)) && k.includes(match)) sum += v;
     return sum;
   }
 
@@ -189,9 +221,8 @@ export class Lab {
     }
   }
 
-  /** Stops the daemon with SIGTERM and waits for its exit code. */
-  async stopDaemon(timeoutMs = 15_000): Promise<number | null> {
-    const d = this.daemon;
+  /** Stops the daemon (or `d`, another daemon this lab started) with SIGTERM and waits for its exit code. */
+  async stopDaemon(timeoutMs = 15_000, d = this.daemon): Promise<number | null> {
     if (!d || d.exitCode !== null) return d?.exitCode ?? null;
     d.kill('SIGTERM');
     return new Promise((resolve) => {
@@ -213,6 +244,7 @@ export class Lab {
     while (this.procs.size && Date.now() < deadline) await sleep(50);
     for (const p of this.procs.values()) p.kill('SIGKILL');
     spawnSync('bash', [LAB_NET, 'down', this.prefix], { stdio: 'ignore', timeout: 30_000 });
+    for (const role of this.extra) spawnSync('ip', ['netns', 'del', this.ns(role)], { stdio: 'ignore', timeout: 30_000 });
     if (!keepDir) fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }

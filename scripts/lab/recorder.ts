@@ -5,6 +5,7 @@
  *
  *   node recorder.js --out FILE --listen 10.213.1.2:80 [--listen [fd00::2]:80]
  *     [--fault 500:/path] [--fault body:/path] [--fault header:/path]
+ *     [--tls-listen 10.213.1.2:443 --cert CERT.pem --key KEY.pem]
  * GET /big/N answers N MiB (at most 64), the same bytes every time.
  *
  * --fault makes a test environment misbehave on purpose on one path (shadow-testing tests):
@@ -13,10 +14,15 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 
 const args = process.argv.slice(2);
 const listens: string[] = [];
+/** HTTPS listeners (production on a TLS port, for the tests that mirror one). */
+const tlsListens: string[] = [];
+let cert = '';
+let key = '';
 const blackholes: string[] = [];
 const faults = new Map<string, string>();
 let out = '';
@@ -28,11 +34,14 @@ for (let i = 0; i < args.length; i++) {
     faults.set(rest.join(':'), kind);
   }
   else if (args[i] === '--out') out = args[++i];
+  else if (args[i] === '--tls-listen') tlsListens.push(args[++i]);
+  else if (args[i] === '--cert') cert = args[++i];
+  else if (args[i] === '--key') key = args[++i];
   // Accepts connections and reads requests but never answers: a hung test environment.
   else if (args[i] === '--blackhole') blackholes.push(args[++i]);
 }
-if (!out || listens.length === 0) {
-  process.stderr.write('usage: recorder --out FILE --listen HOST:PORT [--listen ...]\n');
+if (!out || listens.length + tlsListens.length === 0 || (tlsListens.length > 0 && (!cert || !key))) {
+  process.stderr.write('usage: recorder --out FILE --listen HOST:PORT [--listen ...] [--tls-listen HOST:PORT --cert FILE --key FILE]\n');
   process.exit(2);
 }
 const sink = fs.createWriteStream(out, { flags: 'a' });
@@ -78,7 +87,7 @@ const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
 };
 
 let ready = 0;
-const total = listens.length + blackholes.length;
+const total = listens.length + blackholes.length + tlsListens.length;
 for (const l of blackholes) {
   const idx = l.lastIndexOf(':');
   const hole = net.createServer((sock) => {
@@ -96,6 +105,13 @@ for (const l of listens) {
   // Large limits: the lab sends 16 KB cookies and 6 KB URLs on purpose.
   const server = http.createServer({ maxHeaderSize: 1024 * 1024, keepAliveTimeout: 30_000, requestTimeout: 0, headersTimeout: 60_000 }, handler);
   server.listen(port, host, () => {
+    if (++ready === total) process.stdout.write('ready\n');
+  });
+}
+for (const l of tlsListens) {
+  const idx = l.lastIndexOf(':');
+  const server = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key), keepAliveTimeout: 30_000 }, handler);
+  server.listen(Number(l.slice(idx + 1)), l.slice(0, idx).replace(/^\[|\]$/g, ''), () => {
     if (++ready === total) process.stdout.write('ready\n');
   });
 }

@@ -1,5 +1,5 @@
 /**
- * `mirror-replay doctor [--interface vxlan0]… [--destination URL]… [--seconds 3] [--config FILE]`:
+ * `mirror-replay doctor [--interface vxlan0]… [--destination URL]… [--filter-request-port 80] [--compare] [--seconds 3] [--config FILE]`:
  * one line per check, "ok", "warning" or "error", with the fix. Exit 0 unless a check is an error.
  */
 import yargs from 'yargs';
@@ -21,10 +21,12 @@ export async function runDoctor(argv: string[]): Promise<number> {
   try {
     a = yargs(argv)
       .scriptName('mirror-replay doctor')
-      .usage('$0 [options]\n\nChecks the adapter: capability, VXLAN interfaces, the VXLAN datagrams that arrive (VNIs, truncation) and the destinations. Reads --interface/--destination like the daemon: flags, then MIRROR_REPLAY_* variables, then --config FILE.')
+      .usage('$0 [options]\n\nChecks the adapter: capability, VXLAN interfaces, the VXLAN datagrams that arrive (VNIs, truncation), what the service port carries (TLS?), with --compare whether both directions arrive, and the destinations. Reads --interface/--destination like the daemon: flags, then MIRROR_REPLAY_* variables, then --config FILE.')
       .env('MIRROR_REPLAY')
       .option('interface', { type: 'string', array: true, describe: 'Capture interface to check (repeatable) [default: vxlan0]' })
       .option('destination', { type: 'string', array: true, describe: 'Destination to test for reachability (repeatable)' })
+      .option('filter-request-port', { type: 'number', alias: 'port', describe: "Production's service port inside the mirrored packets, as the daemon's flag [default: 80]" })
+      .option('compare', { type: 'boolean', describe: 'The daemon compares answers (--compare): check that both directions of each connection arrive here' })
       .option('seconds', { type: 'number', default: 3, describe: 'How long to sample VXLAN datagrams' })
       .option('config', { type: 'string', describe: "The daemon's YAML or JSON config file" })
       .help()
@@ -40,7 +42,12 @@ export async function runDoctor(argv: string[]): Promise<number> {
     if (!(seconds > 0 && seconds <= 600)) throw new Error(`--seconds must be between 0 and 600, got ${String(a.seconds)}`);
     const interfaces = strings(a.interface).length ? strings(a.interface) : strings(file.interface).length ? strings(file.interface) : ['vxlan0'];
     const destinations = strings(a.destination).length ? strings(a.destination) : strings(file.destination);
-    const checks = await runChecks({ interfaces, destinations, seconds });
+    const given = a['filter-request-port'] ?? file['filter-request-port'] ?? 80;
+    const port = Number(given);
+    if (!(Number.isInteger(port) && port > 0 && port < 65536)) throw new Error(`--filter-request-port must be a TCP port, got ${String(given)}`);
+    // As the daemon: a diff log or a baseline implies comparing.
+    const compare = Boolean(a.compare ?? (file.compare || file['diff-log'] || file['baseline-destination']));
+    const checks = await runChecks({ interfaces, destinations, seconds, port, compare });
     for (const c of checks) process.stdout.write(`${formatCheck(c)}\n`);
     const errors = checks.filter((c) => c.status === 'error').length;
     const warnings = checks.filter((c) => c.status === 'warning').length;

@@ -12,6 +12,7 @@
 import type { Logger } from 'pino';
 import type { HttpRequest } from '../http/types.js';
 import { HttpResponseParser, type ResponseDigest, type ResponseLossReason } from '../http/response.js';
+import { TlsGuard } from '../http/tls.js';
 import type { FlowInfo, GapCause, StreamSink, TaintCause } from '../reassemble/stream.js';
 import type { AnswerSink } from '../replay/destination.js';
 import { compareResponses, isNoise, type CompareOptions, type CompareResult, type Comparison } from './compare.js';
@@ -140,20 +141,24 @@ export class Shadow {
     if (midstream) c.breakAll('midstream');
     const conn = c;
     const parser = new HttpResponseParser(conn, { snippetBytes: this.opts.snippetBytes, captureJsonBytes: this.opts.captureJsonBytes });
+    // Production's side of a TLS connection (a ServerHello) is lost as `tls`, not `malformed`.
+    const guard = new TlsGuard(parser, midstream, (requests) => {
+      if (requests > 0) conn.onLost('tls', false);
+    });
     return {
-      push: (b, o, l) => parser.push(b, o, l),
-      gap: (n: number, cause?: GapCause) => parser.gap(n, cause),
-      taint: (cause: TaintCause) => parser.taint(cause),
+      push: (b, o, l) => guard.push(b, o, l),
+      gap: (n: number, cause?: GapCause) => guard.gap(n, cause),
+      taint: (cause: TaintCause) => guard.taint(cause),
       stalled: () => {},
       end: () => {
-        parser.end();
+        guard.end();
         conn.responseEnded();
       },
       get bufferedBytes() {
-        return parser.bufferedBytes;
+        return guard.bufferedBytes;
       },
       get pendingBytes() {
-        return parser.pendingBytes;
+        return guard.pendingBytes;
       },
     };
   }

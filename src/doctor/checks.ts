@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { defaultRouteDevice, readLinks, type LinkFacts } from './links.js';
+import type { FlowSummary } from './flows.js';
 import { sampleVxlan, type Sample } from './sample.js';
 
 export type Status = 'ok' | 'warning' | 'error';
@@ -24,6 +25,10 @@ export interface DoctorOptions {
   /** How long to sample VXLAN on each underlying device. */
   seconds: number;
   connectTimeoutMs?: number;
+  /** Production's TCP port inside the mirrored packets (the daemon's --filter-request-port). */
+  port?: number;
+  /** The daemon compares answers (--compare): both directions must arrive here. */
+  compare?: boolean;
 }
 
 const CAP_NET_RAW = 13;
@@ -82,7 +87,7 @@ export async function runChecks(o: DoctorOptions): Promise<Check[]> {
     out.push({ status: 'warning', name: 'traffic', message: 'not sampled: capturing needs CAP_NET_RAW', fix: 'run doctor as root' });
   } else {
     const samples = await Promise.all(
-      [...targets.values()].map((t) => sampleVxlan(t.device, t.port, o.seconds).catch((e: unknown) => ({ error: e as Error, ...t }))),
+      [...targets.values()].map((t) => sampleVxlan(t.device, t.port, o.seconds, o.port ?? 80).catch((e: unknown) => ({ error: e as Error, ...t }))),
     );
     for (const s of samples) {
       if ('error' in s) {
@@ -90,6 +95,7 @@ export async function runChecks(o: DoctorOptions): Promise<Check[]> {
         continue;
       }
       out.push(...judgeSample(s, vxlans, configured, byName.get(s.device)?.mtu ?? 0));
+      if (s.datagrams > 0) out.push(...judgeFlows(s.flows, o.compare ?? false));
     }
   }
 
@@ -175,4 +181,49 @@ export async function checkDestination(url: string, timeoutMs: number): Promise<
   });
   if (!err) return { status: 'ok', name: `destination ${u.origin}`, message: `TCP ${host}:${port} accepts connections` };
   return { status: 'error', name: `destination ${u.origin}`, message: `TCP ${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, fix: 'check the test environment is up and its security group allows TCP from the adapter' };
+}
+
+/** Findings about what the service port carries and, with --compare, about directions. */
+export function judgeFlows(f: FlowSummary, compare: boolean): Check[] {
+  const port = f.servicePort;
+  const out: Check[] = [];
+  if (f.connections === 0) {
+    const others = f.otherPorts.slice(0, 3).map(([p, n]) => `${p} (${n} segments)`).join(', ');
+    out.push({
+      status: 'warning',
+      name: `port ${port}`,
+      message: `no TCP connection on port ${port} in the mirrored packets${others ? `; other ports seen: ${others}` : ''}`,
+      fix: others ? `if the service listens on another port, give it: --filter-request-port ${f.otherPorts[0][0]}` : 'check that production has traffic and that the mirror filter accepts it',
+    });
+    return out;
+  }
+  const judged = f.tls + f.http + f.other;
+  if (f.tls > 0) {
+    out.push({
+      status: f.http === 0 ? 'error' : 'warning',
+      name: `tls port ${port}`,
+      message: `port ${port} carries TLS: ${f.tls} of ${judged} connections began with a TLS record; their requests are encrypted and are counted as dropped (reason "tls"), never replayed`,
+      fix: 'mirror the plaintext hop instead: terminate TLS at a load balancer (ALB, or NLB with a TLS listener) and mirror the ENIs of its targets, with the filter on the port they serve plain HTTP on',
+    });
+  } else if (judged > 0) {
+    out.push({ status: 'ok', name: `port ${port}`, message: `${judged} connections on port ${port} began in plain text (${f.http} with an HTTP request line), none with TLS` });
+  }
+  if (compare) out.push(judgeDirections(f));
+  return out;
+}
+
+/** With --compare, each connection's requests and answers must reach this one adapter. */
+function judgeDirections(f: FlowSummary): Check {
+  const port = f.servicePort;
+  const oneWay = f.upOnly + f.downOnly;
+  // A connection that begins or ends at the sample's edge may show one direction: judge the majority.
+  if (oneWay * 2 <= f.connections) {
+    return { status: 'ok', name: 'directions', message: `both directions of ${f.connections - oneWay} of ${f.connections} connections on port ${port} arrive here: --compare can pair answers with requests` };
+  }
+  return {
+    status: 'warning',
+    name: 'directions',
+    message: `--compare is on but ${oneWay} of ${f.connections} connections on port ${port} arrive in one direction only (${f.upOnly} with requests and no answers, ${f.downOnly} with answers and no requests): their answers cannot be compared`,
+    fix: `mirror both directions (an outbound filter rule from source port ${port} beside the inbound one), and keep each mirror source on one adapter (NLB: source_ip stickiness on the UDP target group; a split by outer 5-tuple can send a connection's two directions to different adapters)`,
+  };
 }

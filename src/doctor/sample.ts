@@ -4,6 +4,7 @@
  */
 import { buildUdpPortFilter } from '../capture/bpf.js';
 import { PacketRing } from '../capture/ring.js';
+import { FlowSample, type FlowSummary } from './flows.js';
 
 export interface VxlanDatagram {
   vni: number;
@@ -11,6 +12,8 @@ export interface VxlanDatagram {
   innerBytes: number;
   /** Its length per the inner IP header; above innerBytes means the mirror cut it. */
   innerIpLength: number | null;
+  /** Offset of the inner Ethernet frame from the outer frame's start. */
+  inner: number;
 }
 
 export interface Sample {
@@ -26,6 +29,8 @@ export interface Sample {
   truncated: number;
   largestInnerIp: number;
   kernelDrops: number;
+  /** The connections on the service port inside the datagrams. */
+  flows: FlowSummary;
 }
 
 /** Parses an outer Ethernet/IPv4|IPv6/UDP/VXLAN frame; null when it is not one to `port`. */
@@ -43,7 +48,7 @@ export function parseVxlanFrame(b: Uint8Array, off: number, len: number, port: n
   } else return null;
   if (udp + 16 > len || dv.getUint16(udp + 2) !== port) return null;
   const vx = udp + 8;
-  if ((dv.getUint8(vx) & 0x08) === 0) return { vni: -1, innerBytes: 0, innerIpLength: null };
+  if ((dv.getUint8(vx) & 0x08) === 0) return { vni: -1, innerBytes: 0, innerIpLength: null, inner: 0 };
   const vni = (dv.getUint8(vx + 4) << 16) | (dv.getUint8(vx + 5) << 8) | dv.getUint8(vx + 6);
   const inner = vx + 8;
   const ip = inner + 14;
@@ -54,12 +59,16 @@ export function parseVxlanFrame(b: Uint8Array, off: number, len: number, port: n
     if (it === 0x0800) innerIpLength = dv.getUint16(ip + 2);
     else if (it === 0x86dd && ip + 40 <= len) innerIpLength = 40 + dv.getUint16(ip + 4);
   }
-  return { vni, innerBytes, innerIpLength };
+  return { vni, innerBytes, innerIpLength, inner };
 }
 
-/** Captures for `seconds` on `device`; throws CaptureError if the ring cannot open. */
-export async function sampleVxlan(device: string, port: number, seconds: number): Promise<Sample> {
-  const s: Sample = { device, port, seconds, datagrams: 0, vnis: new Map(), notVxlan: 0, truncated: 0, largestInnerIp: 0, kernelDrops: 0 };
+/**
+ * Captures for `seconds` on `device` (VXLAN to UDP `port`; `servicePort`: production's TCP port
+ * inside); throws CaptureError if the ring cannot open.
+ */
+export async function sampleVxlan(device: string, port: number, seconds: number, servicePort = 80): Promise<Sample> {
+  const flows = new FlowSample(servicePort);
+  const s: Sample = { device, port, seconds, datagrams: 0, vnis: new Map(), notVxlan: 0, truncated: 0, largestInnerIp: 0, kernelDrops: 0, flows: flows.summary() };
   const ring = new PacketRing({ interface: device, port, ringMiB: 4, blockKiB: 128, filter: buildUdpPortFilter(port) });
   const timer = setTimeout(() => ring.stop(), seconds * 1000);
   try {
@@ -72,6 +81,7 @@ export async function sampleVxlan(device: string, port: number, seconds: number)
         return;
       }
       s.vnis.set(d.vni, (s.vnis.get(d.vni) ?? 0) + 1);
+      flows.note(buf, off + d.inner, cap - d.inner);
       // capLen < wireLen would be our own cut, not the mirror's; the ring keeps frames whole.
       if ((d.innerIpLength !== null && d.innerIpLength > d.innerBytes) || cap < wire) s.truncated++;
       if (d.innerIpLength !== null) s.largestInnerIp = Math.max(s.largestInnerIp, Math.min(d.innerIpLength, d.innerBytes));
@@ -80,5 +90,6 @@ export async function sampleVxlan(device: string, port: number, seconds: number)
     clearTimeout(timer);
   }
   s.kernelDrops = ring.stats().kernelDrops;
+  s.flows = flows.summary();
   return s;
 }

@@ -36,7 +36,7 @@ export interface ResponseDigest {
 }
 
 /** Why a response could not be digested. */
-export const RESPONSE_LOSS_REASONS = ['gap', 'malformed', 'head_too_large', 'overlap_conflict', 'incomplete'] as const;
+export const RESPONSE_LOSS_REASONS = ['gap', 'malformed', 'head_too_large', 'overlap_conflict', 'incomplete', 'tls'] as const;
 export type ResponseLossReason = (typeof RESPONSE_LOSS_REASONS)[number];
 
 export interface ResponseParserEvents {

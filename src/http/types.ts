@@ -63,6 +63,11 @@ export const HTTP_DROP_REASONS = [
   /** The HTTP/2 connection preface (`PRI *`, any version), and everything after it on the connection. */
   'http2_preface',
   /**
+   * The connection is TLS (its first bytes are a TLS record, see tls.ts): one per connection, and
+   * every later byte of it. The port carries encrypted traffic; mirror the plaintext hop instead.
+   */
+  'tls',
+  /**
    * Requests (and bytes) after a request refused for its head or framing on the same connection: its
    * framing is unknown from there, and a server closes such a connection, so nothing after it is replayed.
    */

@@ -17,6 +17,7 @@ import { Decoder } from '../decode/decoder.js';
 import { VNI_OTHER, type EncapOptions } from '../decode/tunnel.js';
 import { rateLimited } from '../log.js';
 import { HttpRequestParser } from '../http/parser.js';
+import { TlsGuard } from '../http/tls.js';
 import type { HttpDropReason, HttpParserLimits, HttpRequest } from '../http/types.js';
 import type { PipelineProbe } from '../metrics/registry.js';
 import type { FlowInfo, StreamSink } from '../reassemble/stream.js';
@@ -132,20 +133,23 @@ export class Stages {
   private requestParser(info: FlowInfo, midstream: boolean): StreamSink {
     const out = this.out;
     let side: RequestSide | null = null;
-    const parser = new HttpRequestParser(
+    const onDrop = (reason: HttpDropReason, requests: number, skippedBytes: number): void => {
+      if (requests > 0) side?.dropped(requests);
+      out.dropped(reason, requests, skippedBytes, info);
+    };
+    const http = new HttpRequestParser(
       {
         onRequest: (req) => {
           if (side) side.request(req, (answers) => out.request(req, info, answers));
           else out.request(req, info);
         },
-        onDrop: (reason, requests, skippedBytes) => {
-          if (requests > 0) side?.dropped(requests);
-          out.dropped(reason, requests, skippedBytes, info);
-        },
+        onDrop,
       },
       this.opts.limits,
       { midstream },
     );
+    // A TLS connection is said to be one (drop reason `tls`) before the parser would call it malformed.
+    const parser = new TlsGuard(http, midstream, (requests, bytes) => onDrop('tls', requests, bytes));
     const paired = this.shadow?.requestSide(info, midstream, parser) ?? null;
     if (paired === null) return parser;
     side = paired.side;

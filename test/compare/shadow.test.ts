@@ -182,3 +182,19 @@ test('diff log rotates by size and keeps the configured number of old files', ()
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("production's side of a TLS connection is lost as tls (not malformed); nothing is compared", async () => {
+  const { shadow, counts, reg } = setup();
+  const c = connect(shadow);
+  c.dropped(1); // the request side counted the connection under tls
+  // A ServerHello record's header, then more of it, split across pushes.
+  c.respond(Buffer.from([0x16, 0x03]));
+  c.respond(Buffer.from([0x03, 0x00, 0x7a, 0x02, 0x00, 0x00, 0x76, 0x03, 0x03]));
+  c.respond(Buffer.alloc(200, 0x5a));
+  c.end();
+  const lost: Record<string, number> = {};
+  for (const v of (await reg.getSingleMetric('mirror_replay_responses_lost_total')!.get()).values) if (v.value) lost[String(v.labels.reason)] = v.value;
+  assert.deepEqual(lost, { tls: 1 });
+  assert.deepEqual(await counts(), {});
+  assert.equal(shadow.connections, 0);
+});

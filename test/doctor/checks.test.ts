@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { hasNetRaw, judgeSample, checkDestination } from '../../src/doctor/checks.js';
+import { hasNetRaw, judgeFlows, judgeSample, checkDestination } from '../../src/doctor/checks.js';
+import { FlowSample } from '../../src/doctor/flows.js';
 import { toLinkFacts, type LinkFacts } from '../../src/doctor/links.js';
 import { parseVxlanFrame, type Sample } from '../../src/doctor/sample.js';
 import { formatCheck } from '../../src/cli/doctor.js';
-import { buildFrame, TCP_ACK } from '../fixtures/frames.js';
+import { buildFrame, TCP_ACK, TCP_SYN } from '../fixtures/frames.js';
 import { vxlanFrame } from '../fixtures/vxlan.js';
 
 const inner = buildFrame({ src: '10.0.1.5', dst: '10.0.1.2', sport: 40000, dport: 80, seq: 1, ack: 1, flags: TCP_ACK, payload: 'x'.repeat(1000) });
@@ -28,7 +29,7 @@ const vxlan0: LinkFacts = toLinkFacts({ ifname: 'vxlan0', flags: ['UP'], mtu: 89
 const vxlan1: LinkFacts = toLinkFacts({ ifname: 'vxlan1', flags: ['UP'], mtu: 8951, linkinfo: { info_kind: 'vxlan', info_data: { id: 2, port: 4789, link: 'eth0' } } });
 function sample(vnis: Array<[number, number]>, extra: Partial<Sample> = {}): Sample {
   const total = vnis.reduce((a, [, n]) => a + n, 0);
-  return { device: 'eth0', port: 4789, seconds: 3, datagrams: total, vnis: new Map(vnis), notVxlan: 0, truncated: 0, largestInnerIp: 1500, kernelDrops: 0, ...extra };
+  return { device: 'eth0', port: 4789, seconds: 3, datagrams: total, vnis: new Map(vnis), notVxlan: 0, truncated: 0, largestInnerIp: 1500, kernelDrops: 0, flows: new FlowSample(80).summary(), ...extra };
 }
 
 test('a VNI mismatch names both VNIs and the fix', () => {
@@ -73,4 +74,61 @@ test('an unreachable destination is an error with a fix', async () => {
   const c = await checkDestination('http://127.0.0.1:1', 1000);
   assert.equal(c.status, 'error');
   assert.match(c.message, /ECONNREFUSED/);
+});
+
+/** A ClientHello's first bytes as OpenSSL sends them: handshake record, TLS 1.0 record version. */
+const HELLO = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]), Buffer.alloc(40, 9)]);
+
+/** One connection on port `port` from client port `cport`: SYN, SYN-ACK, first payload, answer. */
+function connection(f: FlowSample, cport: number, payload: Buffer | string, dirs: 'both' | 'up' | 'down' = 'both', port = 80): void {
+  const up = (flags: number, p?: Buffer | string) => buildFrame({ src: '10.0.1.5', dst: '10.0.1.2', sport: cport, dport: port, seq: 1, ack: 1, flags, payload: p });
+  const down = (flags: number, p?: string) => buildFrame({ src: '10.0.1.2', dst: '10.0.1.5', sport: port, dport: cport, seq: 1, ack: 1, flags, payload: p });
+  const frames = [];
+  if (dirs !== 'down') frames.push(up(TCP_SYN), up(TCP_ACK, payload));
+  if (dirs !== 'up') frames.push(down(TCP_SYN | TCP_ACK), down(TCP_ACK, 'HTTP/1.1 200 OK\r\n\r\n'));
+  for (const fr of frames) f.note(fr, 0, fr.length);
+}
+
+test('doctor names TLS on the service port, with what to mirror instead', () => {
+  const f = new FlowSample(443);
+  for (let i = 0; i < 4; i++) connection(f, 50000 + i, HELLO, 'both', 443);
+  const s = f.summary();
+  assert.deepEqual({ connections: s.connections, tls: s.tls, http: s.http }, { connections: 4, tls: 4, http: 0 });
+  const tls = judgeFlows(s, false).find((c) => c.name === 'tls port 443')!;
+  assert.equal(tls.status, 'error', 'nothing on the port can be replayed');
+  assert.match(tls.message, /port 443 carries TLS: 4 of 4 connections/);
+  assert.match(tls.fix!, /plaintext hop.*load balancer.*targets/);
+  // Some plain HTTP beside it: a warning.
+  connection(f, 50010, 'GET / HTTP/1.1\r\n\r\n', 'both', 443);
+  assert.equal(judgeFlows(f.summary(), false).find((c) => c.name === 'tls port 443')!.status, 'warning');
+});
+
+test('plain HTTP is ok; no connection on the port names the ports that were seen', () => {
+  const f = new FlowSample(80);
+  connection(f, 40000, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+  const out = judgeFlows(f.summary(), false);
+  assert.deepEqual(out.map((c) => [c.status, c.name]), [['ok', 'port 80']]);
+  const g = new FlowSample(8080);
+  connection(g, 40000, 'GET / HTTP/1.1\r\n\r\n');
+  const none = judgeFlows(g.summary(), true);
+  assert.equal(none.length, 1);
+  assert.match(none[0].message, /no TCP connection on port 8080.*other ports seen: 80 \(4 segments\)/);
+  assert.match(none[0].fix!, /--filter-request-port 80/);
+});
+
+test('with --compare, connections seen in one direction only are reported with the fix', () => {
+  const split = new FlowSample(80);
+  for (let i = 0; i < 6; i++) connection(split, 41000 + i, 'GET / HTTP/1.1\r\n\r\n', 'up');
+  connection(split, 42000, 'GET / HTTP/1.1\r\n\r\n', 'both');
+  const d = judgeFlows(split.summary(), true).find((c) => c.name === 'directions')!;
+  assert.equal(d.status, 'warning');
+  assert.match(d.message, /6 of 7 connections on port 80 arrive in one direction only \(6 with requests and no answers, 0 with answers and no requests\)/);
+  assert.match(d.fix!, /mirror both directions.*keep each mirror source on one adapter/);
+  assert.equal(judgeFlows(split.summary(), false).find((c) => c.name === 'directions'), undefined, 'not judged without --compare');
+  const answersOnly = new FlowSample(80);
+  for (let i = 0; i < 3; i++) connection(answersOnly, 43000 + i, '', 'down');
+  assert.match(judgeFlows(answersOnly.summary(), true).find((c) => c.name === 'directions')!.message, /0 with requests and no answers, 3 with answers and no requests/);
+  const both = new FlowSample(80);
+  for (let i = 0; i < 3; i++) connection(both, 44000 + i, 'GET / HTTP/1.1\r\n\r\n');
+  assert.equal(judgeFlows(both.summary(), true).find((c) => c.name === 'directions')!.status, 'ok');
 });
