@@ -186,8 +186,20 @@ export class ThreadCapture implements Capture {
     readonly stages: Stages,
     /** Called after each sweep (a worker reports its counters then). */
     private readonly afterSweep: () => void = () => {},
+    /** Sees every frame of a source before decode (the recorder); with `tapOnly`, instead of decode. */
+    tap: ((source: string) => FrameHandler) | null = null,
+    tapOnly = false,
   ) {
-    this.handlers = loops.map(() => stages.frameHandler());
+    this.handlers = loops.map((s) => {
+      const t = tap?.(s.name);
+      if (!t) return stages.frameHandler();
+      if (tapOnly) return t;
+      const h = stages.frameHandler();
+      return (buf, off, capLen, wireLen, linkType, ts) => {
+        t(buf, off, capLen, wireLen, linkType, ts);
+        h(buf, off, capLen, wireLen, linkType, ts);
+      };
+    });
   }
 
   readonly probe: CaptureProbe = {
