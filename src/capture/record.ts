@@ -93,7 +93,7 @@ export class Recorder {
     /** A write failed (for a rate-limited log line). */
     private readonly onError: (reason: RecordDropReason, err: Error) => void = () => {},
   ) {
-    this.files = readdirSync(opts.dir).filter((n) => NAME_RE.test(n)).sort().map((n) => `${opts.dir}/${n}`);
+    this.files = existing(opts.dir);
     this.timer = setInterval(() => this.tick(), RECORD_FLUSH_MS);
     this.timer.unref();
   }
@@ -271,6 +271,15 @@ export class Recorder {
         () => {},
       );
     }
+  }
+}
+
+/** Our files already in `dir` (an earlier run's), oldest first: the cap counts them too. */
+function existing(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((n) => NAME_RE.test(n)).sort().map((n) => `${dir}/${n}`);
+  } catch {
+    return [];
   }
 }
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { pino } from 'pino';
 import { MirrorReplayError } from '../errors.js';
 import { parseArgs } from './args.js';
 import { startDaemon } from '../daemon.js';
+import { summaryJson, summaryText } from '../metrics/summary.js';
 import { systemdNotifier, type Notifier } from '../ops/notify.js';
 import { runDoctor } from './doctor.js';
 import { runReport } from './report.js';
@@ -75,7 +77,18 @@ async function main(): Promise<number> {
     droppedByReason: await m.byLabel('mirror_replay_requests_dropped_total', 'reason'),
   };
   log.info(summary, 'stopped');
-  if (cfg.pcap) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  const full = await summaryJson(m.registry);
+  if (cfg.pcap) process.stderr.write(summaryText(full));
+  if (cfg.summaryJson === '-') process.stdout.write(`${JSON.stringify(full)}\n`);
+  else if (cfg.pcap) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  if (cfg.summaryJson && cfg.summaryJson !== '-') {
+    try {
+      fs.writeFileSync(cfg.summaryJson, `${JSON.stringify(full, null, 2)}\n`);
+    } catch (e) {
+      process.stderr.write(`mirror-replay: --summary-json ${cfg.summaryJson}: ${(e as Error).message}\n`);
+      if (code === 0) return 1;
+    }
+  }
   notifier?.close();
   log.flush();
   return code;
