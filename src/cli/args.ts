@@ -18,10 +18,13 @@ const OPTION_NAMES = [
  * Accept that spelling for every long option so its unit files work unchanged.
  */
 export function normaliseSingleDash(argv: string[]): string[] {
-  return argv.map((a) => {
+  const out = argv.map((a) => {
     const m = /^-([a-z][a-z-]+)(=.*)?$/.exec(a);
     return m && OPTION_NAMES.includes(m[1]) ? `-${a}` : a;
   });
+  // yargs reads a lone '-' as a positional argument; '--summary-json -' means stdout.
+  for (let i = 0; i < out.length - 1; i++) if (out[i] === '--summary-json' && out[i + 1] === '-') out.splice(i, 2, '--summary-json=-');
+  return out;
 }
 
 export { parseBytes, parseDuration } from '../units.js';

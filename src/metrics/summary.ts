@@ -49,7 +49,8 @@ export function summaryText(s: SummaryJson): string {
       for (const e of v) if (e.value) by.set(label ? String(e[label]) : '', (by.get(label ? String(e[label]) : '') ?? 0) + e.value);
       const total = [...by.values()].reduce((a, b) => a + b, 0);
       const detail = label && by.size ? ` (${[...by].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')})` : '';
-      parts.push(`${what} ${total}${detail}`);
+      // Reassembly events are not parts of a whole: only their breakdown means something.
+      parts.push(what === 'events' ? `events${detail || ' none'}` : `${what} ${total}${detail}`);
     }
     if (parts.length) lines.push(`  ${title.padEnd(11)}${parts.join('; ')}`);
   }

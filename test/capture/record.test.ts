@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { PcapFileSource } from '../../src/capture/pcap.js';
 import { Recorder, type RecordOptions } from '../../src/capture/record.js';
 import { LINK_ETHERNET, LINK_RAW } from '../../src/linktypes.js';
-import { buildFrame, TCP_ACK, TCP_PSH, TCP_SYN } from '../fixtures/frames.js';
+import { requestFrames } from '../fixtures/requests.js';
 
 let root = '';
 let n = 0;
@@ -30,19 +30,6 @@ function opts(o: Partial<RecordOptions> = {}): RecordOptions {
   const dir = join(root, `r${n++}`);
   spawnSync('mkdir', ['-p', dir]);
   return { dir, maxFileBytes: 0, maxFileMs: 0, maxFiles: 0, gzip: false, bufferBytes: 64 << 20, snapLen: 262144, ...o };
-}
-
-/** A connection: SYN, then `requests` GETs with ids; capture times 1 ms apart from `t0` µs. */
-export function requestFrames(requests: number, t0 = 1_700_000_000_000_000, gapUs = 1000, sport = 40000): Array<{ data: Buffer; ts: number }> {
-  const conn = { src: '10.1.0.3', dst: '10.2.0.1', sport, dport: 80 };
-  let seq = 1000;
-  const out = [{ data: buildFrame({ ...conn, seq: seq++, flags: TCP_SYN }), ts: t0 }];
-  for (let i = 0; i < requests; i++) {
-    const payload = `GET /r/${i} HTTP/1.1\r\nHost: a\r\nX-Id: ${sport}-${i}\r\n\r\n`;
-    out.push({ data: buildFrame({ ...conn, seq, ack: 1, flags: TCP_ACK | TCP_PSH, payload }), ts: t0 + (i + 1) * gapUs });
-    seq += payload.length;
-  }
-  return out;
 }
 
 interface Got {
