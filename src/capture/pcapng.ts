@@ -48,14 +48,11 @@ const OPT_IF_TSRESOL = 9;
 
 export async function readPcapng(r: ChunkReader, name: string, deliver: FrameHandler, stopping: () => boolean, pace: Pace | null = null): Promise<void> {
   const buf = r.buf;
-  let le = true;
-  let interfaces: Interface[] = [];
+  let [le, interfaces] = [true, [] as Interface[]];
   const u32 = (o: number): number => (le ? buf.readUInt32LE(r.start + o) : buf.readUInt32BE(r.start + o));
   const u16 = (o: number): number => (le ? buf.readUInt16LE(r.start + o) : buf.readUInt16BE(r.start + o));
   let blockAt = 0; // for messages
-  const fail = (what: string): never => {
-    throw new PcapFormatError(`${name}: pcapng block at offset ${blockAt}: ${what}`);
-  };
+  const fail = (what: string): never => throwFormat(`${name}: pcapng block at offset ${blockAt}: ${what}`);
   const need = async (n: number, what: string): Promise<void> => {
     if (!(await r.fill(n))) fail(`truncated ${what} (${n} bytes needed, ${r.available} present)`);
   };
@@ -83,31 +80,25 @@ export async function readPcapng(r: ChunkReader, name: string, deliver: FrameHan
     const [type, len] = [u32(0), u32(4)];
     if (len < BLOCK_OVERHEAD || len % 4 !== 0) fail(`block length ${len} is not a multiple of 4 of at least 12; file is corrupt`);
     switch (type) {
-      case PCAPNG_SHB: {
+      case PCAPNG_SHB:
         if (len < SHB_MIN) fail(`section header of ${len} bytes`);
         await need(16, 'section header');
         if (u16(12) !== 1) fail(`pcapng version ${u16(12)}.${u16(14)} is not supported (1.x is)`);
         break;
-      }
-      case IDB: {
+      case IDB:
         if (len < IDB_MIN) fail(`interface description of ${len} bytes`);
-        const whole = len <= IDB_OPTIONS_MAX;
-        await need(whole ? len : 16, 'interface description');
-        interfaces.push({ linkType: u16(8), snapLen: u32(12), checked: false, unitsPerUs: whole ? tsUnitsPerUs(buf, r.start, len, le) : 1 });
+        await need(Math.min(len, IDB_OPTIONS_MAX), 'interface description');
+        interfaces.push({ linkType: u16(8), snapLen: u32(12), checked: false, unitsPerUs: tsUnitsPerUs(buf, r.start, Math.min(len, IDB_OPTIONS_MAX), le) });
         break;
-      }
       case EPB:
       case OBSOLETE_PB: {
         if (len < PB_MIN) fail(`packet block of ${len} bytes`);
         if (len > MAX_PACKET_BLOCK) fail(`packet block claims ${len} bytes (limit ${MAX_PACKET_BLOCK}); file is corrupt`);
         await need(len, 'packet block');
         const id = type === EPB ? u32(8) : u16(8);
-        const linkType = linkOf(id);
-        const capLen = u32(20);
+        const [capLen, linkType, ts] = [u32(20), linkOf(id), timestamp(u32(12), u32(16), interfaces[id])];
         if (capLen > len - PB_MIN) fail(`captured length ${capLen} overruns its ${len}-byte block; file is corrupt`);
         if (capLen > MAX_RECORD) fail(`packet claims ${capLen} bytes (limit ${MAX_RECORD}); file is corrupt`);
-        const upu = interfaces[id].unitsPerUs;
-        const ts = (u32(12) * 4294967296) / upu + u32(16) / upu;
         const wait = pace?.(ts);
         if (wait) await wait;
         deliver(buf, r.start + PB_HEADER, capLen, u32(24), linkType, ts);
@@ -121,10 +112,8 @@ export async function readPcapng(r: ChunkReader, name: string, deliver: FrameHan
         const linkType = linkOf(0);
         const wireLen = u32(8);
         // No captured length of its own: the smaller of the packet, the snap length and the block.
-        const snap = interfaces[0].snapLen;
-        const capLen = Math.min(wireLen, len - SPB_MIN, snap > 0 ? snap : Infinity);
+        const capLen = Math.min(wireLen, len - SPB_MIN, interfaces[0].snapLen || Infinity);
         if (capLen > MAX_RECORD) fail(`packet claims ${capLen} bytes (limit ${MAX_RECORD}); file is corrupt`);
-        // No timestamp in a simple packet block: delivered untimed.
         const wait = pace?.(undefined);
         if (wait) await wait;
         deliver(buf, r.start + 12, capLen, wireLen, linkType);
@@ -141,6 +130,15 @@ export async function readPcapng(r: ChunkReader, name: string, deliver: FrameHan
 function littleEndian(bom: number): boolean | null {
   if (bom === BYTE_ORDER_MAGIC) return true;
   return bom === 0x4d3c2b1a ? false : null;
+}
+
+function throwFormat(message: string): never {
+  throw new PcapFormatError(message);
+}
+
+/** A packet block's timestamp in µs, from its interface's units. */
+function timestamp(high: number, low: number, i: Interface): number {
+  return (high * 4294967296) / i.unitsPerUs + low / i.unitsPerUs;
 }
 
 /** if_tsresol of the interface description at buf[at..at+len): timestamp units per µs. */

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import type { Metrics } from '../metrics/registry.js';
 import { MirrorReplayError } from '../errors.js';
 import { parseArgs } from './args.js';
 import { startDaemon } from '../daemon.js';
@@ -64,10 +66,17 @@ async function main(): Promise<number> {
       log.error({ err: e, code: (e as { code?: string }).code }, 'reload failed: the previous policy stays in force');
     }
   });
-  const code = await daemon.done;
+  let code = await daemon.done;
   const failure = daemon.failure();
   if (failure) process.stderr.write(`mirror-replay: ${failure.message}\n`);
-  const m = daemon.metrics;
+  code = await endOfRun(cfg, daemon.metrics, log, code);
+  notifier?.close();
+  log.flush();
+  return code;
+}
+
+/** The last word on every request: the log line, the stdout line of a file run, the summary (text and --summary-json). Returns the exit code. */
+async function endOfRun(cfg: Config, m: Metrics, log: Logger, code: number): Promise<number> {
   const summary = {
     parsed: await m.total('mirror_replay_requests_parsed_total'),
     replayed: await m.total('mirror_replay_requests_replayed_total'),
@@ -86,11 +95,9 @@ async function main(): Promise<number> {
       fs.writeFileSync(cfg.summaryJson, `${JSON.stringify(full, null, 2)}\n`);
     } catch (e) {
       process.stderr.write(`mirror-replay: --summary-json ${cfg.summaryJson}: ${(e as Error).message}\n`);
-      if (code === 0) return 1;
+      return code || 1;
     }
   }
-  notifier?.close();
-  log.flush();
   return code;
 }
 
