@@ -29,7 +29,7 @@ before(async () => {
   recDir = path.join(lab.dir, 'recording');
   await lab.up();
   await lab.startRecorders();
-  if (has('tcpdump')) captures.push({ what: 'tcpdump -i any (pcap, Linux cooked)', file: path.join(lab.dir, 'any.pcap'), proc: lab.spawnIn('adapter', 'tcpdump', ['-i', 'any', '-U', '-w', path.join(lab.dir, 'any.pcap'), 'tcp port 80']) });
+  if (has('tcpdump')) captures.push({ what: 'tcpdump -i any (pcap, Linux cooked)', file: path.join(lab.dir, 'any.pcap'), proc: lab.spawnIn('adapter', 'tcpdump', ['-i', 'any', '--immediate-mode', '-U', '-w', path.join(lab.dir, 'any.pcap'), 'tcp port 80']) });
   if (has('tshark')) captures.push({ what: 'tshark -i vxlan0 (pcapng)', file: path.join(lab.dir, 'vx.pcapng'), proc: lab.spawnIn('adapter', 'tshark', ['-i', 'vxlan0', '-w', path.join(lab.dir, 'vx.pcapng'), '-f', 'tcp port 80']) });
   await sleep(2000); // the capture tools have opened their sockets
   await lab.startDaemon(['--record', recDir, '--record-max-file-size', '256KiB', '--workers', '1']);
@@ -51,6 +51,8 @@ test('a recording of a lab run: tshark reads it cleanly; replayed from the direc
   const res = await lab.client('behaviours');
   assert.deepEqual(res.failures, []);
   await lab.waitForTest(30_000);
+  // The capture tools hand over their last buffered packets before they are stopped.
+  await sleep(2000);
   for (const c of captures) c.proc.kill('SIGINT');
   assert.equal(await lab.stopDaemon(), 0);
   const prod = readRecords(lab.prodLog);
