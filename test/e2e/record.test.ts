@@ -22,6 +22,8 @@ const DAEMON = path.join(ROOT, 'dist/src/cli/main.js');
 let lab: Lab;
 let recDir = '';
 const captures: Array<{ what: string; file: string; proc: ChildProcess }> = [];
+/** What each capture tool said (its drop count at exit). */
+const said = new Map<string, string>();
 
 before(async () => {
   if (skip) return;
@@ -29,8 +31,9 @@ before(async () => {
   recDir = path.join(lab.dir, 'recording');
   await lab.up();
   await lab.startRecorders();
-  if (has('tcpdump')) captures.push({ what: 'tcpdump -i any (pcap, Linux cooked)', file: path.join(lab.dir, 'any.pcap'), proc: lab.spawnIn('adapter', 'tcpdump', ['-i', 'any', '--immediate-mode', '-U', '-w', path.join(lab.dir, 'any.pcap'), 'tcp port 80']) });
-  if (has('tshark')) captures.push({ what: 'tshark -i vxlan0 (pcapng)', file: path.join(lab.dir, 'vx.pcapng'), proc: lab.spawnIn('adapter', 'tshark', ['-i', 'vxlan0', '-w', path.join(lab.dir, 'vx.pcapng'), '-f', 'tcp port 80']) });
+  if (has('tcpdump')) captures.push({ what: 'tcpdump -i any (pcap, Linux cooked)', file: path.join(lab.dir, 'any.pcap'), proc: lab.spawnIn('adapter', 'tcpdump', ['-i', 'any', '-B', '65536', '-w', path.join(lab.dir, 'any.pcap'), `tcp dst port 80 and not dst host ${TEST_HOST}`]) });
+  if (has('tshark')) captures.push({ what: 'tshark -i vxlan0 (pcapng)', file: path.join(lab.dir, 'vx.pcapng'), proc: lab.spawnIn('adapter', 'tshark', ['-i', 'vxlan0', '-B', '64', '-w', path.join(lab.dir, 'vx.pcapng'), '-f', 'tcp dst port 80']) });
+  for (const c of captures) c.proc.stderr?.on('data', (d: Buffer) => said.set(c.what, (said.get(c.what) ?? '') + d.toString()));
   await sleep(2000); // the capture tools have opened their sockets
   await lab.startDaemon(['--record', recDir, '--record-max-file-size', '256KiB', '--workers', '1']);
 });
@@ -82,9 +85,12 @@ test('real captures of the same run (tcpdump: pcap, Linux cooked; tshark: pcapng
   const prod = readRecords(lab.prodLog);
   for (const cap of captures) {
     await new Promise<void>((r) => (cap.proc.exitCode !== null ? r() : cap.proc.on('exit', () => r())));
-    const { records } = replay(cap.file);
+    const { records, stderr } = replay(cap.file);
     const c = compare(prod, records, { destinationHost: TEST_HOST, keepHost: false });
-    assert.deepEqual([c.missing, c.duplicated, c.unexpected, c.mismatches], [[], [], [], []], cap.what);
+    const why = `${cap.what}\n${said.get(cap.what) ?? ''}\n${stderr}`;
+    // A tool that lost packets itself (a busy machine) cannot give every request: say so plainly.
+    assert.doesNotMatch(said.get(cap.what) ?? '', /[1-9]\d* packets? dropped by kernel/, why);
+    assert.deepEqual([c.missing.length, c.duplicated, c.unexpected, c.mismatches], [0, [], [], []], why);
     assert.equal(c.matched, prod.length, cap.what);
   }
 });
