@@ -7,16 +7,19 @@
  * below → Replayer.submit (policy chain) → Destination queue → H1Pool socket.
  */
 import dns from 'node:dns/promises';
+import fs from 'node:fs';
 import type http from 'node:http';
 import type { Logger } from 'pino';
+import { Recorder } from './capture/record.js';
 import { ringGeometry, ringShareMiB } from './capture/ring.js';
 import { DiffLog } from './compare/difflog.js';
 import { Shadow } from './compare/shadow.js';
 import type { Config } from './config/config.js';
 import { captureOptions, policyOptions, replayOptions, RESTART_ONLY, shadowOptions, type ShadowSetup } from './config/options.js';
-import { ConfigError, MirrorReplayError } from './errors.js';
+import { CaptureError, ConfigError, MirrorReplayError } from './errors.js';
 import { rateLimitedWarn } from './log.js';
 import { CompareMetrics } from './metrics/compare.js';
+import { recordMetrics } from './metrics/record.js';
 import { Metrics } from './metrics/registry.js';
 import { startMetricsServer } from './metrics/server.js';
 import { Health } from './ops/health.js';
@@ -55,11 +58,13 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
   if (shadow && !cfg.pcap && cfg.workers > 1) log.info({ workers: cfg.workers }, 'shadow testing: capture stays in the main thread (--workers applies without --compare)');
   const onFault = (f: CaptureFault): void =>
     log.warn({ err: f.error, interface: f.interface, kind: f.kind, suppressed: f.suppressed }, 'capture: a stage threw and capture carried on (kind handler: the frame was skipped); counted in mirror_replay_capture_errors_total');
-  const capture = createCapture({ ...captureOptions(cfg), onFault }, replaySink(metrics, replayer, log), shadow);
+  const recorder = cfg.record ? startRecorder(cfg, metrics, log) : null;
+  const gate = cfg.pcap !== undefined ? replayGate(replayer, cfg.maxQueue) : undefined;
+  const capture = createCapture({ ...captureOptions(cfg), onFault }, replaySink(metrics, replayer, log), shadow, { recorder, recordOnly: cfg.destinations.length === 0, gate });
   metrics.readFrom({ ...capture.probe, destinations: () => replayer.destinations.map((d) => ({ label: d.label, queueDepth: d.queueDepth, inFlight: d.inFlight })) });
   const health = new Health(capture.loops);
   const servers = await startServers(cfg, metrics, health, log);
-  const running = new Running(cfg, log, { capture, replayer, shadow, metrics, health, servers, notifier: opts.notifier });
+  const running = new Running(cfg, log, { capture, replayer, shadow, recorder, metrics, health, servers, notifier: opts.notifier });
   await running.start();
   return {
     metrics,
@@ -96,6 +101,42 @@ async function startReplay(cfg: Config, metrics: Metrics, log: Logger): Promise<
   return new Replayer({ ...replayOptions(cfg), destinationAddresses }, observer, (flow) =>
     warn(`loop|${flow.serverAddr}|${flow.serverPort}`, { server: `${flow.serverAddr}:${flow.serverPort}` }, 'captured traffic goes to a destination: replaying it would loop; dropping (reason loop)'),
   );
+}
+
+/** --record: the directory made if need be, the recorder and its metrics; write failures logged at a bounded rate. */
+function startRecorder(cfg: Config, metrics: Metrics, log: Logger): Recorder {
+  const r = cfg.record!;
+  try {
+    fs.mkdirSync(r.dir, { recursive: true });
+    fs.accessSync(r.dir, fs.constants.W_OK);
+  } catch (e) {
+    throw new CaptureError(`--record ${r.dir}: cannot write there: ${(e as Error).message}`, undefined, { cause: e });
+  }
+  const warn = rateLimitedWarn(log);
+  // The snap length is the ring's: frames are never longer.
+  const rec = new Recorder({ ...r, snapLen: 262144 }, (reason, err) => warn(`record|${reason}`, { reason, err: err.message, dir: r.dir }, 'recording: frames not written (counted in mirror_replay_record_frames_dropped_total)'));
+  recordMetrics(metrics.registry, () => rec.counters, () => rec.buffered);
+  log.info({ dir: r.dir, maxFileBytes: r.maxFileBytes, maxFileMs: r.maxFileMs, maxFiles: r.maxFiles, gzip: r.gzip, only: cfg.destinations.length === 0 }, 'recording captured frames');
+  return rec;
+}
+
+/**
+ * Reading files, the destinations set the pace: reading waits while a destination's queue is half
+ * full (at most 1024 requests), so --speed 0 means as fast as they answer, not queue_full drops.
+ */
+function replayGate(replayer: Replayer, maxQueue: number): () => Promise<void> | null {
+  const limit = Math.max(1, Math.min(1024, Math.floor(maxQueue / 2)));
+  const busy = () => replayer.destinations.some((d) => d.queueDepth >= limit);
+  return () => {
+    if (!busy()) return null;
+    return new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        if (busy()) return;
+        clearInterval(t);
+        resolve();
+      }, 1);
+    });
+  };
 }
 
 /** Shadow testing: the stage, its metrics and its diff log. */
@@ -150,6 +191,7 @@ interface Parts {
   capture: Capture;
   replayer: Replayer;
   shadow: Shadow | null;
+  recorder: Recorder | null;
   metrics: Metrics;
   health: Health;
   servers: Servers;
@@ -216,11 +258,12 @@ class Running {
 
   /** Capture has ended: close the flows (partial requests counted), drain the replay, close the rest. */
   private async finish(code: number): Promise<void> {
-    const { capture, replayer, shadow, servers, notifier } = this.p;
+    const { capture, replayer, shadow, recorder, servers, notifier } = this.p;
     notifier?.send('STOPPING=1');
     clearInterval(this.watchdog);
     await servers.healthPort?.close();
     capture.close();
+    await recorder?.close();
     await replayer.drain(this.cfg.drainTimeoutMs);
     shadow?.close();
     await closeServer(servers.metrics);

@@ -50,6 +50,8 @@ const BLK_TS_FIRST_SEC = 32;
 const BLK_TS_FIRST_NSEC = 36;
 // struct tpacket3_hdr
 const PKT_NEXT = 0;
+const PKT_SEC = 4;
+const PKT_NSEC = 8;
 const PKT_SNAPLEN = 12;
 const PKT_LEN = 16;
 const PKT_MAC = 24;
@@ -372,7 +374,7 @@ export class PacketRing implements FrameSource {
       this.counters.bytes += capLen;
       if (capLen < wireLen) this.counters.truncated++;
       try {
-        onFrame(bytes, frame, capLen, wireLen);
+        onFrame(bytes, frame, capLen, wireLen, undefined, dv.getUint32(p + PKT_SEC, le) * 1e6 + Math.floor(dv.getUint32(p + PKT_NSEC, le) / 1000));
       } catch (e) {
         this.counters.handlerErrors++;
         this.caught('handler', e);

@@ -6,8 +6,10 @@
  * `capLen` bytes are present at `buf[offset..offset+capLen)`; `wireLen` is the frame's length
  * on the wire. capLen < wireLen means the frame was cut short (snaplen): treat the missing part
  * as a gap, never as data. `linkType` says which header the frame starts with (see LinkType).
+ * `tsUs` is the capture time in µs since the epoch (exact in a double until the year 2255),
+ * from the kernel or the file; recording and timed file replay use it.
  */
-export type FrameHandler = (buf: Uint8Array, offset: number, capLen: number, wireLen: number, linkType?: LinkType) => void;
+export type FrameHandler = (buf: Uint8Array, offset: number, capLen: number, wireLen: number, linkType?: LinkType, tsUs?: number) => void;
 
 export { LINK_ETHERNET, LINK_TYPES, type LinkType } from '../linktypes.js';
 import type { LinkType } from '../linktypes.js';

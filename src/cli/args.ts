@@ -1,5 +1,5 @@
 import yargs from 'yargs';
-import { DEFAULTS, LOG_LEVELS, validateConfig, type Config, type ShadowConfig } from '../config/config.js';
+import { DEFAULTS, LOG_LEVELS, validateConfig, type Config, type RecordConfig, type ShadowConfig } from '../config/config.js';
 import { ConfigError } from '../errors.js';
 import { loadConfigFile } from '../config/file.js';
 
@@ -10,6 +10,7 @@ const OPTION_NAMES = [
   'idle-timeout', 'workers', 'help', 'version', 'rate', 'http-allow-method', 'http-disallow-method', 'http-allow-url',
   'http-disallow-url', 'http-allow-header', 'http-disallow-header', 'http-set-header', 'http-remove-header',
   'http-rewrite-url', 'mark-header', 'service-address', 'tls-insecure',
+  'record', 'record-max-file-size', 'record-max-file-age', 'record-max-files', 'record-gzip', 'record-buffer', 'speed', 'loop', 'summary-json',
 ];
 
 /**
@@ -17,10 +18,13 @@ const OPTION_NAMES = [
  * Accept that spelling for every long option so its unit files work unchanged.
  */
 export function normaliseSingleDash(argv: string[]): string[] {
-  return argv.map((a) => {
+  const out = argv.map((a) => {
     const m = /^-([a-z][a-z-]+)(=.*)?$/.exec(a);
     return m && OPTION_NAMES.includes(m[1]) ? `-${a}` : a;
   });
+  // yargs reads a lone '-' as a positional argument; '--summary-json -' means stdout.
+  for (let i = 0; i < out.length - 1; i++) if (out[i] === '--summary-json' && out[i + 1] === '-') out.splice(i, 2, '--summary-json=-');
+  return out;
 }
 
 export { parseBytes, parseDuration } from '../units.js';
@@ -86,18 +90,27 @@ export function buildParser(argv: string[]) {
     .option('interface', { type: 'string', array: true, group: 'Capture:', describe: 'Interface to read mirrored frames from (repeatable) [default: vxlan0]' })
     .option('encap-interface', { type: 'string', array: true, group: 'Capture:', describe: 'Device receiving the mirror\'s VXLAN (UDP 4789) or GWLB GENEVE (UDP 6081) datagrams, decapsulated here: no vxlan0 needed (repeatable; with --workers 1)' })
     .option('vni', { type: 'string', array: true, group: 'Capture:', describe: 'With --encap-interface/--pcap-encap: keep only this VNI (repeatable; others are counted as skipped other_vni) [default: every VNI]' })
-    .option('pcap', { type: 'string', group: 'Capture:', describe: 'Read frames from a classic pcap file instead, replay, then exit' })
+    .option('pcap', { type: 'string', group: 'Capture:', describe: 'Read frames from a pcap or pcapng file (gzip or not), or a directory of them in name order, instead; replay, then exit' })
     .option('pcap-encap', { type: 'boolean', default: false, group: 'Capture:', describe: 'The --pcap file was captured on the adapter\'s own interface: decapsulate its VXLAN/GENEVE datagrams' })
     .option('filter-request-port', { type: 'number', default: DEFAULTS.port, group: 'Capture:', describe: 'Service port whose requests are replayed' })
     .option('ring-mb', { type: 'number', default: DEFAULTS.ringMiB, group: 'Capture:', describe: 'AF_PACKET ring size per interface, MiB (shared out among the workers)' })
     .option('ring-block-size', { type: 'string', default: `${DEFAULTS.ringBlockKiB}KiB`, group: 'Capture:', describe: 'Ring block (power of two, 128KiB-64MiB); more, smaller blocks hold a stall longer at low rates' })
     .option('ring-block-timeout', { type: 'string', default: `${DEFAULTS.ringBlockTimeoutMs}ms`, group: 'Capture:', describe: 'A block with frames is handed over after this long, full or not: the added latency; blocks x this is the longest stall absorbed at low rates' })
-    .option('workers', { type: 'number', group: 'Capture:', describe: `Capture threads per interface, each flow on one of them (PACKET_FANOUT hash); 1 = capture in the main thread [default: cores − 1, at most 4 (here ${DEFAULTS.workers}); 1 with --encap-interface]` })
+    .option('workers', { type: 'number', group: 'Capture:', describe: `Capture threads per interface, each flow on one of them (PACKET_FANOUT hash); 1 = capture in the main thread [default: cores − 1, at most 4 (here ${DEFAULTS.workers}); 1 with --encap-interface or --record]` })
     .option('max-body-bytes', { type: 'string', default: '64MiB', group: 'Limits:', describe: 'Largest request body replayed (reason http_body_too_large)' })
     .option('max-flow-buffer-bytes', { type: 'string', default: '4MiB', group: 'Limits:', describe: 'Out-of-order bytes one connection may hold' })
     .option('memcap-bytes', { type: 'string', default: '128MiB', group: 'Limits:', describe: 'Out-of-order bytes all connections may hold' })
     .option('hole-timeout', { type: 'string', default: '2s', group: 'Limits:', describe: 'Give up waiting for a lost segment after this long' })
     .option('idle-timeout', { type: 'string', default: '120s', group: 'Limits:', describe: 'Forget a connection idle this long' })
+    .option('record', { type: 'string', group: 'Recording and files:', describe: 'Write the captured frames to rotating pcapng files in DIR (without --destination: only record)' })
+    .option('record-max-file-size', { type: 'string', default: '256MiB', group: 'Recording and files:', describe: 'Start a new file at this size, before compression (0: no limit)' })
+    .option('record-max-file-age', { type: 'string', default: '1h', group: 'Recording and files:', describe: 'Start a new file when the current one is this old (0: no limit)' })
+    .option('record-max-files', { type: 'number', default: 0, group: 'Recording and files:', describe: 'Keep at most this many files in DIR, deleting the oldest (0: keep all)' })
+    .option('record-gzip', { type: 'boolean', default: false, group: 'Recording and files:', describe: 'Compress the files (.pcapng.gz)' })
+    .option('record-buffer', { type: 'string', default: '64MiB', group: 'Recording and files:', describe: 'Memory for frames waiting for the disk; beyond it frames are dropped (reason buffer_full)' })
+    .option('speed', { type: 'number', default: 0, group: 'Recording and files:', describe: '--pcap: 1 keeps the recorded timing, 2 halves the gaps, 0 goes as fast as the destination allows' })
+    .option('loop', { type: 'number', default: 1, group: 'Recording and files:', describe: '--pcap: read the files this many times (flows are closed between passes)' })
+    .option('summary-json', { type: 'string', group: 'Recording and files:', describe: "At exit write every figure /metrics shows as JSON to FILE ('-': stdout)" })
     .option('metrics-port', { type: 'number', default: DEFAULTS.metricsPort, group: 'Operations:', describe: 'Port for /metrics and /healthz (0 turns it off)' })
     .option('metrics-host', { type: 'string', default: DEFAULTS.metricsHost, group: 'Operations:', describe: 'Address for /metrics and /healthz' })
     .option('health-check-port', { type: 'number', default: DEFAULTS.healthCheckPort, group: 'Operations:', describe: 'TCP port for NLB health checks, open only while healthy (0 turns it off)' })
@@ -122,7 +135,7 @@ export function parseArgs(argv: string[]): Config | null {
   // yargs has printed help or the version itself.
   if (a.help || a.version) return null;
   const dup = (k: string) => Array.isArray(a[k]) && (a[k] as unknown[]).length > 1;
-  for (const k of ['filter-request-port', 'percentage', 'percentage-by', 'percentage-by-header', 'pcap', 'metrics-port', 'metrics-host', 'timeout', 'health-check-port', 'config', 'workers', 'ring-block-size', 'ring-block-timeout', 'baseline-destination', 'diff-log']) {
+  for (const k of ['filter-request-port', 'percentage', 'percentage-by', 'percentage-by-header', 'pcap', 'metrics-port', 'metrics-host', 'timeout', 'health-check-port', 'config', 'workers', 'ring-block-size', 'ring-block-timeout', 'baseline-destination', 'diff-log', 'record', 'speed', 'loop', 'summary-json']) {
     if (dup(k)) throw new ConfigError(`--${k} is given more than once`);
   }
   const ifaces = list(a.interface);
@@ -153,7 +166,8 @@ export function parseArgs(argv: string[]): Config | null {
     ringMiB: num('ring-mb', a['ring-mb']),
     ringBlockKiB: parseBytes('ring-block-size', a['ring-block-size']) / 1024,
     ringBlockTimeoutMs: parseDuration('ring-block-timeout', a['ring-block-timeout']),
-    workers: a.workers === undefined ? (encapIfaces.length ? 1 : DEFAULTS.workers) : num('workers', a.workers),
+    // Recording and decapsulation need capture in one thread, so they change the default (an explicit --workers N > 1 is refused).
+    workers: a.workers === undefined ? (encapIfaces.length || a.record ? 1 : DEFAULTS.workers) : num('workers', a.workers),
     maxBodyBytes: parseBytes('max-body-bytes', a['max-body-bytes']),
     maxFlowBufferBytes: parseBytes('max-flow-buffer-bytes', a['max-flow-buffer-bytes']),
     memcapBytes: parseBytes('memcap-bytes', a['memcap-bytes']),
@@ -173,6 +187,10 @@ export function parseArgs(argv: string[]): Config | null {
     serviceAddresses: list(a['service-address']),
     tlsInsecure: Boolean(a['tls-insecure']),
     shadow: shadowConfig(a),
+    record: recordConfig(a),
+    speed: num('speed', a.speed),
+    loops: num('loop', a.loop),
+    summaryJson: a['summary-json'] as string | undefined,
   });
 }
 
@@ -188,5 +206,17 @@ function shadowConfig(a: Record<string, unknown>): ShadowConfig | undefined {
     ignoreHeaders: list(a['compare-ignore-header']),
     redactHeaders: list(a['diff-redact-header']),
     jsonIgnore: a['compare-json'] || jsonIgnore.length ? jsonIgnore : null,
+  };
+}
+
+function recordConfig(a: Record<string, unknown>): RecordConfig | undefined {
+  if (a.record === undefined) return undefined;
+  return {
+    dir: String(a.record),
+    maxFileBytes: parseBytes('record-max-file-size', a['record-max-file-size']),
+    maxFileMs: parseDuration('record-max-file-age', a['record-max-file-age']),
+    maxFiles: num('record-max-files', a['record-max-files']),
+    gzip: Boolean(a['record-gzip']),
+    bufferBytes: parseBytes('record-buffer', a['record-buffer']),
   };
 }

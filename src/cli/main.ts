@@ -1,9 +1,13 @@
 #!/usr/bin/env node
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import type { Metrics } from '../metrics/registry.js';
 import { MirrorReplayError, StartError } from '../errors.js';
 import { parseArgs } from './args.js';
 import { startDaemon } from '../daemon.js';
+import { summaryJson, summaryText } from '../metrics/summary.js';
 import { systemdNotifier, type Notifier } from '../ops/notify.js';
 import { runDoctor } from './doctor.js';
 import { runReport } from './report.js';
@@ -63,10 +67,17 @@ async function main(): Promise<number> {
       log.error({ err: e, code: (e as { code?: string }).code }, 'reload failed: the previous policy stays in force');
     }
   });
-  const code = await daemon.done;
+  let code = await daemon.done;
   const failure = daemon.failure();
   if (failure) process.stderr.write(`mirror-replay: ${failure.message}\n`);
-  const m = daemon.metrics;
+  code = await endOfRun(cfg, daemon.metrics, log, code);
+  notifier?.close();
+  log.flush();
+  return code;
+}
+
+/** The last word on every request: the log line, the stdout line of a file run, the summary (text and --summary-json). Returns the exit code. */
+async function endOfRun(cfg: Config, m: Metrics, log: Logger, code: number): Promise<number> {
   const summary = {
     parsed: await m.total('mirror_replay_requests_parsed_total'),
     replayed: await m.total('mirror_replay_requests_replayed_total'),
@@ -76,9 +87,18 @@ async function main(): Promise<number> {
     droppedByReason: await m.byLabel('mirror_replay_requests_dropped_total', 'reason'),
   };
   log.info(summary, 'stopped');
-  if (cfg.pcap) process.stdout.write(`${JSON.stringify(summary)}\n`);
-  notifier?.close();
-  log.flush();
+  const full = await summaryJson(m.registry);
+  if (cfg.pcap) process.stderr.write(summaryText(full));
+  if (cfg.summaryJson === '-') process.stdout.write(`${JSON.stringify(full)}\n`);
+  else if (cfg.pcap) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  if (cfg.summaryJson && cfg.summaryJson !== '-') {
+    try {
+      fs.writeFileSync(cfg.summaryJson, `${JSON.stringify(full, null, 2)}\n`);
+    } catch (e) {
+      process.stderr.write(`mirror-replay: --summary-json ${cfg.summaryJson}: ${(e as Error).message}\n`);
+      return code || 1;
+    }
+  }
   return code;
 }
 

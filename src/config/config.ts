@@ -62,6 +62,24 @@ export interface Config {
   tlsInsecure: boolean;
   /** Shadow testing (README: Shadow testing); absent when off. */
   shadow?: ShadowConfig;
+  /** --record DIR (README: Recording); absent when off. */
+  record?: RecordConfig;
+  /** Reading --pcap: 0 = as fast as the destination takes requests; N = the recorded gaps ÷ N. */
+  speed: number;
+  /** Passes over the --pcap files (--loop). */
+  loops: number;
+  /** --summary-json FILE, or '-' for stdout: the end-of-run figures in full. */
+  summaryJson?: string;
+}
+
+export interface RecordConfig {
+  dir: string;
+  maxFileBytes: number;
+  maxFileMs: number;
+  /** 0 = keep all. */
+  maxFiles: number;
+  gzip: boolean;
+  bufferBytes: number;
 }
 
 export interface ShadowConfig {
@@ -117,6 +135,8 @@ export const DEFAULTS: Omit<Config, 'destinations' | 'pcap' | 'percentageByHeade
   holeTimeoutMs: 2_000,
   idleTimeoutMs: 120_000,
   rate: 0,
+  speed: 0,
+  loops: 1,
   filters: { allowMethods: [], disallowMethods: [], allowUrls: [], disallowUrls: [], allowHeaders: [], disallowHeaders: [] },
   rewrites: { setHeaders: [], removeHeaders: [], rewriteUrls: [] },
   serviceAddresses: [],
@@ -129,7 +149,7 @@ function int(name: string, v: number, min: number, max: number): void {
 
 /** Checks every value and names the flag in the message. Throws ConfigError. */
 export function validateConfig(c: Config): Config {
-  if (c.destinations.length === 0) throw new ConfigError('--destination is required, e.g. --destination http://10.0.0.37');
+  if (c.destinations.length === 0 && !c.record) throw new ConfigError('--destination is required, e.g. --destination http://10.0.0.37 (or --record DIR to only record)');
   for (const d of c.destinations) parseDestination(d, { maxConcurrency: c.maxConcurrency, maxQueue: c.maxQueue, maxQueueBytes: c.maxQueueBytes, timeoutMs: c.timeoutMs });
   if (new Set(c.destinations.map((d) => new URL(d).origin)).size !== c.destinations.length) throw new ConfigError('--destination: the same destination is given twice');
   int('filter-request-port', c.port, 1, 65535);
@@ -164,6 +184,7 @@ export function validateConfig(c: Config): Config {
   parseMarker(c.markHeader);
   for (const a of c.serviceAddresses) if (!/^[0-9a-fA-F:.]+$/.test(a)) throw new ConfigError(`--service-address ${JSON.stringify(a)} must be an IP address`);
   if (c.shadow) validateShadow(c.shadow, c.destinations);
+  validateFiles(c);
   return c;
 }
 
@@ -215,4 +236,20 @@ function validateShadow(s: ShadowConfig, destinations: string[]): void {
   compileRoutes(s.routes);
   for (const p of s.jsonIgnore ?? []) parseJsonPath(p);
   for (const h of [...s.ignoreHeaders, ...s.redactHeaders]) if (!isToken(h)) throw new ConfigError(`${JSON.stringify(h)} is not a header name (--compare-ignore-header / --diff-redact-header)`);
+}
+
+/** Recording and reading files. */
+function validateFiles(c: Config): void {
+  if (!(Number.isFinite(c.speed) && c.speed >= 0 && c.speed <= 1e6)) throw new ConfigError(`--speed must be 0 (as fast as the destination allows) or a positive factor, got ${JSON.stringify(c.speed)}`);
+  int('loop', c.loops, 1, 1_000_000);
+  if (c.pcap === undefined && (c.speed !== 0 || c.loops !== 1)) throw new ConfigError('--speed and --loop apply to --pcap only');
+  const r = c.record;
+  if (!r) return;
+  if (!r.dir) throw new ConfigError('--record needs a directory');
+  if (c.workers > 1 && c.pcap === undefined && !c.shadow) throw new ConfigError(`--record writes one time-ordered series of files from one capture thread: use --workers 1 (got --workers ${c.workers})`);
+  int('record-max-file-size', r.maxFileBytes, 0, 2 ** 40);
+  if (r.maxFileBytes !== 0 && r.maxFileBytes < 64 * 1024) throw new ConfigError('--record-max-file-size must be 0 (no limit) or at least 64KiB');
+  int('record-max-file-age', r.maxFileMs, 0, 366 * 86_400_000);
+  int('record-max-files', r.maxFiles, 0, 10_000_000);
+  int('record-buffer', r.bufferBytes, 1024 * 1024, 2 ** 36);
 }

@@ -16,11 +16,13 @@ const JSON_CAPTURE_BYTES = 1024 * 1024;
 const DIFF_LOG_KEEP = 3;
 
 /** Settings SIGHUP does not apply: they size or bind something that lives as long as the process. */
-export const RESTART_ONLY = ['shadow', 'destinations', 'interfaces', 'encapInterfaces', 'vnis', 'pcap', 'pcapEncap', 'port', 'metricsHost', 'metricsPort', 'healthCheckPort', 'maxConcurrency', 'maxQueue', 'maxQueueBytes', 'timeoutMs', 'ringMiB', 'ringBlockKiB', 'ringBlockTimeoutMs', 'workers', 'maxBodyBytes', 'maxFlowBufferBytes', 'memcapBytes', 'serviceAddresses', 'tlsInsecure'] as const satisfies ReadonlyArray<keyof Config>;
+export const RESTART_ONLY = ['shadow', 'destinations', 'interfaces', 'encapInterfaces', 'vnis', 'pcap', 'pcapEncap', 'port', 'metricsHost', 'metricsPort', 'healthCheckPort', 'maxConcurrency', 'maxQueue', 'maxQueueBytes', 'timeoutMs', 'ringMiB', 'ringBlockKiB', 'ringBlockTimeoutMs', 'workers', 'maxBodyBytes', 'maxFlowBufferBytes', 'memcapBytes', 'serviceAddresses', 'tlsInsecure', 'record', 'speed', 'loops', 'summaryJson'] as const satisfies ReadonlyArray<keyof Config>;
 
 export function captureOptions(cfg: Config): CaptureOptions {
   return {
     pcap: cfg.pcap,
+    speed: cfg.speed,
+    loops: cfg.loops,
     interfaces: cfg.interfaces,
     encapInterfaces: cfg.encapInterfaces,
     pcapEncap: cfg.pcapEncap,

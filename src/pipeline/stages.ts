@@ -226,8 +226,20 @@ export class ThreadCapture implements Capture {
     private readonly afterSweep: () => void = () => {},
     /** The loops whose frames are tunnels to decapsulate. */
     decap: ReadonlySet<FrameSource> = new Set(),
+    /** Sees every frame of a source before decode (the recorder); with `tapOnly`, instead of decode. */
+    tap: ((source: string) => FrameHandler) | null = null,
+    tapOnly = false,
   ) {
-    this.handlers = loops.map((s) => stages.frameHandler(decap.has(s)));
+    this.handlers = loops.map((s) => {
+      const t = tap?.(s.name);
+      const h = stages.frameHandler(decap.has(s));
+      if (!t) return h;
+      if (tapOnly) return t;
+      return (buf, off, capLen, wireLen, linkType, ts) => {
+        t(buf, off, capLen, wireLen, linkType, ts);
+        h(buf, off, capLen, wireLen, linkType, ts);
+      };
+    });
   }
 
   readonly probe: CaptureProbe = {

@@ -15,6 +15,8 @@ import inspector from 'node:inspector';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
+import { PcapFileSource } from '../../src/capture/pcap.js';
+import { Recorder } from '../../src/capture/record.js';
 import { DEFAULTS, type Config } from '../../src/config/config.js';
 import { startDaemon } from '../../src/daemon.js';
 import { buildFrame, pcapFile, TCP_ACK, TCP_PSH, TCP_SYN } from '../fixtures/frames.js';
@@ -124,6 +126,22 @@ async function profiled<T>(on: boolean, fn: () => Promise<T>): Promise<{ result:
   return { result, profile };
 }
 
+/** The pcap's frames written by the recorder (as --record does) into `out`; returns the directory. */
+async function recordDir(pcap: string, out: string): Promise<string> {
+  fs.mkdirSync(out);
+  const rec = new Recorder({ dir: out, maxFileBytes: 64 << 20, maxFileMs: 0, maxFiles: 0, gzip: false, bufferBytes: 1 << 30, snapLen: 262144 });
+  let ts = 1_700_000_000_000_000;
+  await new PcapFileSource(pcap).run((buf, off, capLen, wireLen, linkType) => rec.frame(buf, off, capLen, wireLen, linkType, (ts += 10), 'vxlan0'));
+  await rec.close();
+  return out;
+}
+
+/** Bytes of a file, or of a directory's files. */
+function size(p: string): number {
+  const st = fs.statSync(p);
+  return st.isDirectory() ? fs.readdirSync(p).reduce((a, f) => a + fs.statSync(path.join(p, f)).size, 0) : st.size;
+}
+
 export async function main(): Promise<void> {
   const args = benchArgs();
   const profile = args.flag('profile');
@@ -136,22 +154,26 @@ export async function main(): Promise<void> {
       { name: 'small GET', request: Buffer.from(GET, 'latin1'), n: QUICK ? 20_000 : 100_000 },
       { name: '4 KB POST', request: postBytes(4096), n: QUICK ? 5_000 : 20_000 },
       { name: '1 MB POST', request: postBytes(1 << 20), n: QUICK ? 20 : 100 },
+      // The same small GETs recorded by --record (pcapng, rotated at 64 MiB) and read back as a directory with
+      // --speed 0 and the default --max-queue: the destination sets the pace, as an operator runs it.
+      { name: 'small GET, --record dir', request: Buffer.from(GET, 'latin1'), n: QUICK ? 20_000 : 100_000, recorded: true },
     ];
     let smallRps = 0;
     for (const c of cases) {
       const file = path.join(dir, `${c.name.replace(/\W+/g, '-')}.pcap`);
       fs.writeFileSync(file, pipelinePcap(c.request, c.n));
+      const input = 'recorded' in c ? await recordDir(file, path.join(dir, 'rec')) : file;
       const frames = Math.ceil(c.request.length / MSS) * c.n + Math.min(CONNS, c.n);
       const cfg: Config = {
         ...DEFAULTS,
         destinations: [sink.url],
-        pcap: file,
+        pcap: input,
         percentageByHeader: undefined,
         markHeader: undefined,
         metricsPort: 0,
         logLevel: 'silent',
         maxConcurrency: CONNS,
-        maxQueue: c.n,
+        maxQueue: 'recorded' in c ? DEFAULTS.maxQueue : c.n,
         maxQueueBytes: 2 ** 40,
         drainTimeoutMs: 60_000,
       };
@@ -173,16 +195,17 @@ export async function main(): Promise<void> {
         requests: c.name,
         count: c.n,
         frames,
-        'pcap MB': fs.statSync(file).size / 1e6,
+        'pcap MB': size(input) / 1e6,
         replayed,
         dropped,
         seconds: ms / 1e3,
         'requests/s': rps,
-        'MB/s in': (fs.statSync(file).size * 1e-3) / ms,
+        'MB/s in': (size(input) * 1e-3) / ms,
         'CPU cores used': (cpu.user + cpu.system) / 1e3 / ms,
         'CPU µs/request': (cpu.user + cpu.system) / Math.max(1, replayed),
       });
-      fs.rmSync(file);
+      fs.rmSync(input, { recursive: true });
+      if (input !== file) fs.rmSync(file);
       if (prof) {
         const file2 = path.join(os.tmpdir(), `mr-bench-offline-${Date.now()}.cpuprofile`);
         fs.writeFileSync(file2, JSON.stringify(prof));

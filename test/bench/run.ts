@@ -29,6 +29,7 @@ export const BENCHES: Bench[] = [
   { name: 'http', what: 'HttpRequestParser requests/s and MB/s', flags: ['--expose-gc'] },
   { name: 'replay', what: 'Destination req/s to a node:net sink at 1/8/64 connections vs undici Pool and node:http', flags: [] },
   { name: 'offline', what: 'whole daemon on a pcap: small GETs, 4 KB and 1 MB POSTs (--profile: CPU profile top frames)', flags: [] },
+  { name: 'timing', what: '--speed 1 and 2 on a 30-second recording: gaps between requests vs recorded', flags: [] },
   { name: 'rss', what: 'daemon RSS with 10,000 open flows holding out-of-order data', flags: [] },
   { name: 'capture', what: 'VXLAN flood into the lab adapter: pps, kernel drops, daemon CPU', needsRoot: true, tools: [{ cmd: 'gcc', install: 'apt-get install -y gcc' }] },
   { name: 'freeze', what: 'the daemon frozen (SIGSTOP) under paced load, and HTTP/1.0 beside busy loops: lost, kernel drops, ring bytes per request', needsRoot: true },
