@@ -25,7 +25,7 @@ import type { Notifier } from './ops/notify.js';
 import { createCapture, type CaptureSink } from './pipeline/capture.js';
 import type { Capture } from './pipeline/stages.js';
 import type { DropReason, ReplayObserver } from './replay/outcome.js';
-import { Replayer } from './replay/replayer.js';
+import { rateRuleLabels, Replayer } from './replay/replayer.js';
 
 export interface Daemon {
   metrics: Metrics;
@@ -73,6 +73,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
       const changed = RESTART_ONLY.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(cfg[k]));
       if (changed.length) log.warn({ changed }, 'reload: these settings take effect only after a restart');
       replayer.reconfigure(policyOptions(next));
+      metrics.rateRules(rateRuleLabels(next));
       log.info('reload: replay policy replaced');
     },
   };
@@ -86,11 +87,14 @@ async function startReplay(cfg: Config, metrics: Metrics, log: Logger): Promise<
     dropped: metrics.dropped.bind(metrics),
     replayed: metrics.replayed.bind(metrics),
     altered: metrics.altered.bind(metrics),
+    copied: metrics.copied.bind(metrics),
+    rateLimited: metrics.rateLimited.bind(metrics),
     error: (destination, code) => {
       metrics.error(destination, code);
       warn(`${destination}|${code}`, { destination, code }, 'replay failed');
     },
   };
+  metrics.rateRules(rateRuleLabels(cfg));
   return new Replayer({ ...replayOptions(cfg), destinationAddresses }, observer, (flow) =>
     warn(`loop|${flow.serverAddr}|${flow.serverPort}`, { server: `${flow.serverAddr}:${flow.serverPort}` }, 'captured traffic goes to a destination: replaying it would loop; dropping (reason loop)'),
   );

@@ -6,7 +6,9 @@ import { parseDestination } from '../replay/destination.js';
 import { buildFilter, type FilterOptions } from '../replay/filters.js';
 import { parseMarker } from '../replay/loop.js';
 import { buildRewriter, type RewriteOptions } from '../replay/rewrite.js';
-import type { PercentageBy } from '../replay/sampling.js';
+import { parseCopyMarker } from '../replay/amplify.js';
+import { parseRouteRates } from '../replay/ratelimit.js';
+import { MAX_PERCENTAGE, type PercentageBy } from '../replay/sampling.js';
 import { parseJsonPath } from '../compare/json.js';
 import { compileRoutes } from '../compare/routes.js';
 
@@ -48,6 +50,10 @@ export interface Config {
   idleTimeoutMs: number;
   /** Requests per second replayed after filters and sampling; 0 = no cap. */
   rate: number;
+  /** --route-rate 'N:regex': per-route caps (README: Amplification and rate caps). */
+  routeRates: string[];
+  /** --copy-header NAME: marks amplification copies 1, 2, … */
+  copyHeader?: string;
   filters: FilterOptions;
   rewrites: RewriteOptions;
   markHeader: string | undefined;
@@ -108,6 +114,7 @@ export const DEFAULTS: Omit<Config, 'destinations' | 'pcap' | 'percentageByHeade
   holeTimeoutMs: 2_000,
   idleTimeoutMs: 120_000,
   rate: 0,
+  routeRates: [],
   filters: { allowMethods: [], disallowMethods: [], allowUrls: [], disallowUrls: [], allowHeaders: [], disallowHeaders: [] },
   rewrites: { setHeaders: [], removeHeaders: [], rewriteUrls: [] },
   serviceAddresses: [],
@@ -124,7 +131,7 @@ export function validateConfig(c: Config): Config {
   for (const d of c.destinations) parseDestination(d, { maxConcurrency: c.maxConcurrency, maxQueue: c.maxQueue, maxQueueBytes: c.maxQueueBytes, timeoutMs: c.timeoutMs });
   if (new Set(c.destinations.map((d) => new URL(d).origin)).size !== c.destinations.length) throw new ConfigError('--destination: the same destination is given twice');
   int('filter-request-port', c.port, 1, 65535);
-  if (!(typeof c.percentage === 'number' && c.percentage >= 0 && c.percentage <= 100)) throw new ConfigError(`--percentage must be between 0 and 100, got ${JSON.stringify(c.percentage)}`);
+  if (!(typeof c.percentage === 'number' && c.percentage >= 0 && c.percentage <= MAX_PERCENTAGE)) throw new ConfigError(`--percentage must be between 0 and ${MAX_PERCENTAGE} (above 100: copies), got ${JSON.stringify(c.percentage)}`);
   if (!['random', 'header', 'remoteaddr'].includes(c.percentageBy)) throw new ConfigError(`--percentage-by must be header or remoteaddr, got ${JSON.stringify(c.percentageBy)}`);
   if (c.percentageBy === 'header' && !c.percentageByHeader) throw new ConfigError('--percentage-by header needs --percentage-by-header NAME');
   if (c.percentageByHeader !== undefined && !isToken(c.percentageByHeader)) throw new ConfigError(`--percentage-by-header ${JSON.stringify(c.percentageByHeader)} is not a header name`);
@@ -156,6 +163,8 @@ export function validateConfig(c: Config): Config {
   buildFilter(c.filters);
   buildRewriter(c.rewrites);
   parseMarker(c.markHeader);
+  parseRouteRates(c.routeRates);
+  parseCopyMarker(c.copyHeader);
   for (const a of c.serviceAddresses) if (!/^[0-9a-fA-F:.]+$/.test(a)) throw new ConfigError(`--service-address ${JSON.stringify(a)} must be an IP address`);
   if (c.shadow) validateShadow(c.shadow, c.destinations);
   return c;
