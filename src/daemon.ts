@@ -212,21 +212,30 @@ class Running {
       if (health.ready || !(e instanceof MirrorReplayError)) this.log.error({ err: e, source: capture.loops[i].name, code: (e as { code?: string }).code }, 'capture failed');
     }
     health.stopping = true;
-    await this.finish(errs.some((e) => e) ? 1 : 0);
+    await this.finish(errs.some((e) => e) ? 1 : 0, this.cfg.pcap ? fileDrainMs(this.cfg) : this.cfg.drainTimeoutMs);
   }
 
   /** Capture has ended: close the flows (partial requests counted), drain the replay, close the rest. */
-  private async finish(code: number): Promise<void> {
+  private async finish(code: number, drainMs = this.cfg.drainTimeoutMs): Promise<void> {
     const { capture, replayer, shadow, servers, notifier } = this.p;
     notifier?.send('STOPPING=1');
     clearInterval(this.watchdog);
     await servers.healthPort?.close();
     capture.close();
-    await replayer.drain(this.cfg.drainTimeoutMs);
+    await replayer.drain(drainMs);
     shadow?.close();
     await closeServer(servers.metrics);
     this.resolveDone(code);
   }
+}
+
+/**
+ * A file run that reached its end waits for every replay to be answered or to time out, so the
+ * last answers are counted and compared (offline shadow testing) before the report: a full queue
+ * empties in at most its depth ÷ concurrency rounds of --timeout. SIGTERM keeps --drain-timeout.
+ */
+function fileDrainMs(cfg: Config): number {
+  return Math.min(2 ** 31 - 1, Math.max(cfg.drainTimeoutMs, cfg.timeoutMs * (Math.ceil(cfg.maxQueue / cfg.maxConcurrency) + 2)));
 }
 
 function closeServer(s: http.Server | null): Promise<void> {
