@@ -192,7 +192,7 @@ export class Shadow {
   close(): void {
     // A short capture file can end before the sweep decides: say it here, once.
     if (this.state === 'unknown' && this.requestsSeen > 0 && !this.sawResponseFlow) {
-      this.log.warn({ requests: this.requestsSeen }, "shadow testing: no server-to-client traffic was seen, so no production answer to compare with (every request unpaired); a capture file must hold both directions");
+      this.log.warn({ requests: this.requestsSeen }, 'shadow testing: no server-to-client traffic was seen, so no production answer to compare with (every request unpaired); a capture file must hold both directions');
     }
     for (const c of [...this.conns.values()]) c.breakAll('shutdown');
     this.conns.clear();
