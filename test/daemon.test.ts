@@ -127,3 +127,18 @@ test('offline compare: at the end of the file every answer is waited for, whatev
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the rate caps are exported per configured rule from 0, with the copies counter', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mr-daemon-'));
+  const empty = path.join(dir, 'empty.pcap');
+  fs.writeFileSync(empty, pcapFile([]));
+  try {
+    const d = await startDaemon({ ...config(empty, 'http://127.0.0.1:9'), rate: 10, routeRates: ['5:^/api/', '1:^/admin/'] }, pino({ level: 'silent' }));
+    await d.done;
+    const text = await d.metrics.registry.metrics();
+    for (const rule of ['^/api/', '^/admin/', 'global']) assert.match(text, new RegExp(`mirror_replay_rate_limited_total\\{rule="${rule.replace(/[\^/]/g, '\\$&')}"\\} 0`), rule);
+    assert.match(text, /mirror_replay_copies_total 0/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

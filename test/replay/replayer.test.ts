@@ -207,3 +207,19 @@ test('shadow answers go to the original only; an original dropped by a cap is no
   await capped.drain(2000);
   assert.ok(!settled.includes('late'));
 });
+
+test('reconfigure: route caps and amplification change live; a bad route cap keeps the old chain', async () => {
+  const s = await server();
+  const out = new AmpOutcomes();
+  const r = new Replayer(options([s.url]), out);
+  const policy = { keepHost: false, sampling: { percentage: 200, by: 'random' as const }, rate: 0, filters: NO_FILTERS, rewrites: NO_REWRITES, routeRates: ['2:^/a'] };
+  r.reconfigure(policy);
+  for (let i = 0; i < 10; i++) r.submit(req('GET', '/a', []), flow);
+  assert.throws(() => r.reconfigure({ ...policy, routeRates: ['2:('] }), /--route-rate/);
+  for (let i = 0; i < 10; i++) r.submit(req('GET', '/a', []), flow);
+  await r.drain(2000);
+  s.close();
+  assert.equal(out.copies, 20);
+  assert.ok(s.got.length >= 2 && s.got.length <= 3, String(s.got.length));
+  assert.deepEqual(out.byRule, { '^/a': 40 - s.got.length });
+});
