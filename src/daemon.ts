@@ -28,7 +28,7 @@ import type { Notifier } from './ops/notify.js';
 import { createCapture, type CaptureSink } from './pipeline/capture.js';
 import type { Capture, CaptureFault } from './pipeline/stages.js';
 import type { DropReason, ReplayObserver } from './replay/outcome.js';
-import { Replayer } from './replay/replayer.js';
+import { rateRuleLabels, Replayer } from './replay/replayer.js';
 
 export interface Daemon {
   metrics: Metrics;
@@ -80,6 +80,7 @@ export async function startDaemon(cfg: Config, log: Logger, opts: DaemonOptions 
       const changed = RESTART_ONLY.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(cfg[k]));
       if (changed.length) log.warn({ changed }, 'reload: these settings take effect only after a restart');
       replayer.reconfigure(policyOptions(next));
+      metrics.rateRules(rateRuleLabels(next));
       log.info('reload: replay policy replaced');
     },
   };
@@ -93,11 +94,14 @@ async function startReplay(cfg: Config, metrics: Metrics, log: Logger): Promise<
     dropped: metrics.dropped.bind(metrics),
     replayed: metrics.replayed.bind(metrics),
     altered: metrics.altered.bind(metrics),
+    copied: metrics.copied.bind(metrics),
+    rateLimited: metrics.rateLimited.bind(metrics),
     error: (destination, code) => {
       metrics.error(destination, code);
       warn(`${destination}|${code}`, { destination, code }, 'replay failed');
     },
   };
+  metrics.rateRules(rateRuleLabels(cfg));
   return new Replayer({ ...replayOptions(cfg), destinationAddresses }, observer, (flow) =>
     warn(`loop|${flow.serverAddr}|${flow.serverPort}`, { server: `${flow.serverAddr}:${flow.serverPort}` }, 'captured traffic goes to a destination: replaying it would loop; dropping (reason loop)'),
   );
@@ -253,22 +257,31 @@ class Running {
       if (health.ready || !(e instanceof MirrorReplayError)) this.log.error({ err: e, source: capture.loops[i].name, code: (e as { code?: string }).code }, 'capture failed');
     }
     health.stopping = true;
-    await this.finish(errs.some((e) => e) ? 1 : 0);
+    await this.finish(errs.some((e) => e) ? 1 : 0, this.cfg.pcap ? fileDrainMs(this.cfg) : this.cfg.drainTimeoutMs);
   }
 
   /** Capture has ended: close the flows (partial requests counted), drain the replay, close the rest. */
-  private async finish(code: number): Promise<void> {
+  private async finish(code: number, drainMs = this.cfg.drainTimeoutMs): Promise<void> {
     const { capture, replayer, shadow, recorder, servers, notifier } = this.p;
     notifier?.send('STOPPING=1');
     clearInterval(this.watchdog);
     await servers.healthPort?.close();
     capture.close();
     await recorder?.close();
-    await replayer.drain(this.cfg.drainTimeoutMs);
+    await replayer.drain(drainMs);
     shadow?.close();
     await closeServer(servers.metrics);
     this.resolveDone(code);
   }
+}
+
+/**
+ * A file run that reached its end waits for every replay to be answered or to time out, so the
+ * last answers are counted and compared (offline shadow testing) before the report: a full queue
+ * empties in at most its depth ÷ concurrency rounds of --timeout. SIGTERM keeps --drain-timeout.
+ */
+function fileDrainMs(cfg: Config): number {
+  return Math.min(2 ** 31 - 1, Math.max(cfg.drainTimeoutMs, cfg.timeoutMs * (Math.ceil(cfg.maxQueue / cfg.maxConcurrency) + 2)));
 }
 
 function closeServer(s: http.Server | null): Promise<void> {

@@ -87,3 +87,58 @@ test('a pcap that is not pcap fails with a clear error', async () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('offline compare: at the end of the file every answer is waited for, whatever --drain-timeout; copies are replayed, only originals compared', async () => {
+  const got: string[] = [];
+  const srv = http.createServer((req, res) => {
+    got.push(`${req.url} ${req.headers['x-mirror-copy'] ?? '-'}`);
+    req.resume();
+    // Slower than --drain-timeout 0: an exit that only waited that long would count them as shutdown.
+    setTimeout(() => res.end(), 300);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mr-daemon-'));
+  const diffLog = path.join(dir, 'diff.jsonl');
+  try {
+    const cfg: Config = {
+      ...config(FIXTURE, `http://127.0.0.1:${(srv.address() as { port: number }).port}`),
+      drainTimeoutMs: 0,
+      percentage: 200,
+      copyHeader: 'X-Mirror-Copy',
+      shadow: { diffLog, diffLogMaxBytes: 1 << 20, diffBodyBytes: 0, routes: [], ignoreHeaders: [], redactHeaders: [], jsonIgnore: null },
+    };
+    const d = await startDaemon(cfg, pino({ level: 'silent' }));
+    assert.equal(await d.done, 0);
+    const n = httpMix().expected.length;
+    const m = d.metrics;
+    assert.equal(await m.total('mirror_replay_requests_dropped_total'), 0, JSON.stringify(await m.byLabel('mirror_replay_requests_dropped_total', 'reason')));
+    assert.equal(await m.total('mirror_replay_requests_replayed_total'), 2 * n);
+    assert.equal(await m.total('mirror_replay_copies_total'), n);
+    assert.equal(got.filter((g) => g.endsWith(' 1')).length, n);
+    // One comparison per original: /p1 is the one request whose production answer the fixture holds whole.
+    const compared = await m.byLabel('mirror_replay_responses_compared_total', 'result');
+    assert.equal(Object.values(compared).reduce((a, b) => a + b, 0), n);
+    assert.equal(compared.match, 1, JSON.stringify(compared));
+    const lines = fs.readFileSync(diffLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const unpaired = lines.filter((l) => l.kind === 'diff').map((l) => l.unpaired?.reason);
+    assert.ok(!unpaired.includes('shutdown'), JSON.stringify(unpaired));
+  } finally {
+    srv.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the rate caps are exported per configured rule from 0, with the copies counter', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mr-daemon-'));
+  const empty = path.join(dir, 'empty.pcap');
+  fs.writeFileSync(empty, pcapFile([]));
+  try {
+    const d = await startDaemon({ ...config(empty, 'http://127.0.0.1:9'), rate: 10, routeRates: ['5:^/api/', '1:^/admin/'] }, pino({ level: 'silent' }));
+    await d.done;
+    const text = await d.metrics.registry.metrics();
+    for (const rule of ['^/api/', '^/admin/', 'global']) assert.match(text, new RegExp(`mirror_replay_rate_limited_total\\{rule="${rule.replace(/[\^/]/g, '\\$&')}"\\} 0`), rule);
+    assert.match(text, /mirror_replay_copies_total 0/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -9,7 +9,7 @@ const OPTION_NAMES = [
   'timeout', 'drain-timeout', 'ring-mb', 'ring-block-size', 'ring-block-timeout', 'max-body-bytes', 'max-flow-buffer-bytes', 'memcap-bytes', 'hole-timeout',
   'idle-timeout', 'workers', 'help', 'version', 'rate', 'http-allow-method', 'http-disallow-method', 'http-allow-url',
   'http-disallow-url', 'http-allow-header', 'http-disallow-header', 'http-set-header', 'http-remove-header',
-  'http-rewrite-url', 'mark-header', 'service-address', 'tls-insecure',
+  'http-rewrite-url', 'mark-header', 'route-rate', 'copy-header', 'service-address', 'tls-insecure',
   'record', 'record-max-file-size', 'record-max-file-age', 'record-max-files', 'record-gzip', 'record-buffer', 'speed', 'loop', 'summary-json',
 ];
 
@@ -74,7 +74,9 @@ export function buildParser(argv: string[]) {
     .option('http-remove-header', { type: 'string', array: true, group: 'Rewrites:', describe: 'Remove a header, e.g. Authorization or Cookie (repeatable)' })
     .option('http-rewrite-url', { type: 'string', array: true, group: 'Rewrites:', describe: "'regex:replacement' on the target; $1 refers to a group" })
     .option('rate', { type: 'number', default: 0, group: 'Sampling:', describe: 'Replay at most N requests per second (reason rate_limited); 0 = no cap' })
-    .option('percentage', { type: 'number', default: DEFAULTS.percentage, group: 'Sampling:', describe: 'Replay this percentage of requests (0-100)' })
+    .option('route-rate', { type: 'string', array: true, group: 'Sampling:', describe: "'N:regex': at most N requests/s whose target matches regex (repeatable, first match; reason rate_limited, counted per rule)" })
+    .option('percentage', { type: 'number', default: DEFAULTS.percentage, group: 'Sampling:', describe: 'Replay this percentage of requests (0-1000; above 100, copies: 250 = 2 sends each, a 3rd for half)' })
+    .option('copy-header', { type: 'string', group: 'Sampling:', describe: 'Header marking each copy with --percentage above 100 (values 1, 2, …; the original gets none)' })
     .option('percentage-by', { type: 'string', choices: ['header', 'remoteaddr'], group: 'Sampling:', describe: 'Make sampling sticky by a header value or the client address' })
     .option('percentage-by-header', { type: 'string', group: 'Sampling:', describe: 'Header for --percentage-by header' })
     .option('compare', { type: 'boolean', default: false, group: 'Shadow testing:', describe: "Compare each destination's answers with production's (needs the mirror to carry both directions)" })
@@ -135,7 +137,7 @@ export function parseArgs(argv: string[]): Config | null {
   // yargs has printed help or the version itself.
   if (a.help || a.version) return null;
   const dup = (k: string) => Array.isArray(a[k]) && (a[k] as unknown[]).length > 1;
-  for (const k of ['filter-request-port', 'percentage', 'percentage-by', 'percentage-by-header', 'pcap', 'metrics-port', 'metrics-host', 'timeout', 'health-check-port', 'config', 'workers', 'ring-block-size', 'ring-block-timeout', 'baseline-destination', 'diff-log', 'record', 'speed', 'loop', 'summary-json']) {
+  for (const k of ['filter-request-port', 'percentage', 'percentage-by', 'percentage-by-header', 'pcap', 'metrics-port', 'metrics-host', 'timeout', 'health-check-port', 'config', 'workers', 'ring-block-size', 'ring-block-timeout', 'baseline-destination', 'diff-log', 'record', 'speed', 'loop', 'summary-json', 'copy-header']) {
     if (dup(k)) throw new ConfigError(`--${k} is given more than once`);
   }
   const ifaces = list(a.interface);
@@ -174,6 +176,8 @@ export function parseArgs(argv: string[]): Config | null {
     holeTimeoutMs: parseDuration('hole-timeout', a['hole-timeout']),
     idleTimeoutMs: parseDuration('idle-timeout', a['idle-timeout']),
     rate: num('rate', a.rate),
+    routeRates: raw(a['route-rate']),
+    copyHeader: a['copy-header'] as string | undefined,
     filters: {
       allowMethods: list(a['http-allow-method']),
       disallowMethods: list(a['http-disallow-method']),

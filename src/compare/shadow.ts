@@ -82,6 +82,7 @@ export class Shadow {
   private counts: Record<string, Record<string, number>> = {};
   private noiseCounts: Record<string, Record<string, number>> = {};
   private countsDirty = false;
+  private sawResponseFlow = false;
 
   constructor(readonly opts: ShadowOptions, private readonly metrics: ShadowObserver, private readonly diffLog: DiffLog | null, private readonly log: Logger) {
     this.route = compileRoutes(opts.routes);
@@ -131,6 +132,7 @@ export class Shadow {
 
   /** The sink for a new server-to-client flow (the responses table's factory). */
   responseSink(info: FlowInfo, midstream: boolean): StreamSink {
+    this.sawResponseFlow = true;
     const key = connKey(info);
     let c = this.conns.get(key);
     if (!c || c.respAttached) {
@@ -193,6 +195,10 @@ export class Shadow {
 
   /** Stop: every waiting request is unpaired; the last stats line is written. */
   close(): void {
+    // A short capture file can end before the sweep decides: say it here, once.
+    if (this.state === 'unknown' && this.requestsSeen > 0 && !this.sawResponseFlow) {
+      this.log.warn({ requests: this.requestsSeen }, 'shadow testing: no server-to-client traffic was seen, so no production answer to compare with (every request unpaired); a capture file must hold both directions');
+    }
     for (const c of [...this.conns.values()]) c.breakAll('shutdown');
     this.conns.clear();
     if (this.diffLog) {

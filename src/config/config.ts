@@ -6,7 +6,9 @@ import { parseDestination } from '../replay/destination.js';
 import { buildFilter, type FilterOptions } from '../replay/filters.js';
 import { parseMarker } from '../replay/loop.js';
 import { buildRewriter, type RewriteOptions } from '../replay/rewrite.js';
-import type { PercentageBy } from '../replay/sampling.js';
+import { parseCopyMarker } from '../replay/amplify.js';
+import { parseRouteRates } from '../replay/ratelimit.js';
+import { MAX_PERCENTAGE, type PercentageBy } from '../replay/sampling.js';
 import { parseJsonPath } from '../compare/json.js';
 import { compileRoutes } from '../compare/routes.js';
 
@@ -54,6 +56,10 @@ export interface Config {
   idleTimeoutMs: number;
   /** Requests per second replayed after filters and sampling; 0 = no cap. */
   rate: number;
+  /** --route-rate 'N:regex': per-route caps (README: Amplification and rate caps). */
+  routeRates: string[];
+  /** --copy-header NAME: marks amplification copies 1, 2, … */
+  copyHeader?: string;
   filters: FilterOptions;
   rewrites: RewriteOptions;
   markHeader: string | undefined;
@@ -137,6 +143,7 @@ export const DEFAULTS: Omit<Config, 'destinations' | 'pcap' | 'percentageByHeade
   rate: 0,
   speed: 0,
   loops: 1,
+  routeRates: [],
   filters: { allowMethods: [], disallowMethods: [], allowUrls: [], disallowUrls: [], allowHeaders: [], disallowHeaders: [] },
   rewrites: { setHeaders: [], removeHeaders: [], rewriteUrls: [] },
   serviceAddresses: [],
@@ -153,7 +160,7 @@ export function validateConfig(c: Config): Config {
   for (const d of c.destinations) parseDestination(d, { maxConcurrency: c.maxConcurrency, maxQueue: c.maxQueue, maxQueueBytes: c.maxQueueBytes, timeoutMs: c.timeoutMs });
   if (new Set(c.destinations.map((d) => new URL(d).origin)).size !== c.destinations.length) throw new ConfigError('--destination: the same destination is given twice');
   int('filter-request-port', c.port, 1, 65535);
-  if (!(typeof c.percentage === 'number' && c.percentage >= 0 && c.percentage <= 100)) throw new ConfigError(`--percentage must be between 0 and 100, got ${JSON.stringify(c.percentage)}`);
+  if (!(typeof c.percentage === 'number' && c.percentage >= 0 && c.percentage <= MAX_PERCENTAGE)) throw new ConfigError(`--percentage must be between 0 and ${MAX_PERCENTAGE} (above 100: copies), got ${JSON.stringify(c.percentage)}`);
   if (!['random', 'header', 'remoteaddr'].includes(c.percentageBy)) throw new ConfigError(`--percentage-by must be header or remoteaddr, got ${JSON.stringify(c.percentageBy)}`);
   if (c.percentageBy === 'header' && !c.percentageByHeader) throw new ConfigError('--percentage-by header needs --percentage-by-header NAME');
   if (c.percentageByHeader !== undefined && !isToken(c.percentageByHeader)) throw new ConfigError(`--percentage-by-header ${JSON.stringify(c.percentageByHeader)} is not a header name`);
@@ -182,6 +189,8 @@ export function validateConfig(c: Config): Config {
   buildFilter(c.filters);
   buildRewriter(c.rewrites);
   parseMarker(c.markHeader);
+  parseRouteRates(c.routeRates);
+  parseCopyMarker(c.copyHeader);
   for (const a of c.serviceAddresses) if (!/^[0-9a-fA-F:.]+$/.test(a)) throw new ConfigError(`--service-address ${JSON.stringify(a)} must be an IP address`);
   if (c.shadow) validateShadow(c.shadow, c.destinations);
   validateFiles(c);

@@ -54,6 +54,8 @@ export function policyOptions(cfg: Config): PolicyOptions {
     keepHost: cfg.keepHostHeader,
     sampling: { percentage: cfg.percentage, by: cfg.percentageBy, header: cfg.percentageByHeader },
     rate: cfg.rate,
+    routeRates: cfg.routeRates,
+    copyHeader: cfg.copyHeader,
     filters: cfg.filters,
     rewrites: cfg.rewrites,
     markHeader: cfg.markHeader,

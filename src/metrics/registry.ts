@@ -137,6 +137,8 @@ export class Metrics implements ReplayObserver {
   readonly parsedTotal: client.Counter;
   private readonly bytesSkipped: client.Counter<'reason'>;
   private readonly destinationDropped: client.Counter<'destination' | 'reason'>;
+  private readonly copiesTotal: client.Counter;
+  private readonly rateLimitedTotal: client.Counter<'rule'>;
   /** Labelled children per destination, looked up once: no label hashing per request. */
   private readonly perDestination = new Map<string, DestinationChildren>();
 
@@ -167,6 +169,8 @@ export class Metrics implements ReplayObserver {
     this.parsedTotal = new client.Counter({ name: 'mirror_replay_requests_parsed_total', help: 'Complete requests decoded from the mirrored traffic', registers: [reg] });
     this.bytesSkipped = new client.Counter({ name: 'mirror_replay_stream_bytes_skipped_total', help: 'Client stream bytes not parsed as requests (midstream pickup, resync after errors), by reason', labelNames: ['reason'], registers: [reg] });
     for (const r of HTTP_DROP_REASONS) this.bytesSkipped.inc({ reason: r }, 0);
+    this.copiesTotal = new client.Counter({ name: 'mirror_replay_copies_total', help: 'Copies made by --percentage above 100 (each then replayed or dropped with a reason, as any request)', registers: [reg] });
+    this.rateLimitedTotal = new client.Counter({ name: 'mirror_replay_rate_limited_total', help: 'Requests and copies dropped by a rate cap, by rule (the --route-rate regex, or global for --rate)', labelNames: ['rule'], registers: [reg] });
 
     const read = (): PipelineProbe => this.probe;
     const cap = () => read().capture();
@@ -235,6 +239,16 @@ export class Metrics implements ReplayObserver {
   }
   altered(what: 'empty_body_framing'): void {
     this.alteredTotal.inc({ what });
+  }
+  copied(n: number): void {
+    this.copiesTotal.inc(n);
+  }
+  rateLimited(rule: string): void {
+    this.rateLimitedTotal.inc({ rule });
+  }
+  /** The configured rate caps' labels, each shown at 0 from the start (again after a reload). */
+  rateRules(labels: readonly string[]): void {
+    for (const rule of labels) this.rateLimitedTotal.inc({ rule }, 0);
   }
   skippedBytes(reason: string, n: number): void {
     this.bytesSkipped.inc({ reason }, n);

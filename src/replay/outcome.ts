@@ -11,7 +11,7 @@ export const REPLAY_DROP_REASONS = [
   'filtered',
   /** --percentage sampling left it out: a choice, not a loss. */
   'sampled_out',
-  /** Over --rate requests per second. */
+  /** Over --rate or a --route-rate cap (mirror_replay_rate_limited_total{rule} says which). */
   'rate_limited',
   /** The destination's queue was full: capture never waits for replay. */
   'queue_full',
@@ -45,4 +45,8 @@ export interface ReplayObserver {
   error(destination: string, code: string): void;
   /** A request whose framing we had to change (see README). */
   altered(what: 'empty_body_framing'): void;
+  /** --percentage above 100 made `n` copies of a request (each then replayed or dropped as any request is). */
+  copied?(n: number): void;
+  /** A rate cap dropped a request (also counted as dropped 'rate_limited'): the rule's label, or 'global' for --rate. */
+  rateLimited?(rule: string): void;
 }

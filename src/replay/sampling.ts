@@ -25,19 +25,32 @@ function headerValue(req: HttpRequest, lowerName: string): string {
   return '';
 }
 
+/** Largest --percentage: ten sends of every request. */
+export const MAX_PERCENTAGE = 1000;
+
 /**
- * The --percentage step. With --percentage-by the decision is a hash of the header value or the
- * client address, so the same value is always in or always out (the aws-samples semantics).
- * Returns a predicate built once at startup.
+ * The --percentage step: how many times to send a request (0 = sampled out). P% means
+ * floor(P/100) sends always, plus one more with probability frac(P/100): 25 sends a quarter of
+ * requests once, 250 sends every request twice and half of them a third time. With
+ * --percentage-by the fractional decision is a hash of the header value or the client address,
+ * so the same value always gets the same count (the aws-samples semantics, extended above 100).
+ * Returns a function built once at startup.
  */
-export function sampler(opts: SamplingOptions, random: () => number = Math.random): (req: HttpRequest, flow: RequestFlow) => boolean {
-  const p = opts.percentage / 100;
-  if (p >= 1) return () => true;
-  if (p <= 0) return () => false;
+export function sendCounter(opts: SamplingOptions, random: () => number = Math.random): (req: HttpRequest, flow: RequestFlow) => number {
+  const p = Math.max(0, opts.percentage) / 100;
+  const whole = Math.floor(p);
+  const frac = p - whole;
+  if (frac === 0) return () => whole;
   if (opts.by === 'header') {
     const name = (opts.header ?? '').toLowerCase();
-    return (req) => fraction(headerValue(req, name)) < p;
+    return (req) => whole + (fraction(headerValue(req, name)) < frac ? 1 : 0);
   }
-  if (opts.by === 'remoteaddr') return (_req, flow) => fraction(flow.clientAddr) < p;
-  return () => random() < p;
+  if (opts.by === 'remoteaddr') return (_req, flow) => whole + (fraction(flow.clientAddr) < frac ? 1 : 0);
+  return () => whole + (random() < frac ? 1 : 0);
+}
+
+/** Whether a request is sent at all (--percentage up to 100). */
+export function sampler(opts: SamplingOptions, random: () => number = Math.random): (req: HttpRequest, flow: RequestFlow) => boolean {
+  const count = sendCounter(opts, random);
+  return (req, flow) => count(req, flow) > 0;
 }

@@ -80,7 +80,15 @@ test('every bad value gets a clear ConfigError naming the flag', () => {
     [['--destination', 'http://x/path'], /only scheme, host and port/],
     [['--destination', 'http://x', '--filter-request-port', '70000'], /filter-request-port must be an integer from 1 to 65535/],
     [['--destination', 'http://x', '--filter-request-port', 'abc'], /filter-request-port/],
-    [['--destination', 'http://x', '--percentage', '101'], /percentage must be between 0 and 100/],
+    [['--destination', 'http://x', '--percentage', '1001'], /percentage must be between 0 and 1000 \(above 100: copies\)/],
+    [['--destination', 'http://x', '--percentage', '-1'], /percentage must be between 0 and 1000/],
+    [['--destination', 'http://x', '--route-rate', '50:(unclosed'], /--route-rate "\(unclosed" is not a valid regular expression/],
+    [['--destination', 'http://x', '--route-rate', '^/api/'], /--route-rate "\^\/api\/" must be 'N:regex'/],
+    [['--destination', 'http://x', '--route-rate', '0:^/api/'], /--route-rate "0:\^\/api\/" must be 'N:regex'/],
+    [['--destination', 'http://x', '--route-rate', '5:'], /the regex after ':' is empty/],
+    [['--destination', 'http://x', '--route-rate', '5:^/a', '--route-rate', '9:^/a'], /the regex "\^\/a" is given twice/],
+    [['--destination', 'http://x', '--copy-header', 'X Copy'], /--copy-header "X Copy" is not a header name/],
+    [['--destination', 'http://x', '--copy-header', 'A', '--copy-header', 'B'], /--copy-header is given more than once/],
     [['--destination', 'http://x', '--percentage-by', 'cookie'], /percentage-by|Invalid values/],
     [['--destination', 'http://x', '--percentage-by', 'header'], /needs --percentage-by-header/],
     [['--destination', 'http://x', '--interface', 'a/b'], /not an interface name/],
@@ -122,9 +130,9 @@ test('the binary: --help lists the groups; a wrong flag exits 2 with a message',
   const h = spawnSync(process.execPath, [MAIN, '--help'], { encoding: 'utf8' });
   assert.equal(h.status, 0);
   for (const g of ['Replay:', 'Sampling:', 'Capture:', 'Limits:', 'Operations:', '--destination', '--percentage-by-header', '--metrics-port']) assert.ok(h.stdout.includes(g), g);
-  const b = spawnSync(process.execPath, [MAIN, '-destination', 'http://x', '-percentage', '300'], { encoding: 'utf8' });
+  const b = spawnSync(process.execPath, [MAIN, '-destination', 'http://x', '-percentage', '3000'], { encoding: 'utf8' });
   assert.equal(b.status, 2);
-  assert.match(b.stderr, /--percentage must be between 0 and 100/);
+  assert.match(b.stderr, /--percentage must be between 0 and 1000/);
 });
 
 test('the binary: version and config check', () => {
@@ -148,4 +156,24 @@ test('the binary: a missing interface fails with a clear capture error', { skip:
   assert.equal(r.status, 1);
   assert.match(r.stderr, /mrnosuch0/);
   assert.ok(!r.stderr.includes('"level"'), 'a one-line message, not a JSON log with a stack');
+});
+
+test('amplification and per-route caps: flags, environment and config file', async () => {
+  const c = parseArgs(['--destination', 'http://x', '--percentage', '250', '--copy-header', 'X-Mirror-Copy', '--route-rate', '50:^/api/(search|find),x', '--route-rate', '5.5:^/static/'])!;
+  assert.equal(c.percentage, 250);
+  assert.equal(c.copyHeader, 'X-Mirror-Copy');
+  assert.deepEqual(c.routeRates, ['50:^/api/(search|find),x', '5.5:^/static/'], 'a regex is never split at commas');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mr-args-')), 'c.yaml');
+  fs.writeFileSync(file, "destination: http://x\nroute-rate: ['10:^/a', '20:^/b']\ncopy-header: X-Copy\npercentage: 300\n");
+  const f = parseArgs(['--config', file])!;
+  assert.deepEqual([f.routeRates, f.copyHeader, f.percentage], [['10:^/a', '20:^/b'], 'X-Copy', 300]);
+  process.env.MIRROR_REPLAY_ROUTE_RATE = '7:^/env/';
+  try {
+    assert.deepEqual(parseArgs(['--destination', 'http://x'])!.routeRates, ['7:^/env/']);
+  } finally {
+    delete process.env.MIRROR_REPLAY_ROUTE_RATE;
+  }
+  fs.rmSync(path.dirname(file), { recursive: true });
 });
