@@ -74,7 +74,7 @@ function encapUnits(vni: string): string[] {
   return [
     `dev="$(ip -o -4 route show default | awk '{print $5; exit}')"`,
     'test -n "$dev"',
-    `printf 'encap-interface:\n  - %s\nvni:\n  - %s\n' "$dev" ${vni} >>/etc/mirror-replay/config.yaml`,
+    `printf 'encap-interface:\\n  - %s\\nvni:\\n  - %s\\n' "$dev" ${vni} >>/etc/mirror-replay/config.yaml`,
     `"$prefix/scripts/install-systemd.sh" --prefix "$prefix" --node /usr/bin/node-20 --no-enable`,
     'systemctl daemon-reload',
     'systemctl enable --now mirror-replay.service',
