@@ -127,7 +127,7 @@ export class MirrorScaleOutStack extends Stack {
       }),
     });
     // Launches, terminations and their failures, for whoever subscribes (an adapter that fails to
-    // boot shows up here first).
+    // boot shows up here first); also production instances the fleet construct could not mirror.
     this.scalingEvents = new sns.Topic(this, 'AdapterScalingEvents', {
       enforceSSL: true,
       masterKey: kms.Alias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
@@ -139,7 +139,7 @@ export class MirrorScaleOutStack extends Stack {
       launchTemplate: template,
       minCapacity: props.minAdapters ?? 2,
       maxCapacity: props.maxAdapters ?? 6,
-      // Replace an adapter the NLB finds unhealthy; first boot installs Node.js and builds an addon.
+      // Replace an adapter the load balancer finds unhealthy; first boot installs Node.js and builds an addon.
       healthChecks: autoscaling.HealthChecks.withAdditionalChecks({ additionalTypes: [autoscaling.AdditionalHealthCheckType.ELB], gracePeriod: Duration.minutes(10) }),
     });
     this.adapters.scaleOnCpuUtilization('Cpu', { targetUtilizationPercent: 60 });
@@ -165,7 +165,7 @@ export class MirrorScaleOutStack extends Stack {
     new CfnOutput(this, 'TargetInstanceId', { value: target.instance.instanceId });
     if (this.nlb) new CfnOutput(this, 'NlbArn', { value: this.nlb.loadBalancerArn });
     if (this.gateway) new CfnOutput(this, 'GwlbEndpointId', { value: this.gateway.endpoint.ref });
-    new CfnOutput(this, 'ScalingEventsTopicArn', { value: this.scalingEvents.topicArn, description: 'subscribe to hear about adapter launches and failures' });
+    new CfnOutput(this, 'ScalingEventsTopicArn', { value: this.scalingEvents.topicArn, description: 'subscribe to hear about adapter launches and failures, and instances that could not be mirrored' });
   }
 
   /** The NLB target: UDP 4789, source-IP stickiness. */
