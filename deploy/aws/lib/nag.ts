@@ -23,6 +23,25 @@ export const ACKNOWLEDGED: ReadonlyArray<{ id: string; reason: string }> = [
   },
 ];
 
+/**
+ * The fleet construct's role (lib/fleet.ts), acknowledged on that construct only. Each wildcard is
+ * a resource that does not exist yet or an action without resource-level permissions.
+ */
+export const FLEET_ACKNOWLEDGED: ReadonlyArray<{ id: string; reason: string }> = [
+  {
+    id: 'AwsSolutions-IAM5[Resource::*]',
+    reason: 'ec2:DescribeInstances and ec2:DescribeTrafficMirrorSessions have no resource-level permissions; cloudwatch:PutMetricData is limited by the cloudwatch:namespace condition instead.',
+  },
+  {
+    id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:traffic-mirror-session/*]',
+    reason: 'Session ids are not known before creation: creating requires the request tag mirror-replay:fleet=<stack>, tagging only on creation, and deleting only sessions that carry that tag.',
+  },
+  {
+    id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]',
+    reason: 'The sources are the ENIs of instances that start later, unknown at deploy time; the same statement pins the target and the filter to this stack\'s.',
+  },
+];
+
 export function acknowledgeFindings(stack: Stack): void {
   for (const a of ACKNOWLEDGED) Validations.of(stack).acknowledge(a);
 }

@@ -5,7 +5,7 @@ import { Construct } from 'constructs';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { RemovalPolicy } from 'aws-cdk-lib';
-import { EPHEMERAL_PORTS, HEALTH_CHECK_PORT, VXLAN_PORT } from './contract.js';
+import { EPHEMERAL_PORTS, GENEVE_PORT, HEALTH_CHECK_PORT, VXLAN_PORT } from './contract.js';
 
 export type Tier = 'source' | 'adapter' | 'target';
 
@@ -29,6 +29,11 @@ export interface AclPlanInput {
   readonly servicePort: number;
   /** Adapters behind an NLB answer its TCP health checks. */
   readonly healthCheck: boolean;
+  /**
+   * Behind a Gateway Load Balancer: its endpoint (in the adapter subnets) takes the VXLAN, and
+   * the adapters get it again wrapped in GENEVE (UDP 6081) from the load balancer's nodes.
+   */
+  readonly gwlb?: boolean;
 }
 
 const ANY = '0.0.0.0/0';
@@ -53,13 +58,14 @@ export function aclPlan(p: AclPlanInput): Record<Tier, AclRule[]> {
     tcp(true, EPH.from, EPH.to, ANY, 'replies to SSH and HTTP clients, and the NAT gateway\'s replies to the private subnets'),
   ];
   const adapter: AclRule[] = [
-    { egress: false, protocol: 'udp', from: VXLAN_PORT, to: VXLAN_PORT, cidr: p.vpcCidr, why: 'mirrored VXLAN from the source ENI (an NLB keeps the source address)' },
+    { egress: false, protocol: 'udp', from: VXLAN_PORT, to: VXLAN_PORT, cidr: p.vpcCidr, why: p.gwlb ? 'mirrored VXLAN from the source ENI to the GWLB endpoint' : 'mirrored VXLAN from the source ENI (an NLB keeps the source address)' },
+    ...(p.gwlb ? [{ egress: false, protocol: 'udp' as const, from: GENEVE_PORT, to: GENEVE_PORT, cidr: p.vpcCidr, why: 'the same VXLAN wrapped in GENEVE by the Gateway Load Balancer' }] : []),
     ...p.sourceCidrs.map((c) => tcp(false, 22, 22, c, 'SSH from the jump host')),
-    ...(p.healthCheck ? [tcp(false, HEALTH_CHECK_PORT, HEALTH_CHECK_PORT, p.vpcCidr, 'NLB health checks from the load balancer\'s nodes')] : []),
+    ...(p.healthCheck ? [tcp(false, HEALTH_CHECK_PORT, HEALTH_CHECK_PORT, p.vpcCidr, 'health checks from the load balancer\'s nodes')] : []),
     tcp(false, EPH.from, EPH.to, ANY, 'return traffic: the test environment\'s answers to replays, dnf and npm through the NAT gateway'),
     ...p.targetCidrs.map((c) => tcp(true, p.servicePort, p.servicePort, c, 'the replayed requests')),
     tcp(true, 443, 443, ANY, 'dnf and npm through the NAT gateway'),
-    tcp(true, EPH.from, EPH.to, p.vpcCidr, p.healthCheck ? 'replies to SSH and to the NLB health checks' : 'replies to SSH'),
+    tcp(true, EPH.from, EPH.to, p.vpcCidr, p.healthCheck ? 'replies to SSH and to the health checks' : 'replies to SSH'),
   ];
   const target: AclRule[] = [
     ...p.adapterCidrs.map((c) => tcp(false, p.servicePort, p.servicePort, c, 'the replayed requests from the adapters')),
@@ -81,6 +87,8 @@ export interface MirrorNetworkProps {
   readonly adminCidr: string;
   readonly servicePort: number;
   readonly healthCheck: boolean;
+  /** The adapters sit behind a Gateway Load Balancer (see AclPlanInput.gwlb). */
+  readonly gwlb?: boolean;
 }
 
 export class MirrorNetwork extends Construct {
@@ -116,6 +124,7 @@ export class MirrorNetwork extends Construct {
       adminCidr: props.adminCidr,
       servicePort: props.servicePort,
       healthCheck: props.healthCheck,
+      gwlb: props.gwlb,
     });
     for (const tier of ['source', 'adapter', 'target'] as const) {
       const acl = new ec2.NetworkAcl(this, `${cap(tier)}Acl`, { vpc: this.vpc, subnetSelection: this.subnets(tier) });

@@ -19,6 +19,11 @@ export interface TopologyProps extends StackProps {
   /** The blog's t3.nano for source and target; the adapter needs room for the daemon's buffers. */
   readonly sourceInstanceType?: ec2.InstanceType;
   readonly adapterInstanceType?: ec2.InstanceType;
+  /**
+   * Shadow testing end to end: the filter also mirrors production's answers and the adapter
+   * compares the target's answers with them (`compare: true`).
+   */
+  readonly compare?: boolean;
 }
 
 export class MirrorTopologyStack extends Stack {
@@ -75,6 +80,8 @@ export class MirrorTopologyStack extends Stack {
         destination: `http://${this.target.privateIp}${servicePort === 80 ? '' : `:${servicePort}`}`,
         servicePort,
         healthCheck: false,
+        compare: props.compare ?? false,
+        capture: 'vxlan',
       }),
     });
     Tags.of(this.adapter).add(ADAPTER_TAG.key, ADAPTER_TAG.value);
@@ -88,6 +95,7 @@ export class MirrorTopologyStack extends Stack {
       targetId: mirrorTarget.ref,
       vni: params.vni.valueAsNumber,
       servicePort,
+      compare: props.compare ?? false,
     });
     this.mirror.node.addDependency(this.adapter.instance);
 

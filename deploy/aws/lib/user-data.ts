@@ -13,15 +13,24 @@ export interface AdapterBootOptions {
   readonly destination: string;
   /** Service port whose inbound requests are mirrored and replayed. */
   readonly servicePort: number;
-  /** Open the NLB health-check listener (scale-out); the single adapter has no NLB to answer. */
+  /** Open the load balancer's health-check listener (scale-out); the single adapter has none to answer. */
   readonly healthCheck: boolean;
+  /** `compare: true`: shadow testing, which needs the filter's egress rule (production's answers). */
+  readonly compare: boolean;
+  /**
+   * How mirrored traffic reaches the daemon. `vxlan`: the kernel decapsulates on vxlan0 (an ENI or
+   * NLB target). `encap`: the daemon reads the datagrams on the ENI itself and decapsulates them
+   * (`--encap-interface`), as it must behind a Gateway Load Balancer, whose GENEVE has no kernel
+   * device here.
+   */
+  readonly capture: 'vxlan' | 'encap';
 }
 
 /**
  * Installs Node.js 20 and the release with npm (the ioctl addon builds with g++/make), writes
- * /etc/mirror-replay/config.yaml, then runs the package's scripts/install-systemd.sh, which
- * writes vxlan-vxlan0.env with the VNI, installs and enables mirror-replay-vxlan@vxlan0 and
- * mirror-replay; then starts them.
+ * /etc/mirror-replay/config.yaml, then runs the package's scripts/install-systemd.sh. With
+ * `capture: 'vxlan'` that writes vxlan-vxlan0.env with the VNI and enables
+ * mirror-replay-vxlan@vxlan0 and mirror-replay; with `encap` only mirror-replay runs.
  */
 export function adapterUserData(o: AdapterBootOptions): UserData {
   if (!Token.isUnresolved(o.vni) && !/^\d+$/.test(o.vni)) throw new Error(`vni must be a number or a token, got ${o.vni}`);
@@ -38,16 +47,38 @@ export function adapterUserData(o: AdapterBootOptions): UserData {
     '# Written by the deploy/aws stack at first boot.',
     'destination:',
     `  - ${o.destination}`,
-    'interface:',
-    `  - ${VXLAN_INTERFACE}`,
+    ...(o.capture === 'vxlan' ? ['interface:', `  - ${VXLAN_INTERFACE}`] : []),
     `filter-request-port: ${o.servicePort}`,
     `metrics-port: ${METRICS_PORT}`,
     `health-check-port: ${o.healthCheck ? HEALTH_CHECK_PORT : 0}`,
+    ...(o.compare ? ['compare: true'] : []),
     'MIRROR_REPLAY_CONFIG',
-    `"$prefix/scripts/install-systemd.sh" --prefix "$prefix" --node /usr/bin/node-20 --name ${VXLAN_INTERFACE} --vni ${o.vni}`,
-    `systemctl start mirror-replay-vxlan@${VXLAN_INTERFACE}.service mirror-replay.service`,
+    ...(o.capture === 'vxlan' ? vxlanUnits(o.vni) : encapUnits(o.vni)),
   );
   return ud;
+}
+
+/** vxlan0 from mirror-replay-vxlan@vxlan0 (with the session's VNI), then the daemon on it. */
+function vxlanUnits(vni: string): string[] {
+  return [
+    `"$prefix/scripts/install-systemd.sh" --prefix "$prefix" --node /usr/bin/node-20 --name ${VXLAN_INTERFACE} --vni ${vni}`,
+    `systemctl start mirror-replay-vxlan@${VXLAN_INTERFACE}.service mirror-replay.service`,
+  ];
+}
+
+/**
+ * No vxlan0: the daemon reads the ENI that carries the default route (ens5 on Nitro) and keeps
+ * only the session's VNI. Only mirror-replay.service is enabled.
+ */
+function encapUnits(vni: string): string[] {
+  return [
+    `dev="$(ip -o -4 route show default | awk '{print $5; exit}')"`,
+    'test -n "$dev"',
+    `printf 'encap-interface:\\n  - %s\\nvni:\\n  - %s\\n' "$dev" ${vni} >>/etc/mirror-replay/config.yaml`,
+    `"$prefix/scripts/install-systemd.sh" --prefix "$prefix" --node /usr/bin/node-20 --no-enable`,
+    'systemctl daemon-reload',
+    'systemctl enable --now mirror-replay.service',
+  ];
 }
 
 function quoteSpec(spec: string): string {
