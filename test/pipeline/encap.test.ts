@@ -39,7 +39,7 @@ async function run(frames: Buffer[], pcapEncap: boolean, vnis: number[] = []) {
   fs.writeFileSync(file, pcapFile(frames));
   const requests: Array<{ req: HttpRequest; flow: FlowInfo }> = [];
   const sink: CaptureSink = { request: (req, flow) => (requests.push({ req, flow }), true), dropped: () => {}, overflow: () => {} };
-  const opts = { pcap: file, pcapEncap, interfaces: [], workers: 1, ring: { ringMiB: 4, blockKiB: 128, retireMs: 100 }, stages: { table: { port: 80 }, limits: DEFAULT_HTTP_LIMITS, encap: { vnis } } };
+  const opts = { pcap: file, pcapEncap, interfaces: [], workers: 1, speed: 0, loops: 1, ring: { ringMiB: 4, blockKiB: 128, retireMs: 100 }, stages: { table: { port: 80 }, limits: DEFAULT_HTTP_LIMITS, encap: { vnis } } };
   const capture = createCapture(opts, sink, null);
   const errors = await capture.run();
   capture.close();
