@@ -62,58 +62,46 @@ function arrayCounter(reg: client.Registry, name: string, help: string, label: s
   });
 }
 
-/** A counter per capture source, labelled `interface`, so each mirror session is seen alone. */
-function sourceCounter(reg: client.Registry, name: string, help: string, key: Exclude<keyof SourceCounts, 'interface'>, read: () => SourceCounts[]) {
+/**
+ * A counter whose values live in a stage and only grow: at scrape, `read` emits each series' current
+ * value and prom-client is told the increase. A series shows from its first emit, 0 included.
+ */
+function scrapedCounter<L extends string>(reg: client.Registry, name: string, help: string, labelNames: readonly L[], read: (emit: (labels: Record<L, string>, value: number) => void) => void) {
   const last = new Map<string, number>();
   return new client.Counter({
     name,
     help,
-    labelNames: ['interface'],
+    labelNames,
     registers: [reg],
     collect() {
-      for (const s of read()) {
-        const prev = last.get(s.interface) ?? 0;
-        this.inc({ interface: s.interface }, Math.max(0, s[key] - prev));
-        last.set(s.interface, s[key]);
-      }
+      read((labels, value) => {
+        const id = labelNames.map((l) => labels[l]).join('\0');
+        this.inc(labels, Math.max(0, value - (last.get(id) ?? 0)));
+        last.set(id, value);
+      });
     },
+  });
+}
+
+/** A counter per capture source, labelled `interface`, so each mirror session is seen alone. */
+function sourceCounter(reg: client.Registry, name: string, help: string, key: Exclude<keyof SourceCounts, 'interface'>, read: () => SourceCounts[]) {
+  return scrapedCounter(reg, name, help, ['interface'], (emit) => {
+    for (const s of read()) emit({ interface: s.interface }, s[key]);
   });
 }
 
 /** mirror_replay_capture_errors_total: every kind at 0 for an interface from its first scrape, so alerts see a 0 and not "no data". */
 function captureErrorCounter(reg: client.Registry, read: () => SourceCounts[]) {
-  const last = new Map<string, number>();
-  return new client.Counter({
-    name: 'mirror_replay_capture_errors_total',
-    help: 'Faults a capture loop counted and carried on past, by interface and kind (handler: a stage threw on a frame, which was skipped; see README)',
-    labelNames: ['interface', 'kind'],
-    registers: [reg],
-    collect() {
-      for (const s of read()) {
-        for (const { kind, key } of CAPTURE_ERRORS) {
-          const id = `${s.interface}\0${kind}`;
-          this.inc({ interface: s.interface, kind }, Math.max(0, s[key] - (last.get(id) ?? 0)));
-          last.set(id, s[key]);
-        }
-      }
-    },
+  const help = 'Faults a capture loop counted and carried on past, by interface and kind (handler: a stage threw on a frame, which was skipped; see README)';
+  return scrapedCounter(reg, 'mirror_replay_capture_errors_total', help, ['interface', 'kind'], (emit) => {
+    for (const s of read()) for (const { kind, key } of CAPTURE_ERRORS) emit({ interface: s.interface, kind }, s[key]);
   });
 }
 
-/** A counter whose label values appear as the stages see them (bounded by the stage), told the increase at scrape. */
+/** A counter whose label values appear as the stages see them (bounded by the stage). */
 function labelCounter(reg: client.Registry, name: string, help: string, label: string, read: () => ReadonlyMap<string, number>) {
-  const last = new Map<string, number>();
-  return new client.Counter({
-    name,
-    help,
-    labelNames: [label],
-    registers: [reg],
-    collect() {
-      for (const [k, v] of read()) {
-        this.inc({ [label]: k }, Math.max(0, v - (last.get(k) ?? 0)));
-        last.set(k, v);
-      }
-    },
+  return scrapedCounter(reg, name, help, [label], (emit) => {
+    for (const [k, v] of read()) emit({ [label]: k }, v);
   });
 }
 
