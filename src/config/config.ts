@@ -1,4 +1,5 @@
 import os from 'node:os';
+import type { RecordOptions } from '../capture/record.js';
 import { DEFAULT_BLOCK_KIB, DEFAULT_RETIRE_MS, DEFAULT_RING_MIB, MAX_RETIRE_MS, ringShareMiB } from '../capture/ring.js';
 import { ConfigError } from '../errors.js';
 import { isToken } from '../http/grammar.js';
@@ -78,15 +79,8 @@ export interface Config {
   summaryJson?: string;
 }
 
-export interface RecordConfig {
-  dir: string;
-  maxFileBytes: number;
-  maxFileMs: number;
-  /** 0 = keep all. */
-  maxFiles: number;
-  gzip: boolean;
-  bufferBytes: number;
-}
+/** --record and its limits: the recorder's options but the snap length, which the ring decides. */
+export type RecordConfig = Omit<RecordOptions, 'snapLen'>;
 
 export interface ShadowConfig {
   /** --baseline-destination: a copy of production's version, for noise; also the last of `destinations`. */
