@@ -33,6 +33,8 @@ export interface ResponseDigest {
   bodySnippet: Buffer;
   /** The whole body when it is JSON and at most `captureJsonBytes` long; null otherwise. */
   jsonBody: Buffer | null;
+  /** Trailer fields like `headers` (HTTP/2's trailing HEADERS, where gRPC puts grpc-status); undefined: none. */
+  trailers?: string[];
 }
 
 /** Why a response could not be digested. */

@@ -25,6 +25,21 @@ export interface HttpRequest {
   chunked: boolean;
   /** Trailer fields of a chunked body, flat like `headers` (usually empty). */
   trailers: string[];
+  /**
+   * Set when the request came over HTTP/2 (src/http2/). Then `method` is :method, `target` :path,
+   * `authority` :authority (undefined when not sent), `headers` the regular fields in wire order
+   * (lower-case names, as HTTP/2 requires), `trailers` the trailing HEADERS block (gRPC sends none,
+   * its answers do), `minorVersion` 1 and `chunked` false.
+   */
+  h2?: H2RequestInfo;
+}
+
+/** What an HTTP/2 request has that the HTTP/1.x fields cannot say. */
+export interface H2RequestInfo {
+  /** :scheme as sent ("http" for h2c). */
+  scheme: string;
+  /** The client-initiated (odd) stream it came on. */
+  streamId: number;
 }
 
 /** Why a request (or a run of stream bytes) could not be turned into a faithful request. */
