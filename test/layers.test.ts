@@ -24,10 +24,12 @@ export const LAYERS: ReadonlyArray<{ name: string; sees?: readonly string[] }> =
   { name: 'decode', sees: [] },
   { name: 'reassemble', sees: ['decode'] },
   { name: 'http', sees: ['reassemble'] },
+  // HTTP/2 beside HTTP/1.x: a connection starts as either, and h2c upgrades from HTTP/1.1; both hand on HttpRequest.
+  { name: 'http2', sees: ['reassemble', 'http'] },
   { name: 'replay', sees: ['http'] },
   // Shadow testing sits beside replay: it reads production's answers from reassembly through the
   // HTTP reply framer, and the destinations' answers from replay.
-  { name: 'compare', sees: ['reassemble', 'http', 'replay'] },
+  { name: 'compare', sees: ['reassemble', 'http', 'http2', 'replay'] },
   { name: 'metrics' },
   { name: 'ops' },
   { name: 'doctor' },
