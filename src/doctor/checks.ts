@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { defaultRouteDevice, readLinks, type LinkFacts } from './links.js';
 import type { FlowSummary } from './flows.js';
-import { sampleVxlan, type Sample } from './sample.js';
+import { sampleTunnels, sampleVxlan, type Sample, type TunnelSample } from './sample.js';
 
 export type Status = 'ok' | 'warning' | 'error';
 
@@ -29,6 +29,10 @@ export interface DoctorOptions {
   port?: number;
   /** The daemon compares answers (--compare): both directions must arrive here. */
   compare?: boolean;
+  /** --encap-interface: devices that receive the tunnels themselves (no vxlan0). */
+  encapInterfaces?: string[];
+  /** --vni: the VNIs the daemon keeps from those devices (empty: every VNI). */
+  vnis?: number[];
 }
 
 const CAP_NET_RAW = 13;
@@ -99,7 +103,64 @@ export async function runChecks(o: DoctorOptions): Promise<Check[]> {
     }
   }
 
+  for (const name of o.encapInterfaces ?? []) out.push(...(await checkEncapInterface(name, byName.get(name), netRaw, o)));
   for (const d of o.destinations) out.push(await checkDestination(d, o.connectTimeoutMs ?? 3000));
+  return out;
+}
+
+/** An --encap-interface device: up, and what its tunnels carry (the kernel has no say: nothing is dropped silently by VNI). */
+async function checkEncapInterface(name: string, l: LinkFacts | undefined, netRaw: boolean, o: DoctorOptions): Promise<Check[]> {
+  if (!l) return [{ status: 'error', name: `interface ${name}`, message: `${name} does not exist`, fix: '--encap-interface names the device the mirror (or the Gateway Load Balancer) sends to, e.g. eth0' }];
+  if (!l.up) return [{ status: 'error', name: `interface ${name}`, message: `${name} is down: nothing reaches the capture`, fix: `ip link set ${name} up` }];
+  const out: Check[] = [{ status: 'ok', name: `interface ${name}`, message: `${name} is up (MTU ${l.mtu}); its VXLAN and GENEVE datagrams are taken apart by mirror-replay (--encap-interface)` }];
+  if (!netRaw) return [...out, { status: 'warning', name: `traffic ${name}`, message: 'not sampled: capturing needs CAP_NET_RAW', fix: 'run doctor as root' }];
+  let s: TunnelSample;
+  try {
+    s = await sampleTunnels(name, o.seconds, o.port ?? 80);
+  } catch (e) {
+    return [...out, { status: 'error', name: `traffic ${name}`, message: `could not capture on ${name}: ${(e as Error).message}` }];
+  }
+  out.push(...judgeTunnels(s, o.vnis ?? [], l.mtu));
+  if (s.vnis.size > 0) out.push(...judgeFlows(s.flows, o.compare ?? false));
+  return out;
+}
+
+/** Findings from a tunnel sample; exported so every branch is testable without a network. */
+export function judgeTunnels(s: TunnelSample, keep: readonly number[], deviceMtu: number): Check[] {
+  const where = `on ${s.device} (UDP 4789 VXLAN, 6081 GENEVE) in ${s.seconds} s`;
+  const seen = [...s.vnis.entries()].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+  const frames = seen.reduce((n, [, k]) => n + k, 0);
+  if (frames === 0) {
+    return [{
+      status: 'error',
+      name: `traffic ${s.device}`,
+      message: `no tunnelled frames arrived ${where}${s.malformed ? ` (${s.malformed} malformed tunnel headers)` : ''}`,
+      fix: 'allow inbound UDP 4789 (mirror target) or UDP 6081 (Gateway Load Balancer target) in the security group and network ACLs; check that the mirror session is active, targets this ENI (or the NLB/GWLB in front of it), and that its filter accepts production\'s traffic',
+    }];
+  }
+  const out: Check[] = [{ status: 'ok', name: `traffic ${s.device}`, message: `${frames} tunnelled frames arrived ${where}: ${seen.map(([v, n]) => `VNI ${v} (${n})`).join(', ')}` }];
+  if (s.malformed) out.push({ status: 'warning', name: `traffic ${s.device}`, message: `${s.malformed} datagrams to a tunnel port had malformed headers (mirror_replay_decode_anomalies_total counts them)`, fix: 'something other than the mirror sends to UDP 4789/6081, or a middlebox alters it' });
+  out.push(...judgeKeptVnis(seen, keep, where));
+  out.push(
+    s.truncated
+      ? { status: 'warning', name: `truncation ${s.device}`, message: `${s.truncated} mirrored segments arrived cut short (${s.device} MTU ${deviceMtu}); their requests are counted as dropped`, fix: 'AWS truncates mirrored packets above the mirror target\'s MTU: use an ENI with MTU 9001 (jumbo frames) and keep production\'s packets below 8951 bytes' }
+      : { status: 'ok', name: `truncation ${s.device}`, message: 'no truncated segments' },
+  );
+  if (s.kernelDrops) out.push({ status: 'warning', name: `traffic ${s.device}`, message: `the sample lost ${s.kernelDrops} frames in the kernel (counts above are low)` });
+  return out;
+}
+
+/** With --vni, the sessions seen and the sessions kept should be the same. */
+function judgeKeptVnis(seen: Array<[number, number]>, keep: readonly number[], where: string): Check[] {
+  if (keep.length === 0) return [{ status: 'ok', name: 'vni', message: `every VNI is replayed (no --vni): ${seen.map(([v]) => v).join(', ')}; connections are told apart by VNI` }];
+  const out: Check[] = [];
+  for (const [vni, n] of seen) {
+    if (keep.includes(vni)) out.push({ status: 'ok', name: 'vni', message: `mirror session VNI ${vni} arrives (${n} frames) and is kept by --vni ${vni}` });
+    else out.push({ status: 'warning', name: 'vni', message: `VNI ${vni} arrives (${n} frames) but is not in --vni ${keep.join(',')}: counted as skipped (other_vni), never replayed`, fix: `add --vni ${vni} if this session should be replayed, or narrow the mirror session's target` });
+  }
+  for (const vni of keep) {
+    if (!seen.some(([v]) => v === vni)) out.push({ status: 'warning', name: 'vni', message: `--vni ${vni} is kept but no frame with VNI ${vni} arrived ${where}`, fix: `check the mirror session for VNI ${vni} (active, filter, target)` });
+  }
   return out;
 }
 

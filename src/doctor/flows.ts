@@ -61,8 +61,15 @@ export class FlowSample {
       dst = Buffer.from(b.subarray(ip + 24, ip + 40)).toString('hex');
     } else return;
     if (tcp + 20 > ipEnd) return;
-    const sport = (b[tcp] << 8) | b[tcp + 1];
-    const dport = (b[tcp + 2] << 8) | b[tcp + 3];
+    const payload = tcp + (b[tcp + 12] >> 4) * 4;
+    this.segment(src, dst, (b[tcp] << 8) | b[tcp + 1], (b[tcp + 2] << 8) | b[tcp + 3], b[tcp + 13], b, payload, ipEnd);
+  }
+
+  /**
+   * One TCP segment another decoder took apart (with --encap-interface the daemon's own Decoder
+   * takes the tunnels off): addresses in any stable text form, payload `b[payload..end)`.
+   */
+  segment(src: string, dst: string, sport: number, dport: number, flags: number, b: Uint8Array, payload: number, end: number): void {
     const toServer = dport === this.servicePort;
     if (!toServer && sport !== this.servicePort) {
       this.notePort(Math.min(sport, dport));
@@ -75,14 +82,13 @@ export class FlowSample {
       c = { up: false, down: false, synSeen: false, kind: null };
       this.conns.set(key, c);
     }
-    const payload = tcp + (b[tcp + 12] >> 4) * 4;
     if (!toServer) {
       c.down = true;
       return;
     }
     c.up = true;
-    if (b[tcp + 13] & TCP_SYN) c.synSeen = true;
-    if (c.kind === null && payload < ipEnd) c.kind = judgeFirstBytes(b, payload, ipEnd - payload, !c.synSeen);
+    if (flags & TCP_SYN) c.synSeen = true;
+    if (c.kind === null && payload < end) c.kind = judgeFirstBytes(b, payload, end - payload, !c.synSeen);
   }
 
   private notePort(port: number): void {

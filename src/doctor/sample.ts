@@ -2,8 +2,10 @@
  * A short AF_PACKET capture of the VXLAN datagrams that reach the underlying device, before
  * the kernel's vxlan driver drops those with a VNI no interface has (silently).
  */
-import { buildUdpPortFilter } from '../capture/bpf.js';
+import { buildTunnelFilter, buildUdpPortFilter, TUNNEL_PORTS } from '../capture/bpf.js';
 import { PacketRing } from '../capture/ring.js';
+import { ANOMALIES } from '../decode/anomalies.js';
+import { Decoder } from '../decode/decoder.js';
 import { FlowSample, type FlowSummary } from './flows.js';
 
 export interface VxlanDatagram {
@@ -92,4 +94,49 @@ export async function sampleVxlan(device: string, port: number, seconds: number,
   s.kernelDrops = ring.stats().kernelDrops;
   s.flows = flows.summary();
   return s;
+}
+
+/** What an --encap-interface device received: the tunnels the daemon would take apart itself. */
+export interface TunnelSample {
+  device: string;
+  seconds: number;
+  /** Frames that came through VXLAN (UDP 4789) or GENEVE (UDP 6081), per innermost VNI. */
+  vnis: Map<number, number>;
+  /** Datagrams to a tunnel port that did not decode (bad VXLAN/GENEVE/UDP header): the decoder's anomalies. */
+  malformed: number;
+  /** Inner segments shorter than their IP header says (the mirror cut them). */
+  truncated: number;
+  kernelDrops: number;
+  flows: FlowSummary;
+}
+
+/** Segments are keyed by address words: any stable text will do for telling connections apart. */
+function addr(words: Uint32Array, version: number): string {
+  return version === 4 ? String(words[0]) : Array.from(words).join(':');
+}
+
+/**
+ * Captures for `seconds` what reaches `device` on the tunnel ports and takes it apart with the
+ * daemon's own Decoder, as --encap-interface would; throws CaptureError if the ring cannot open.
+ */
+export async function sampleTunnels(device: string, seconds: number, servicePort = 80): Promise<TunnelSample> {
+  const flows = new FlowSample(servicePort);
+  const decoder = new Decoder(servicePort, {}, { vnis: [] });
+  let truncated = 0;
+  const ring = new PacketRing({ interface: device, port: TUNNEL_PORTS[0], ringMiB: 4, blockKiB: 128, filter: buildTunnelFilter() });
+  const timer = setTimeout(() => ring.stop(), seconds * 1000);
+  try {
+    await ring.run((buf, off, cap, wire) => {
+      const p = decoder.decode(buf, off, cap, wire);
+      if (p === null) return;
+      if (p.payloadMissing > 0) truncated++;
+      const payload = p.payloadOffset;
+      flows.segment(addr(p.src, p.ipVersion), addr(p.dst, p.ipVersion), p.srcPort, p.dstPort, p.flags, p.buf, payload, payload + p.payloadLength);
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+  const anomalies = decoder.counters.anomalies;
+  const malformed = ANOMALIES.reduce((n, name, i) => n + (/^(udp|vxlan|geneve|encap)_/.test(name) ? anomalies[i] : 0), 0);
+  return { device, seconds, vnis: new Map(decoder.vnis.frames), malformed, truncated, kernelDrops: ring.stats().kernelDrops, flows: flows.summary() };
 }

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { hasNetRaw, judgeFlows, judgeSample, checkDestination } from '../../src/doctor/checks.js';
+import { hasNetRaw, judgeFlows, judgeSample, judgeTunnels, checkDestination } from '../../src/doctor/checks.js';
 import { FlowSample } from '../../src/doctor/flows.js';
 import { toLinkFacts, type LinkFacts } from '../../src/doctor/links.js';
-import { parseVxlanFrame, type Sample } from '../../src/doctor/sample.js';
+import { parseVxlanFrame, type Sample, type TunnelSample } from '../../src/doctor/sample.js';
 import { formatCheck } from '../../src/cli/doctor.js';
 import { buildFrame, TCP_ACK, TCP_SYN } from '../fixtures/frames.js';
 import { vxlanFrame } from '../fixtures/vxlan.js';
@@ -131,4 +131,35 @@ test('with --compare, connections seen in one direction only are reported with t
   const both = new FlowSample(80);
   for (let i = 0; i < 3; i++) connection(both, 44000 + i, 'GET / HTTP/1.1\r\n\r\n');
   assert.equal(judgeFlows(both.summary(), true).find((c) => c.name === 'directions')!.status, 'ok');
+});
+
+function tunnels(vnis: Array<[number, number]>, extra: Partial<TunnelSample> = {}): TunnelSample {
+  return { device: 'eth0', seconds: 2, vnis: new Map(vnis), malformed: 0, truncated: 0, kernelDrops: 0, flows: new FlowSample(80).summary(), ...extra };
+}
+
+test('--encap-interface: nothing tunnelled arriving names both tunnel ports and the load balancers', () => {
+  const out = judgeTunnels(tunnels([[1, 0]], { malformed: 3 }), [1], 9001);
+  assert.equal(out.length, 1);
+  assert.equal(out[0].status, 'error');
+  assert.match(out[0].message, /no tunnelled frames arrived on eth0 \(UDP 4789 VXLAN, 6081 GENEVE\) in 2 s \(3 malformed tunnel headers\)/);
+  assert.match(out[0].fix!, /UDP 4789.*UDP 6081 \(Gateway Load Balancer target\)/);
+});
+
+test('--encap-interface with --vni: a session not kept and a kept one that never arrives are warnings; a kept one is ok', () => {
+  const out = judgeTunnels(tunnels([[2, 20], [1, 100], [3, 0]]), [1, 3], 9001);
+  const text = out.map(formatCheck).join('\n');
+  assert.match(text, /^ok +traffic eth0: 120 tunnelled frames arrived .*: VNI 1 \(100\), VNI 2 \(20\)$/m);
+  assert.match(text, /^ok +vni: mirror session VNI 1 arrives \(100 frames\) and is kept by --vni 1$/m);
+  assert.match(text, /^warning vni: VNI 2 arrives \(20 frames\) but is not in --vni 1,3: counted as skipped \(other_vni\), never replayed — fix: add --vni 2/m);
+  assert.match(text, /^warning vni: --vni 3 is kept but no frame with VNI 3 arrived/m);
+  assert.match(text, /^ok +truncation eth0: no truncated segments$/m);
+});
+
+test('--encap-interface without --vni keeps every session; truncation and malformed headers are warnings', () => {
+  const out = judgeTunnels(tunnels([[7, 5]], { truncated: 2, malformed: 1 }), [], 1500);
+  const text = out.map(formatCheck).join('\n');
+  assert.match(text, /^ok +vni: every VNI is replayed \(no --vni\): 7; connections are told apart by VNI$/m);
+  assert.match(text, /^warning truncation eth0: 2 mirrored segments arrived cut short \(eth0 MTU 1500\)/m);
+  assert.match(text, /^warning traffic eth0: 1 datagrams to a tunnel port had malformed headers/m);
+  assert.equal(out.filter((c) => c.status === 'error').length, 0);
 });

@@ -103,3 +103,29 @@ test('malformed GENEVE/VXLAN/UDP headers are counted as named anomalies; the dae
   assert.equal(readRecords(lab.testLog).filter((r) => r.url.startsWith('/after/')).length, 5);
   assert.equal(lab.metric('mirror_replay_decap_frames_total', 'vni="4"'), 15);
 });
+
+test('doctor --encap-interface: every session that arrives is named, and --vni is checked against them', { skip, timeout: 120_000 }, async () => {
+  const main = path.join(ROOT, 'dist/src/cli/main.js');
+  const doc = lab.spawnIn('adapter', process.execPath, [main, 'doctor', '--encap-interface', 'eth0', '--vni', '1', '--vni', '5', '--seconds', '3']);
+  let out = '';
+  doc.stdout!.on('data', (d: Buffer) => (out += d));
+  doc.stderr!.on('data', (d: Buffer) => (out += d));
+  await sleep(700);
+  const vni6 = lab.spawnIn('prod', process.execPath, [VXLAN_INJECT, '--vni', '6', '--to', ADAPTER, '--server', PROD_V4, '--count', '5', '--prefix', '/doc6']);
+  const gwlb = lab.spawnIn('prod', process.execPath, [GENEVE_INJECT, '--vni', '7', '--to', ADAPTER, '--server', PROD_V4, '--count', '5', '--prefix', '/doc7']);
+  const load = lab.client('load', ['--requests', '100000', '--connections', '1', '--max-seconds', '1.5'], 60_000);
+  assert.equal(await exited(vni6), 0);
+  assert.equal(await exited(gwlb), 0);
+  await load;
+  const code = await exited(doc);
+  console.log(out.trimEnd());
+  assert.equal(code, 0, 'warnings only');
+  assert.match(out, /^ok +interface eth0: eth0 is up .*taken apart by mirror-replay/m);
+  assert.match(out, /^ok +traffic eth0: \d+ tunnelled frames arrived on eth0 .*VNI 1 \(\d+\).*/m);
+  assert.match(out, /^ok +vni: mirror session VNI 1 arrives \(\d+ frames\) and is kept by --vni 1$/m);
+  assert.match(out, /^warning vni: VNI 6 arrives \(15 frames\) but is not in --vni 1,5/m);
+  assert.match(out, /^warning vni: VNI 7 arrives \(15 frames\) but is not in --vni 1,5/m);
+  assert.match(out, /^warning vni: --vni 5 is kept but no frame with VNI 5 arrived/m);
+  assert.match(out, /^ok +port 80: \d+ connections on port 80 began in plain text/m);
+  assert.doesNotMatch(out, /interface vxlan0/, 'no vxlan0 expected with --encap-interface alone');
+});
