@@ -48,6 +48,17 @@ export interface StreamSink {
   readonly pendingBytes: number;
 }
 
+/** The sink of a closed flow, which lingers to recognise late copies: it was told end(), nothing reaches it after. */
+export const ENDED_SINK: StreamSink = {
+  push() {},
+  gap() {},
+  taint() {},
+  stalled() {},
+  end() {},
+  bufferedBytes: 0,
+  pendingBytes: 0,
+};
+
 /** The connection a stream belongs to, formatted once per flow. */
 export interface FlowInfo {
   clientAddr: string;

@@ -4,7 +4,7 @@ import { Flow } from './flow.js';
 import { peerSegment } from './peer.js';
 import { judgeReset, type SideView } from './reset.js';
 import { seqAdd, seqDiff } from './seq.js';
-import type { GapCause, SinkFactory } from './stream.js';
+import { ENDED_SINK, type GapCause, type SinkFactory } from './stream.js';
 
 /** Reassembly events, counted by name (see README: metrics). */
 export const REASSEMBLY_EVENTS = [
@@ -605,6 +605,9 @@ export class FlowTable {
     f.conflicts = null;
     this.forget(f);
     f.sink.end();
+    // A closed flow lingers only to recognise late copies: its parser would be ~2 KB held for nothing.
+    f.sink = ENDED_SINK;
+    f.peer = null;
   }
 
   private create(p: Packet, hash: number, now: number, midstream: boolean): Flow {
