@@ -156,7 +156,9 @@ export class H2RequestReader extends H2Conn implements StreamSink {
       if (this.upgrade !== null) this.emitUpgrade();
       return true;
     }
+    // Not HTTP/2 after all: what the connection carried is unknown, counted once, as HTTP/1.1 counts it.
     this.drops.mute('http2_preface');
+    if (this.upgrade === null) this.drops.drop('http2_preface', 0);
     this.protocolError('first_frame_not_settings');
     return false;
   }
