@@ -109,8 +109,8 @@ export class H2RequestReader extends H2Conn implements StreamSink {
     if (this.frames.failed) return;
     const before = this.streams.size;
     this.hole(bytes, cause, (id) => this.dropStream(id, this.reasonFor('gap')));
-    // A hole between requests (nothing open) held at least one.
-    if (this.lost === 'gap' && before === 0) this.drops.drop(this.reasonFor('gap'), 0, this.drops.lostIn(bytes));
+    // A hole between requests (nothing open) held at least one; how many cannot be told from its size.
+    if (this.lost === 'gap' && before === 0) this.drops.drop(this.reasonFor('gap'), 0);
     this.drops.flush();
   }
 
