@@ -33,7 +33,7 @@ import type { HttpDropReason } from '../http/types.js';
 import type { GapCause } from '../reassemble/stream.js';
 
 /** Why the connection's header state (or framing) is gone. */
-export type LostCause = 'hpack' | 'protocol' | 'too_large' | 'gap' | 'taint';
+export type LostCause = 'hpack' | 'protocol' | 'too_large' | 'gap' | 'taint' | 'midstream';
 
 /** The drop reason for streams lost to `cause` (`gap`: what the hole was). */
 export function lostReason(cause: LostCause, gap: GapCause = 'lost'): HttpDropReason {
@@ -41,6 +41,7 @@ export function lostReason(cause: LostCause, gap: GapCause = 'lost'): HttpDropRe
     case 'hpack': case 'too_large': return 'http2_hpack_error';
     case 'protocol': return 'http2_protocol_error';
     case 'gap': return GAP_REASON[gap];
+    case 'midstream': return 'http2_midstream';
     default: return 'stream_overlap_conflict';
   }
 }

@@ -52,6 +52,11 @@ interface OpenStream {
 export interface H2RequestOptions {
   /** The h2c upgrade request: stream 1's request (see the file header). */
   upgrade?: HttpRequest;
+  /**
+   * The connection was picked up midstream and the bytes start at a frame boundary (switch.ts
+   * found one): nothing can be decoded, each stream that opens is counted as http2_midstream.
+   */
+  midstream?: boolean;
 }
 
 export class H2RequestReader extends H2Conn implements StreamSink {
@@ -75,6 +80,11 @@ export class H2RequestReader extends H2Conn implements StreamSink {
     this.upgrade = opts.upgrade ?? null;
     // Stream 1 is the upgrade request's, already half-closed by the client.
     if (this.upgrade !== null) this.highestStream = 1;
+    if (opts.midstream) {
+      this.first = false;
+      this.lost = 'midstream';
+      this.drops.mute('http2_midstream');
+    }
   }
 
   get bufferedBytes(): number {
@@ -215,7 +225,8 @@ export class H2RequestReader extends H2Conn implements StreamSink {
   /** A client stream id must be odd and above every earlier one (§5.1.1). */
   private newStream(id: number): boolean {
     if ((id & 1) === 0 || id <= this.highestStream) {
-      this.protocolError('stream_id');
+      // Picked up midstream, a block on a stream opened before is no error: it is not ours to count.
+      if (this.lost !== 'midstream') this.protocolError('stream_id');
       return false;
     }
     this.highestStream = id;
@@ -245,7 +256,7 @@ export class H2RequestReader extends H2Conn implements StreamSink {
     const st = this.streams.get(id);
     if (st === undefined || st.dropped !== null) {
       this.drops.skip(st?.dropped ?? this.drops.muted ?? 'http2_protocol_error', e - s);
-      if (st === undefined && id > this.highestStream) this.protocolError('data_on_idle_stream');
+      if (st === undefined && id > this.highestStream && this.lost !== 'midstream') this.protocolError('data_on_idle_stream');
       return;
     }
     const n = e - s;

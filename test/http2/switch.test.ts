@@ -116,3 +116,25 @@ test('prefaces that are not HTTP/2 stay counted drops: another version, or no SE
   assert.equal(ok.requests.length, 1);
   assert.equal(ok.requests[0].authority, 'www.example.com');
 });
+
+test('a connection picked up midstream: HTTP/2 frames are recognised (http2_midstream), nothing replayed; HTTP/1.1 is not mistaken for them', async () => {
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/h2');
+  const c2s = fs.readFileSync(path.join(dir, 'node.c2s.bin'));
+  let recognised = 0;
+  for (let cut = 30; cut < c2s.length - 200; cut += 97) {
+    const out = feed(c2s.subarray(cut), cut, true);
+    assert.deepEqual(out.requests, [], `cut at ${cut}: nothing replayed`);
+    assert.ok(!('http_malformed' in out.drops), `cut at ${cut}: ${JSON.stringify(out.drops)}`);
+    if (out.drops.http2_midstream) recognised++;
+  }
+  assert.ok(recognised > 0, 'some pickups are recognised as HTTP/2');
+  const h1 = Buffer.from('dy-of-an-earlier-request\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\nPOST /y HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc', 'latin1');
+  for (const seed of [1, 2]) {
+    const out = feed(h1, seed, true);
+    assert.deepEqual(out.requests.map((r) => r.target), ['/x', '/y']);
+    assert.deepEqual(out.drops, {});
+  }
+});
