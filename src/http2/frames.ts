@@ -118,25 +118,27 @@ const USUAL_MAX_FRAME = 16384;
 /**
  * Where, within the first `window` bytes of b[s..e), a run of at least `min` client frames starts:
  * known types with only their defined flags, sizes and streams as §6 requires, client streams odd,
- * each at most 16 KiB, back to back up to `e` (the last may be cut off there). Returns the end of
- * the last complete frame of the run (where framing goes on), or -1. HTTP/1.x text does not pass:
- * its first bytes read as a length far over 16 KiB. Used only to name a connection picked up midstream.
+ * each at most 16 KiB, back to back. Returns the run's start (where framing goes on); -1 when no start in the window can begin such a run; -2 when an earlier start
+ * is still undecided because its run reaches `e` (wait for more bytes), so the answer does not
+ * depend on how the bytes arrived. HTTP/1.x text does not pass: its first bytes read as a length
+ * far over 16 KiB. Used only after framing was lost (midstream pickup, a gap).
  */
 export function findFrameChain(b: Uint8Array, s: number, e: number, window: number, min = 3): number {
   const h: FrameHeader = { length: 0, type: 0, flags: 0, streamId: 0 };
-  const last = Math.min(e - FRAME_HEADER_BYTES, s + window);
+  const last = Math.min(e - 1, s + window);
   for (let o = s; o <= last; o++) {
     let p = o;
     let n = 0;
-    while (p + FRAME_HEADER_BYTES <= e) {
+    let open = false;
+    for (;;) {
+      if (p + FRAME_HEADER_BYTES > e) { open = true; break; }
       readFrameHeader(b, p, h);
       if (!plausible(h, b[p + 5])) break;
-      n++;
-      // The last frame may be cut off at e: its header counts, framing goes on before it.
-      if (p + FRAME_HEADER_BYTES + h.length > e) break;
+      if (p + FRAME_HEADER_BYTES + h.length > e) { open = true; break; }
       p += FRAME_HEADER_BYTES + h.length;
+      if (++n >= min) return o;
     }
-    if (n >= min) return p;
+    if (open) return -2;
   }
   return -1;
 }
@@ -200,6 +202,13 @@ export class FrameReader {
 
   get failed(): boolean {
     return this.state === ST_FAILED;
+  }
+
+  /** Read again from a frame boundary (after a resync found one). */
+  restart(): void {
+    this.state = ST_HEADER;
+    this.hlen = 0;
+    this.pbuf = null;
   }
 
   /** Stop reading (the consumer gave up on the connection). */

@@ -129,6 +129,13 @@ test('a hole elsewhere loses the header state: open streams counted under its ca
   const between = both([frame(HEADERS, EH | ES, 1, req('/a')), { gap: 40 }, frame(HEADERS, EH | ES, 3, req('/b'))]);
   assert.deepEqual(summary(between), ['1 POST /a ']);
   assert.deepEqual(between.drops, { stream_gap: 1 }, 'a hole between requests held at least one');
+  // Framing is found again after the hole (three frames back to back): later requests are counted one by one.
+  const later = both([
+    frame(HEADERS, EH, 1, req('/a')), { gap: 7 },
+    frame(HEADERS, EH | ES, 5, req('/c')), frame(DATA, ES, 1, 'stale'), frame(HEADERS, EH, 7, req('/d')), frame(DATA, ES, 7, 'x'), frame(HEADERS, EH | ES, 9, req('/e')),
+  ]);
+  assert.deepEqual(later.requests, []);
+  assert.deepEqual(later.drops, { stream_gap: 4 });
 });
 
 test('an HPACK error: that request and every later one of the connection are http2_hpack_error', () => {
