@@ -64,6 +64,9 @@ export function upgradeAsH2(req: HttpRequest): HttpRequest {
   return out;
 }
 
+/** How a connection became HTTP/2 (Http1Or2's onHttp2). */
+export type Http2Start = 'prior_knowledge' | 'upgrade' | 'midstream';
+
 export class Http1Or2 implements StreamSink {
   private mode: number;
   private http1: HttpRequestParser;
@@ -82,6 +85,8 @@ export class Http1Or2 implements StreamSink {
     private readonly events: HttpParserEvents,
     private readonly limits: HttpParserLimits,
     midstream: boolean,
+    /** Told once when the connection turns out to be HTTP/2 (shadow testing then reads answers with H2AnswerReader). */
+    private readonly onHttp2?: (how: Http2Start) => void,
   ) {
     this.http1 = this.parser(midstream);
     this.mode = midstream ? H1 : SNIFF;
@@ -148,6 +153,7 @@ export class Http1Or2 implements StreamSink {
     const h2 = new H2RequestReader(this.events, this.limits, { midstream: true });
     this.h2 = h2;
     this.mode = H2;
+    this.onHttp2?.('midstream');
     // Framing goes on at `at`: in bytes the HTTP/1.x parser already had (and counted as skipped), or in this push.
     const prev = this.midLen - n;
     if (at <= prev) {
@@ -170,6 +176,7 @@ export class Http1Or2 implements StreamSink {
     this.heldLen += n;
     if (this.heldLen < PREFACE.length) return;
     this.h2 = new H2RequestReader(this.events, this.limits, { upgrade: this.upgrade ?? undefined });
+    this.onHttp2?.(this.upgrade !== null ? 'upgrade' : 'prior_knowledge');
     this.upgrade = null;
     this.heldLen = 0;
     this.mode = H2;
