@@ -258,7 +258,7 @@ export class H2RequestReader extends H2Conn implements StreamSink {
 
   // ---- H2Conn ----
 
-  protected block_(id: number, b: DecodedBlock, endStream: boolean, promised: number): void {
+  protected headerBlock(id: number, b: DecodedBlock, endStream: boolean, promised: number): void {
     if (promised !== 0) return this.protocolError('client_push_promise');
     const st = this.streams.get(id);
     if (st !== undefined) return this.trailers(id, st, b.fields, endStream);
