@@ -102,6 +102,13 @@ export class Stages {
   /** Reassembly's clock (ms), advanced once per sweep, not read per packet. */
   now = Date.now();
   private readonly decoders: Decoder[] = [];
+  /**
+   * Bytes skipped (no request lost) per reason, handed to the sink once per batch of frames: a
+   * body skipped in sync reports bytes on every frame, and the sink's labelled counter costs more
+   * than the frame's decode and reassembly together.
+   */
+  private readonly skipped = new Map<HttpDropReason, number>();
+  private skipFlushQueued = false;
 
   constructor(
     private readonly opts: StageOptions,
@@ -134,7 +141,8 @@ export class Stages {
     const out = this.out;
     let side: RequestSide | null = null;
     const onDrop = (reason: HttpDropReason, requests: number, skippedBytes: number): void => {
-      if (requests > 0) side?.dropped(requests);
+      if (requests === 0) return this.skip(reason, skippedBytes);
+      side?.dropped(requests);
       out.dropped(reason, requests, skippedBytes, info);
     };
     const http = new HttpRequestParser(
@@ -155,6 +163,21 @@ export class Stages {
     side = paired.side;
     return paired.sink;
   }
+
+  private skip(reason: HttpDropReason, bytes: number): void {
+    this.skipped.set(reason, (this.skipped.get(reason) ?? 0) + bytes);
+    if (this.skipFlushQueued) return;
+    this.skipFlushQueued = true;
+    // After the source's current batch (a ring block, a file chunk): it runs to its end synchronously.
+    queueMicrotask(this.flushSkipped);
+  }
+
+  /** Tells the sink the skipped bytes added up so far. */
+  readonly flushSkipped = (): void => {
+    this.skipFlushQueued = false;
+    for (const [reason, n] of this.skipped) this.out.dropped(reason, 0, n);
+    this.skipped.clear();
+  };
 
   /**
    * The ring was full: flows whose holes open now lost them to the kernel (stream_gap_kernel_drop).
@@ -185,6 +208,7 @@ export class Stages {
     for (const d of this.decoders) d.closeAll();
     this.requests.closeAll(this.now);
     this.responses?.closeAll(this.now);
+    this.flushSkipped();
   }
 
   /** Frames decapsulated per VNI over every decoder, by label value ("other": beyond the cap). */
