@@ -108,6 +108,9 @@ export class Stages {
    * than the frame's decode and reassembly together.
    */
   private readonly skipped = new Map<HttpDropReason, number>();
+  /** The reason skipped last and its bytes not yet in `skipped`: one reason is the usual case. */
+  private skipReason: HttpDropReason | null = null;
+  private skipBytes = 0;
   private skipFlushQueued = false;
 
   constructor(
@@ -165,7 +168,12 @@ export class Stages {
   }
 
   private skip(reason: HttpDropReason, bytes: number): void {
-    this.skipped.set(reason, (this.skipped.get(reason) ?? 0) + bytes);
+    if (reason === this.skipReason) this.skipBytes += bytes;
+    else {
+      this.holdSkipped();
+      this.skipReason = reason;
+      this.skipBytes = bytes;
+    }
     if (this.skipFlushQueued) return;
     this.skipFlushQueued = true;
     // After the source's current batch (a ring block, a file chunk): it runs to its end synchronously.
@@ -175,9 +183,16 @@ export class Stages {
   /** Tells the sink the skipped bytes added up so far. */
   readonly flushSkipped = (): void => {
     this.skipFlushQueued = false;
+    this.holdSkipped();
     for (const [reason, n] of this.skipped) this.out.dropped(reason, 0, n);
     this.skipped.clear();
   };
+
+  private holdSkipped(): void {
+    if (this.skipReason !== null) this.skipped.set(this.skipReason, (this.skipped.get(this.skipReason) ?? 0) + this.skipBytes);
+    this.skipReason = null;
+    this.skipBytes = 0;
+  }
 
   /**
    * The ring was full: flows whose holes open now lost them to the kernel (stream_gap_kernel_drop).
