@@ -65,14 +65,19 @@ const FRAME_MAC_OFFSET = 82;
 const POLL_MS = 100;
 /**
  * Once a block has come, the next is waited for with a nap on this thread's timer, not a poll(2):
- * a poll runs on a pool thread, so each costs two thread wake-ups and a loop wake-up (tens of µs
- * in a VM), once per block while traffic is steady. A nap takes every block that filled in the
- * meantime at one wake-up; a nap that finds none goes back to poll. It delays frames by at most
- * NAP_MS, against the retire timeout's 100 ms.
+ * a poll runs on a pool thread, so each costs two thread wake-ups and a loop wake-up (100 µs and
+ * more of CPU in a VM), once per block while traffic is steady. A nap takes every block that
+ * filled in the meantime at one wake-up; a nap that finds none goes back to poll. It delays
+ * frames by at most NAP_MAX_MS, against the retire timeout's 100 ms; and lasts no longer than a
+ * quarter of the ring takes to fill at NAP_LINK_BYTES_PER_MS (10 Gbit/s), so a small ring polls.
  */
-const NAP_MS = 4;
-/** Rings this small hold too little of a fast link's NAP_MS to nap: they poll. */
-const NAP_MIN_BLOCKS = 64;
+const NAP_MAX_MS = 10;
+const NAP_LINK_BYTES_PER_MS = 1.25e6;
+
+/** How long a ring of `ringBytes` naps between blocks (0: it polls). */
+export function napMs(ringBytes: number): number {
+  return Math.min(NAP_MAX_MS, Math.floor(ringBytes / 4 / NAP_LINK_BYTES_PER_MS));
+}
 /** While blocks are ready back to back, let timers and I/O run at least this often. */
 const YIELD_MS = 1;
 /** A block must hold one whole 64 KiB GRO frame plus block and frame headers. */
@@ -170,7 +175,7 @@ export interface RingStats {
   blocks: number;
   /** poll() calls that returned. */
   polls: number;
-  /** Naps taken instead of a poll (NAP_MS). */
+  /** Naps taken instead of a poll (napMs). */
   naps: number;
   /** The last socket error seen through POLLERR (e.g. ENETDOWN when the link went down). */
   lastSocketErrno: number;
@@ -334,7 +339,8 @@ export class PacketRing implements FrameSource {
     const le = libc.LITTLE_ENDIAN;
     this.words = words;
     this.block = 0;
-    const canNap = this.blockNr >= NAP_MIN_BLOCKS;
+    const sleepMs = napMs(this.blockNr * this.blockSize);
+    const canNap = sleepMs > 0;
     let napNext = false;
     let yielded = performance.now();
     try {
@@ -345,7 +351,7 @@ export class PacketRing implements FrameSource {
         if ((status & TP_STATUS_USER) === 0) {
           if (napNext && !this.stopping) {
             napNext = false;
-            await nap(NAP_MS);
+            await nap(sleepMs);
             this.extra.naps++;
           } else await this.waitForData(this.stopping ? Math.max(1, Math.min(POLL_MS, Math.ceil(this.drainUntil - performance.now()))) : POLL_MS);
           yielded = performance.now();
