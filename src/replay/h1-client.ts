@@ -127,7 +127,9 @@ class Connection implements ReplyEvents {
 
   private onConnect(): void {
     this.connected = true;
-    this.sock.setKeepAlive(true, 1000);
+    // Probes find a dead peer under an idle pooled connection. A one-shot connection is never
+    // idle (its exchange's timeout covers it), and the setsockopt calls are a connection's cost.
+    if (!this.oneShot) this.sock.setKeepAlive(true, 1000);
   }
 
   /** Writes the request in one write: the head, then the body (as one chunk when chunked). */
