@@ -11,7 +11,7 @@
  * ring's bytes (README: "Ring depth"). The price is latency: a frame waits up to the timeout (two,
  * when blocks fill by size) before we see it.
  */
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { setImmediate as yieldToLoop, setTimeout as nap } from 'node:timers/promises';
 import { CaptureError } from '../errors.js';
 import { buildTcpPortFilter } from './bpf.js';
 import * as libc from './libc.js';
@@ -63,6 +63,23 @@ const FRAME_MAC_OFFSET = 82;
 /** Bounds how late stop() is noticed. While waiting, each ring occupies one koffi async worker
  * (napi async work, i.e. the libuv pool of UV_THREADPOOL_SIZE=4 by default). */
 const POLL_MS = 100;
+/**
+ * Once a block has come, the next is waited for with a nap on this thread's timer, not a poll(2):
+ * a poll runs on a pool thread, so each costs two thread wake-ups and a loop wake-up (100 µs and
+ * more of CPU in a VM), once per block while traffic is steady. A nap takes every block that
+ * filled in the meantime at one wake-up; a nap that finds none goes back to poll. It delays
+ * frames by at most NAP_MAX_MS, against the retire timeout's 100 ms; and lasts no longer than a
+ * quarter of the ring takes to fill at NAP_LINK_BYTES_PER_MS (10 Gbit/s), so a small ring polls.
+ */
+const NAP_MAX_MS = 10;
+const NAP_LINK_BYTES_PER_MS = 1.25e6;
+
+/** How long a ring of `ringBytes` naps between blocks (0: it polls). */
+export function napMs(ringBytes: number): number {
+  return Math.min(NAP_MAX_MS, Math.floor(ringBytes / 4 / NAP_LINK_BYTES_PER_MS));
+}
+/** While blocks are ready back to back, let timers and I/O run at least this often. */
+const YIELD_MS = 1;
 /** A block must hold one whole 64 KiB GRO frame plus block and frame headers. */
 const MIN_BLOCK_KIB = 128;
 const MAX_BLOCK_KIB = 65536;
@@ -158,6 +175,8 @@ export interface RingStats {
   blocks: number;
   /** poll() calls that returned. */
   polls: number;
+  /** Naps taken instead of a poll (napMs). */
+  naps: number;
   /** The last socket error seen through POLLERR (e.g. ENETDOWN when the link went down). */
   lastSocketErrno: number;
 }
@@ -186,7 +205,7 @@ export class PacketRing implements FrameSource {
   private drainUntil = 0;
 
   private readonly counters: CaptureStats = zeroCaptureStats();
-  private readonly extra: RingStats = { lastHandlerError: undefined, blocks: 0, polls: 0, lastSocketErrno: 0 };
+  private readonly extra: RingStats = { lastHandlerError: undefined, blocks: 0, polls: 0, naps: 0, lastSocketErrno: 0 };
   // Reused for every getsockopt/poll call.
   private readonly statsBuf = Buffer.alloc(12);
   private readonly lenBuf = Buffer.alloc(4);
@@ -320,13 +339,22 @@ export class PacketRing implements FrameSource {
     const le = libc.LITTLE_ENDIAN;
     this.words = words;
     this.block = 0;
+    const sleepMs = napMs(this.blockNr * this.blockSize);
+    const canNap = sleepMs > 0;
+    let napNext = false;
+    let yielded = performance.now();
     try {
       while (!this.stopping || this.draining(dv, le)) {
         const base = this.block * this.blockSize;
         const statusIdx = (base + BLK_STATUS) / 4;
         const status = Atomics.load(words, statusIdx);
         if ((status & TP_STATUS_USER) === 0) {
-          await this.waitForData(this.stopping ? Math.max(1, Math.min(POLL_MS, Math.ceil(this.drainUntil - performance.now()))) : POLL_MS);
+          if (napNext && !this.stopping) {
+            napNext = false;
+            await nap(sleepMs);
+            this.extra.naps++;
+          } else await this.waitForData(this.stopping ? Math.max(1, Math.min(POLL_MS, Math.ceil(this.drainUntil - performance.now()))) : POLL_MS);
+          yielded = performance.now();
           continue;
         }
         // Drops happened before this block closed: say so before its frames, which follow the hole.
@@ -335,8 +363,12 @@ export class PacketRing implements FrameSource {
         Atomics.store(words, statusIdx, TP_STATUS_KERNEL);
         this.extra.blocks++;
         this.block = this.block + 1 === this.blockNr ? 0 : this.block + 1;
+        napNext = canNap;
         // Keep timers, metrics and stop() responsive while blocks are queued back to back.
-        await yieldToLoop();
+        if (performance.now() - yielded >= YIELD_MS) {
+          await yieldToLoop();
+          yielded = performance.now();
+        }
       }
     } finally {
       this.words = null;

@@ -102,6 +102,16 @@ export class Stages {
   /** Reassembly's clock (ms), advanced once per sweep, not read per packet. */
   now = Date.now();
   private readonly decoders: Decoder[] = [];
+  /**
+   * Bytes skipped (no request lost) per reason, handed to the sink once per batch of frames: a
+   * body skipped in sync reports bytes on every frame, and the sink's labelled counter costs more
+   * than the frame's decode and reassembly together.
+   */
+  private readonly skipped = new Map<HttpDropReason, number>();
+  /** The reason skipped last and its bytes not yet in `skipped`: one reason is the usual case. */
+  private skipReason: HttpDropReason | null = null;
+  private skipBytes = 0;
+  private skipFlushQueued = false;
 
   constructor(
     private readonly opts: StageOptions,
@@ -134,7 +144,8 @@ export class Stages {
     const out = this.out;
     let side: RequestSide | null = null;
     const onDrop = (reason: HttpDropReason, requests: number, skippedBytes: number): void => {
-      if (requests > 0) side?.dropped(requests);
+      if (requests === 0) return this.skip(reason, skippedBytes);
+      side?.dropped(requests);
       out.dropped(reason, requests, skippedBytes, info);
     };
     // HTTP/1.x, or HTTP/2 after the preface or an h2c upgrade (src/http2/switch.ts).
@@ -155,6 +166,33 @@ export class Stages {
     if (paired === null) return parser;
     side = paired.side;
     return paired.sink;
+  }
+
+  private skip(reason: HttpDropReason, bytes: number): void {
+    if (reason === this.skipReason) this.skipBytes += bytes;
+    else {
+      this.holdSkipped();
+      this.skipReason = reason;
+      this.skipBytes = bytes;
+    }
+    if (this.skipFlushQueued) return;
+    this.skipFlushQueued = true;
+    // After the source's current batch (a ring block, a file chunk): it runs to its end synchronously.
+    queueMicrotask(this.flushSkipped);
+  }
+
+  /** Tells the sink the skipped bytes added up so far. */
+  readonly flushSkipped = (): void => {
+    this.skipFlushQueued = false;
+    this.holdSkipped();
+    for (const [reason, n] of this.skipped) this.out.dropped(reason, 0, n);
+    this.skipped.clear();
+  };
+
+  private holdSkipped(): void {
+    if (this.skipReason !== null) this.skipped.set(this.skipReason, (this.skipped.get(this.skipReason) ?? 0) + this.skipBytes);
+    this.skipReason = null;
+    this.skipBytes = 0;
   }
 
   /**
@@ -186,6 +224,7 @@ export class Stages {
     for (const d of this.decoders) d.closeAll();
     this.requests.closeAll(this.now);
     this.responses?.closeAll(this.now);
+    this.flushSkipped();
   }
 
   /** Frames decapsulated per VNI over every decoder, by label value ("other": beyond the cap). */

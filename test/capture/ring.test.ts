@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { PacketRing, ringCostPerFrame, ringGeometry, ringShareMiB } from '../../src/capture/ring.js';
+import { napMs, PacketRing, ringCostPerFrame, ringGeometry, ringShareMiB } from '../../src/capture/ring.js';
 import { CaptureError } from '../../src/errors.js';
 import { INJECTED } from './ring-child.js';
 import { lineFrom } from '../fixtures/child.js';
@@ -95,6 +95,17 @@ test('ring: the default geometry holds 51 s of light traffic; shares and frame c
   // An ACK with TCP timestamps (66 bytes) costs 82 bytes of kernel header before it, 8-aligned.
   assert.equal(ringCostPerFrame(66), 152);
   assert.equal(ringCostPerFrame(1514), 1600);
+});
+
+test('ring: between blocks the default ring naps 10 ms; a nap never outlasts a quarter of the ring at 10 Gbit/s, so small rings poll', () => {
+  const MiB = 2 ** 20;
+  assert.equal(napMs(64 * MiB), 10);
+  assert.equal(napMs(1 * MiB), 0);
+  for (const mib of [1, 2, 4, 8, 16, 32, 64, 128, 1024]) {
+    const ms = napMs(mib * MiB);
+    assert.ok(ms >= 0 && ms <= 10 && Number.isInteger(ms));
+    assert.ok(ms * 1.25e6 <= (mib * MiB) / 4, `${mib} MiB: ${ms} ms at 10 Gbit/s fills more than a quarter`);
+  }
 });
 
 test('ring: without CAP_NET_RAW the error says so', async (t) => {

@@ -116,3 +116,33 @@ test('Stages: an HTTP/2 connection (curl --http2-prior-knowledge, captured on lo
   assert.equal(r.requests.length, 1);
   assert.deepEqual(r.drops.map((d) => [d.reason, d.flow?.clientPort]), [['http2_midstream', 40004]]);
 });
+
+test('Stages: bytes skipped frame after frame reach the sink added up per reason, once per batch of frames, and all of them by close()', async () => {
+  const skipped: Array<[HttpDropReason, number]> = [];
+  const sink: RequestSink = {
+    request: () => true,
+    dropped: (reason, n, bytes) => {
+      if (n === 0) skipped.push([reason, bytes]);
+    },
+  };
+  const stages = new Stages(OPTS, sink);
+  const onFrame = stages.frameHandler();
+  // Picked up midstream (no SYN): what comes before a request line is skipped.
+  const midstream = (sport: number, payloads: string[]) => {
+    let seq = 5000;
+    return payloads.map((payload) => {
+      const f = buildFrame({ src: '10.1.0.9', dst: '10.0.0.80', sport, dport: 80, seq, ack: 1, flags: TCP_ACK | TCP_PSH, payload });
+      seq += payload.length;
+      return f;
+    });
+  };
+  for (const f of midstream(41001, ['abc\r\n', 'defgh\r\n', 'ij\r\n', 'GET /m HTTP/1.1\r\nHost: x\r\n\r\n'])) onFrame(f, 0, f.length, f.length);
+  assert.deepEqual(skipped, [], 'not yet: once the batch is over');
+  await Promise.resolve();
+  assert.deepEqual(skipped, [['http_midstream_skipped', 16]]);
+  for (const f of midstream(41002, ['tail\r\n', 'more\r\n'])) onFrame(f, 0, f.length, f.length);
+  stages.close();
+  assert.deepEqual(skipped, [['http_midstream_skipped', 16], ['http_midstream_skipped', 12]], 'close() hands over what is left');
+  await Promise.resolve();
+  assert.equal(skipped.length, 2, 'and nothing twice');
+});

@@ -140,6 +140,74 @@ test('writes exactly the given request line, fields (order, case, duplicates) an
   pool.destroy();
 });
 
+/**
+ * The request bytes as the client wrote them before it copied requests into one buffer (commit
+ * e64c67a: one latin1 head string, then the body and the chunked tail): the wire must not change.
+ */
+function previousBytes(r: H1Request): string {
+  let head = r.method + ' ' + r.target + (r.minorVersion === 0 && !r.chunked ? ' HTTP/1.0\r\n' : ' HTTP/1.1\r\n');
+  const h = r.headers;
+  for (let i = 0; i < h.length; i += 2) head += h[i] + ': ' + h[i + 1] + '\r\n';
+  const has = (name: string) => h.some((x, i) => i % 2 === 0 && x.toLowerCase() === name);
+  const body = r.body;
+  const latin1 = (x: string) => Buffer.from(x, 'latin1');
+  if (r.chunked) {
+    if (!has('transfer-encoding')) head += 'Transfer-Encoding: chunked\r\n';
+    if (body.length) head += '\r\n' + body.length.toString(16) + '\r\n';
+    else head += '\r\n';
+    let tail = body.length ? '\r\n0\r\n' : '0\r\n';
+    for (let i = 0; i < r.trailers.length; i += 2) tail += r.trailers[i] + ': ' + r.trailers[i + 1] + '\r\n';
+    tail += '\r\n';
+    return Buffer.concat([latin1(head), body, latin1(tail)]).toString('latin1');
+  }
+  if (body.length && r.minorVersion !== 0 && !has('content-length')) head += 'Content-Length: ' + body.length + '\r\n';
+  head += '\r\n';
+  return Buffer.concat([latin1(head), body]).toString('latin1');
+}
+
+/** Requests of every shape the client writes differently: sizes around the one-buffer limit, chunked, HTTP/1.0, field bytes. */
+function requestCorpus(): H1Request[] {
+  const base: H1Request = { method: 'GET', target: '/', headers: ['Host', 'h'], body: Buffer.alloc(0), chunked: false, trailers: [], minorVersion: 1 };
+  const body = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => 97 + (i % 26)));
+  const out: H1Request[] = [];
+  const add = (r: Partial<H1Request>) => out.push({ ...base, ...r, target: `/c${out.length}${r.target ?? ''}` });
+  add({});
+  add({ headers: ['host', 'shop.example.com', 'X-Empty', '', 'x-dup', '1', 'X-DUP', '2', 'Cookie', 'a=b; c=d'], target: '?q=%20&x=caf\u00e9' });
+  add({ headers: ['Host', 'h', 'X-Latin', 'caf\u00e9 \u00ff', 'X-Wide', '\u20ac\u0100'] }); // above latin1: the low byte, as before
+  add({ headers: [] });
+  for (const n of [1, 5, 4096, 16 * 1024 - 200, 16 * 1024 - 60, 16 * 1024, 16 * 1024 + 1, 100_000]) {
+    add({ method: 'POST', headers: ['Host', 'h', 'Content-Length', String(n)], body: body(n) });
+    add({ method: 'PUT', headers: ['Host', 'h'], body: body(n) }); // Content-Length put back
+    add({ method: 'POST', headers: ['Host', 'h', 'Transfer-Encoding', 'chunked'], body: body(n), chunked: true, trailers: n % 2 ? ['X-T', 'v', 'X-U', ''] : [] });
+  }
+  add({ method: 'POST', headers: ['Host', 'h'], body: body(10), chunked: true }); // Transfer-Encoding put back
+  add({ method: 'PATCH', headers: ['Host', 'h', 'transfer-encoding', 'chunked'], chunked: true, trailers: ['X-T', 'v'] });
+  add({ method: 'POST', headers: ['Host', 'h'] });
+  add({ method: 'OPTIONS', target: '*', headers: ['Host', 'h', 'Content-Length', '0'] });
+  add({ minorVersion: 0, headers: ['Accept', '*/*'] });
+  add({ minorVersion: 0, method: 'POST', headers: ['Content-Length', '3000'], body: body(3000) });
+  add({ minorVersion: 0, method: 'POST', headers: ['Host', 'h', 'Transfer-Encoding', 'chunked'], body: body(300), chunked: true }); // chunked: HTTP/1.1
+  return out;
+}
+
+test('the bytes on the wire are those of the previous serialisation, for a corpus of requests, one by one and in parallel', async () => {
+  const s = await server(answerWith(OK));
+  const corpus = requestCorpus();
+  const expected = new Map(corpus.map((r) => [r.target, previousBytes(r)]));
+  const pool = new H1Pool(s.url, { maxConnections: 1 });
+  for (const r of corpus) assert.equal((await send(pool, r)).status, 200);
+  const parallel = new H1Pool(s.url, { maxConnections: 4 });
+  const rs = await Promise.all(corpus.map((r) => send(parallel, r)));
+  assert.ok(rs.every((r) => r.err === null && r.status === 200));
+  assert.equal(s.seen.length, 2 * corpus.length);
+  for (const [i, x] of s.seen.entries()) {
+    const target = x.bytes.slice(x.bytes.indexOf(' ') + 1, x.bytes.indexOf(' HTTP/1.'));
+    assert.equal(x.bytes, expected.get(target), `request ${i} (${target})`);
+  }
+  pool.destroy();
+  parallel.destroy();
+});
+
 test('framing a rewrite removed is put back: Content-Length for a body, Transfer-Encoding for chunks', async () => {
   const s = await server(answerWith(OK));
   const pool = new H1Pool(s.url, { maxConnections: 1 });
