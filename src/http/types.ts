@@ -75,8 +75,24 @@ export const HTTP_DROP_REASONS = [
    * protocols: answered 2xx/101 when the capture carries its side, assumed when it does not.
    */
   'http_upgrade',
-  /** The HTTP/2 connection preface (`PRI *`, any version), and everything after it on the connection. */
+  /**
+   * The HTTP/2 preface shape (`PRI *`) that is not a valid HTTP/2 start (another version, or not
+   * followed by a SETTINGS frame), and everything after it on the connection. A valid preface
+   * starts HTTP/2 (src/http2/).
+   */
   'http2_preface',
+  /** An HTTP/2 connection picked up after its start: its header compression state is unknown, nothing of it is replayed. One per request seen (HEADERS on a new stream), at least one per connection. */
+  'http2_midstream',
+  /** An HPACK decoding error (or a header block too large to hold): the connection's header state is lost, this and every later request of it are counted here. */
+  'http2_hpack_error',
+  /** A frame that breaks RFC 9113 (bad size, stream, padding, CONTINUATION order): framing is lost, the open requests and the rest of the connection are counted here. */
+  'http2_protocol_error',
+  /** The client reset the stream (RST_STREAM) before it ended: the server saw a partial request. */
+  'http2_stream_reset',
+  /** The connection ended (FIN, RST, idle expiry) with the stream still open. */
+  'http2_incomplete',
+  /** More concurrent streams, or more buffered body bytes across streams, than one connection may hold: the newest (or biggest) stream is dropped. */
+  'http2_stream_limit',
   /**
    * The connection is TLS (its first bytes are a TLS record, see tls.ts): one per connection, and
    * every later byte of it. The port carries encrypted traffic; mirror the plaintext hop instead.
