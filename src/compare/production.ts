@@ -24,8 +24,11 @@ export interface H2AnswerEvents {
   answer(id: number, d: ResponseDigest): void;
   /** Stream `id`'s answer will not come whole (reset by either side, or cut by the connection's end). */
   streamLost(id: number, reason: AnswerLossReason): void;
-  /** Nothing more can be read on this connection (a hole, a decoding error): every open stream is lost. */
-  connectionLost(reason: AnswerLossReason): void;
+  /**
+   * Nothing more can be read on this connection (a hole, a decoding error): every open stream is
+   * lost. `midstream`: because it was picked up after its start (not counted as a loss).
+   */
+  connectionLost(reason: AnswerLossReason, midstream?: boolean): void;
 }
 
 /** Builds the HTTP/2 answer reader for one connection; `afterUpgrade`: it starts after a 101 (h2c). */

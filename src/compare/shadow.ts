@@ -18,6 +18,7 @@ import type { FlowInfo, GapCause, StreamSink, TaintCause } from '../reassemble/s
 import type { AnswerSink } from '../replay/destination.js';
 import { compareResponses, isNoise, type CompareOptions, type CompareResult, type Comparison } from './compare.js';
 import type { DiffLog } from './difflog.js';
+import { h2AnswerReader } from './h2answers.js';
 import { ProductionSide, type AnswerLossReason, type H2AnswerReaderFactory, type ProductionEvents } from './production.js';
 import { compileRoutes, OTHER_ROUTE, pathOf } from './routes.js';
 
@@ -76,15 +77,6 @@ interface Exchange {
 
 const MAX_EARLY = 8;
 
-/** Before the HTTP/2 answer reader is wired in: every HTTP/2 connection's answers are lost as http2_error. */
-const NO_H2_READER: H2AnswerReaderFactory = (events) => {
-  let told = false;
-  const lose = () => {
-    if (!told) events.connectionLost('http2_error');
-    told = true;
-  };
-  return { push: lose, gap: lose, taint: lose, stalled() {}, end: lose, bufferedBytes: 0, pendingBytes: 0 };
-};
 const STATS_EVERY_MS = 10_000;
 
 export class Shadow {
@@ -107,7 +99,7 @@ export class Shadow {
     private readonly diffLog: DiffLog | null,
     private readonly log: Logger,
     /** Reads production's HTTP/2 answers per stream (src/http2/). */
-    private readonly h2Answers: H2AnswerReaderFactory = NO_H2_READER,
+    private readonly h2Answers: H2AnswerReaderFactory = h2AnswerReader,
   ) {
     this.route = compileRoutes(opts.routes);
     this.candidates = opts.destinations.map((_, i) => i).filter((i) => i !== opts.baseline);
@@ -429,7 +421,8 @@ class Connection implements ProductionEvents {
     this.streamSettled(id, null, `response_${reason}`);
   }
 
-  connectionLost(reason: AnswerLossReason): void {
+  connectionLost(reason: AnswerLossReason, midstream = false): void {
+    if (midstream) return this.breakAll('midstream');
     this.stage.lost(reason);
     this.breakAll(`response_${reason}`);
   }
