@@ -25,7 +25,7 @@ import * as protoLoader from '@grpc/proto-loader';
 
 /** The repository root (this file is dist/scripts/lab/grpc.js once built). */
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-export const LAB_PROTO = path.join(ROOT, 'test/fixtures/grpc/lab.proto');
+const LAB_PROTO = path.join(ROOT, 'test/fixtures/grpc/lab.proto');
 
 const argv = process.argv.slice(2);
 const opt = (name: string, dflt?: string): string | undefined => {
