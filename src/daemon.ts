@@ -157,7 +157,7 @@ function startShadow(o: ShadowSetup, metrics: Metrics, log: Logger): Shadow {
 function replaySink(metrics: Metrics, replayer: Replayer, log: Logger): CaptureSink {
   return {
     request: (req, flow, answers) => {
-      metrics.parsedTotal.inc();
+      metrics.parsed(req.h2 ? 'h2' : 'h1');
       return replayer.submit(req, flow, answers);
     },
     dropped: (reason, requests, skippedBytes, flow) => {

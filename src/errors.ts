@@ -96,8 +96,17 @@ export class InvalidTargetError extends MirrorReplayError {
   }
 }
 
+/** The destination reset the HTTP/2 stream (RST_STREAM, or GOAWAY below it) before a complete answer. */
+export class StreamResetError extends MirrorReplayError {
+  static readonly code = 'MR_STREAM_RESET';
+  constructor(message: string) {
+    super(StreamResetError.code, message);
+    this.name = 'StreamResetError';
+  }
+}
+
 /** Every class in the catalogue. */
-export const ERROR_CLASSES = [ConfigError, CaptureError, PcapFormatError, StartError, ReplayTimeoutError, ShutdownError, BadResponseError, DestinationDownError, InvalidTargetError] as const;
+export const ERROR_CLASSES = [ConfigError, CaptureError, PcapFormatError, StartError, ReplayTimeoutError, ShutdownError, BadResponseError, DestinationDownError, InvalidTargetError, StreamResetError] as const;
 
 export type ErrorCode = (typeof ERROR_CLASSES)[number]['code'];
 
@@ -105,7 +114,7 @@ export type ErrorCode = (typeof ERROR_CLASSES)[number]['code'];
 export const ERROR_CODES: readonly ErrorCode[] = ERROR_CLASSES.map((c) => c.code);
 
 /** The codes a replay can fail with that are ours (the rest of the catalogue fails a start, a capture loop or a reload). */
-export const REPLAY_ERROR_CODES: readonly ErrorCode[] = [ReplayTimeoutError, ShutdownError, BadResponseError, DestinationDownError, InvalidTargetError].map((c) => c.code);
+export const REPLAY_ERROR_CODES: readonly ErrorCode[] = [ReplayTimeoutError, ShutdownError, BadResponseError, DestinationDownError, InvalidTargetError, StreamResetError].map((c) => c.code);
 
 /** Codes a replay can fail with that come from Node's sockets and resolver, not from us. */
 export const SYSTEM_ERROR_CODES = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL'] as const;

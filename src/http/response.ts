@@ -177,6 +177,7 @@ export class AnswerDigest {
   private minor = 1;
   private headers: string[] = [];
   private digest: BodyDigest | null = null;
+  private trailerFields: string[] | undefined = undefined;
 
   constructor(private readonly snippetBytes: number, private readonly captureJson: number) {}
 
@@ -196,8 +197,14 @@ export class AnswerDigest {
     if (end > start) this.digest!.update(b.subarray(start, end));
   }
 
+  /** HTTP/2: the trailing HEADERS block (flat, names lower-case as HTTP/2 has them). */
+  trailers(fields: string[]): void {
+    this.trailerFields = fields;
+  }
+
   finish(): ResponseDigest {
     const d = this.digest!.finish(this.status, this.minor, this.headers);
+    if (this.trailerFields) d.trailers = this.trailerFields;
     this.drop();
     return d;
   }
@@ -205,6 +212,7 @@ export class AnswerDigest {
   drop(): void {
     this.digest = null;
     this.headers = [];
+    this.trailerFields = undefined;
   }
 }
 

@@ -3,6 +3,7 @@ import { CAPTURE_ERRORS, type SourceCounts } from '../capture/source.js';
 import { ANOMALIES, SKIPS } from '../decode/anomalies.js';
 import { ERROR_CODES, OTHER_ERROR_CODE, REPLAY_ERROR_CODES, SYSTEM_ERROR_CODES } from '../errors.js';
 import { HTTP_DROP_REASONS } from '../http/types.js';
+import { parseDestination, protocolLabel } from '../replay/destination.js';
 import { DESTINATION_DROP_REASONS, DROP_REASONS, STATUS_CLASSES, type DropReason, type ReplayObserver } from '../replay/outcome.js';
 import { REASSEMBLY_EVENTS } from '../reassemble/table.js';
 
@@ -105,6 +106,25 @@ function labelCounter(reg: client.Registry, name: string, help: string, label: s
   });
 }
 
+/** The `protocol` label of the request counters: h1 for HTTP/1.x, h2 for HTTP/2 (h2c or over TLS). */
+export const PROTOCOLS = ['h1', 'h2'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+/** Each destination's label (its origin) and protocol label; a spec that does not parse counts as HTTP/1.1 (the config refuses it first). */
+function destinationProtocols(destinations: string[]): Map<string, Protocol> {
+  const m = new Map<string, Protocol>();
+  for (const d of destinations) {
+    let p: Protocol = 'h1';
+    try {
+      p = protocolLabel(parseDestination(d, { maxConcurrency: 1, maxQueue: 0, maxQueueBytes: 0, timeoutMs: 1 }).opts.protocol);
+    } catch {
+      // refused by config validation before metrics exist; keep the default
+    }
+    m.set(new URL(d).origin, p);
+  }
+  return m;
+}
+
 interface DestinationChildren {
   /** By status class, in STATUS_CLASSES order. */
   replayed: client.Counter.Internal[];
@@ -117,12 +137,16 @@ export class Metrics implements ReplayObserver {
   readonly registry = new client.Registry();
   private readonly droppedTotal: client.Counter<'reason'>;
   private readonly dropChildren = new Map<string, client.Counter.Internal>();
-  private readonly replayedTotal: client.Counter<'destination' | 'status_class'>;
+  private readonly replayedTotal: client.Counter<'destination' | 'status_class' | 'protocol'>;
   private readonly latency: client.Histogram<'destination'>;
   private readonly errors: client.Counter<'destination' | 'code'>;
   private readonly allErrors: client.Counter<'code'>;
   private readonly alteredTotal: client.Counter<'what'>;
-  readonly parsedTotal: client.Counter;
+  private readonly parsedTotal: client.Counter<'protocol'>;
+  private readonly parsedChildren: Record<Protocol, client.Counter.Internal>;
+  private readonly retriesTotal: client.Counter<'destination'>;
+  /** Each destination's protocol label (a destination speaks one). */
+  private readonly protocols: Map<string, Protocol>;
   private readonly bytesSkipped: client.Counter<'reason'>;
   private readonly destinationDropped: client.Counter<'destination' | 'reason'>;
   private readonly copiesTotal: client.Counter;
@@ -142,8 +166,11 @@ export class Metrics implements ReplayObserver {
     for (const r of DROP_REASONS) this.dropChildren.set(r, this.droppedTotal.labels(r));
     for (const c of this.dropChildren.values()) c.inc(0);
 
-    this.replayedTotal = new client.Counter({ name: 'mirror_replay_requests_replayed_total', help: 'Requests replayed and answered, by destination and status class', labelNames: ['destination', 'status_class'], registers: [reg] });
-    for (const d of destinations) for (const s of STATUS_CLASSES) this.replayedTotal.inc({ destination: new URL(d).origin, status_class: s }, 0);
+    this.protocols = destinationProtocols(destinations);
+    this.replayedTotal = new client.Counter({ name: 'mirror_replay_requests_replayed_total', help: 'Requests replayed and answered, by destination, status class and protocol (h1, h2)', labelNames: ['destination', 'status_class', 'protocol'], registers: [reg] });
+    for (const [d, p] of this.protocols) for (const s of STATUS_CLASSES) this.replayedTotal.inc({ destination: d, status_class: s, protocol: p }, 0);
+    this.retriesTotal = new client.Counter({ name: 'mirror_replay_replay_retries_total', help: 'Requests sent a second time because the first try was not processed (see README), by destination', labelNames: ['destination'], registers: [reg] });
+    for (const d of this.protocols.keys()) this.retriesTotal.inc({ destination: d }, 0);
 
     this.destinationDropped = new client.Counter({ name: 'mirror_replay_destination_dropped_total', help: 'Requests a destination did not get, by destination and reason (queue_full, timeout, connect_error, ...)', labelNames: ['destination', 'reason'], registers: [reg] });
     for (const d of destinations) for (const r of DESTINATION_DROP_REASONS) this.destinationDropped.inc({ destination: new URL(d).origin, reason: r }, 0);
@@ -154,7 +181,9 @@ export class Metrics implements ReplayObserver {
     for (const c of ERROR_LABELS) this.allErrors.inc({ code: c }, 0);
     this.alteredTotal = new client.Counter({ name: 'mirror_replay_requests_altered_total', help: 'Replayed requests whose framing had to change (see README)', labelNames: ['what'], registers: [reg] });
     this.alteredTotal.inc({ what: 'empty_body_framing' }, 0);
-    this.parsedTotal = new client.Counter({ name: 'mirror_replay_requests_parsed_total', help: 'Complete requests decoded from the mirrored traffic', registers: [reg] });
+    this.parsedTotal = new client.Counter({ name: 'mirror_replay_requests_parsed_total', help: 'Complete requests decoded from the mirrored traffic, by protocol (h1: HTTP/1.x, h2: HTTP/2)', labelNames: ['protocol'], registers: [reg] });
+    this.parsedChildren = { h1: this.parsedTotal.labels('h1'), h2: this.parsedTotal.labels('h2') };
+    for (const c of Object.values(this.parsedChildren)) c.inc(0);
     this.bytesSkipped = new client.Counter({ name: 'mirror_replay_stream_bytes_skipped_total', help: 'Client stream bytes not parsed as requests (midstream pickup, resync after errors), by reason', labelNames: ['reason'], registers: [reg] });
     for (const r of HTTP_DROP_REASONS) this.bytesSkipped.inc({ reason: r }, 0);
     this.copiesTotal = new client.Counter({ name: 'mirror_replay_copies_total', help: 'Copies made by --percentage above 100 (each then replayed or dropped with a reason, as any request)', registers: [reg] });
@@ -193,7 +222,7 @@ export class Metrics implements ReplayObserver {
     let c = this.perDestination.get(destination);
     if (!c) {
       c = {
-        replayed: STATUS_CLASSES.map((s) => this.replayedTotal.labels(destination, s)),
+        replayed: STATUS_CLASSES.map((s) => this.replayedTotal.labels(destination, s, this.protocols.get(destination) ?? 'h1')),
         latency: this.latency.labels(destination),
         dropped: new Map(),
       };
@@ -216,6 +245,13 @@ export class Metrics implements ReplayObserver {
     // 1xx..5xx; anything else counts as 5xx.
     c.replayed[status >= 100 && status < 600 ? ((status / 100) | 0) - 1 : 4].inc();
     c.latency.observe(seconds);
+  }
+  /** A complete request decoded from the mirror, by the protocol it came over. */
+  parsed(protocol: Protocol): void {
+    this.parsedChildren[protocol].inc();
+  }
+  retried(destination: string): void {
+    this.retriesTotal.inc({ destination });
   }
   error(destination: string, code: string): void {
     this.errors.inc({ destination, code: KNOWN_REPLAY_LABELS.has(code) ? code : OTHER_ERROR_CODE });

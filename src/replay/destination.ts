@@ -2,13 +2,25 @@ import { ConfigError, DestinationDownError, InvalidTargetError, ReplayTimeoutErr
 import { parseBytes, parseDuration } from '../units.js';
 import type { ReplyHead } from '../http/reply.js';
 import { AnswerDigest, type ResponseDigest } from '../http/response.js';
-import { H1Pool, type H1Exchange, type H1Failure, type H1Handler, type H1Request } from './h1-client.js';
+import { H1Pool, type H1Failure, type H1Handler, type H1Request } from './h1-client.js';
+import { H2Pool, h2Fields, type H2Handler } from './h2-client.js';
 import type { DropReason, ReplayObserver } from './outcome.js';
 
 /** A request ready to send: production's, with forwarded headers already applied. */
 export interface OutgoingRequest extends H1Request {
   /** Shadow testing: told the digest of the answer, or why there is none (exactly once). */
   answer?: AnswerSink;
+  /** Set when the request came over HTTP/2: `headers` are its regular fields, `target` its :path. */
+  h2?: { authority: string | undefined };
+}
+
+/** How a destination is spoken to: HTTP/1.1, HTTP/2 with prior knowledge (cleartext), HTTP/2 over TLS (ALPN h2). */
+export const DESTINATION_PROTOCOLS = ['http/1.1', 'h2c', 'h2'] as const;
+export type DestinationProtocol = (typeof DESTINATION_PROTOCOLS)[number];
+
+/** The `protocol` label of a destination's metrics: h1 or h2 (h2c is HTTP/2 too). */
+export function protocolLabel(p: DestinationProtocol | undefined): 'h1' | 'h2' {
+  return p === 'h2c' || p === 'h2' ? 'h2' : 'h1';
 }
 
 /** Receives a destination's answer, digested as production's are (src/http/response.ts). */
@@ -28,12 +40,15 @@ export interface DestinationOptions {
   timeoutMs: number;
   /** https destinations: accept any certificate (test environments often self-sign). */
   tlsInsecure?: boolean;
+  /** Per destination only (`?protocol=`); default http/1.1. */
+  protocol?: DestinationProtocol;
 }
 
 /**
  * A destination URL may override the global limits in its query string, so a slow test
  * environment can be given a small queue without starving the others:
- * `http://10.0.0.37:8080?max-queue=500&timeout=2s&max-concurrency=16&max-queue-bytes=64MiB`.
+ * `http://10.0.0.37:8080?max-queue=500&timeout=2s&max-concurrency=16&max-queue-bytes=64MiB`. The
+ * protocol is chosen there too: `?protocol=h2c` (http://) or `?protocol=h2` (https://).
  * Throws ConfigError for anything else in the URL than scheme, host, port and these.
  */
 export function parseDestination(spec: string, defaults: DestinationOptions): { url: URL; opts: DestinationOptions } {
@@ -56,22 +71,55 @@ export function parseDestination(spec: string, defaults: DestinationOptions): { 
       else opts.maxQueue = n;
     } else if (k === 'timeout') opts.timeoutMs = parseDuration(flag, v);
     else if (k === 'max-queue-bytes') opts.maxQueueBytes = parseBytes(flag, v);
-    else throw new ConfigError(`--destination ${spec}: unknown setting ${JSON.stringify(k)} (known: max-concurrency, max-queue, max-queue-bytes, timeout)`);
+    else if (k === 'protocol') opts.protocol = parseProtocol(spec, u, v);
+    else throw new ConfigError(`--destination ${spec}: unknown setting ${JSON.stringify(k)} (known: max-concurrency, max-queue, max-queue-bytes, timeout, protocol)`);
   }
   return { url: new URL(u.origin), opts };
+}
+
+function parseProtocol(spec: string, u: URL, v: string): DestinationProtocol {
+  const p = DESTINATION_PROTOCOLS.find((x) => x === v);
+  if (!p) throw new ConfigError(`--destination ${spec}: protocol must be one of ${DESTINATION_PROTOCOLS.join(', ')} (got ${JSON.stringify(v)})`);
+  if (p === 'h2c' && u.protocol !== 'http:') throw new ConfigError(`--destination ${spec}: protocol=h2c is HTTP/2 without TLS and needs http://; for TLS use https://…?protocol=h2`);
+  if (p === 'h2' && u.protocol !== 'https:') throw new ConfigError(`--destination ${spec}: protocol=h2 is HTTP/2 over TLS (ALPN) and needs https://; without TLS use http://…?protocol=h2c`);
+  return p;
 }
 
 /** A request-target the request line can carry: no SP, CTL or DEL (RFC 9112 §3.2). */
 const VALID_TARGET = /^[\x21-\x7e\x80-\xff]+$/;
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/**
+ * Safe to send again: the server said it did not process it (HTTP/2 REFUSED_STREAM or above a
+ * GOAWAY's last stream id, RFC 9113 §8.7: any method), or an idempotent request found its kept-alive
+ * connection closed before any answer byte (RFC 9110 §9.2.2).
+ */
+function retryable(err: H1Failure, ex: Exchange, method: string): boolean {
+  if (err instanceof ReplayTimeoutError || err instanceof ShutdownError) return false;
+  if (ex.unprocessed) return true;
+  return ex.reused && ex.responseBytes === 0 && (err.code === 'ECONNRESET' || err.code === 'EPIPE') && IDEMPOTENT.has(method);
+}
+
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
 
+/** What Destination needs of an exchange, HTTP/1.1 (h1-client.ts) or HTTP/2 (h2-client.ts). */
+interface Exchange {
+  readonly done: boolean;
+  /** Sent over a connection (session) that had already carried an answer. */
+  readonly reused: boolean;
+  /** The connection was established when the exchange ended. */
+  readonly connected: boolean;
+  readonly responseBytes: number;
+  /** HTTP/2 only: the server said it did not process the request (safe to send again). */
+  readonly unprocessed?: boolean;
+  abort(err: H1Failure): void;
+}
+
 /** A request sent and not yet answered; in-flight requests form a list in deadline order. */
-class InFlight implements H1Handler {
+class InFlight implements H1Handler, H2Handler {
   prev: InFlight | null = null;
   next: InFlight | null = null;
-  ex: H1Exchange | null = null;
+  ex: Exchange | null = null;
   shutdown = false;
   /** Shadow testing: the answer digested from the client's framer events, as production's are. */
   digest: AnswerDigest | null = null;
@@ -89,7 +137,11 @@ class InFlight implements H1Handler {
     this.digest?.body(b, start, end);
   }
 
-  onDone(err: H1Failure | null, status: number, ex: H1Exchange): void {
+  onTrailers(fields: string[]): void {
+    this.digest?.trailers(fields);
+  }
+
+  onDone(err: H1Failure | null, status: number, ex: Exchange): void {
     this.dest.settle(this, err, status, ex);
   }
 }
@@ -102,12 +154,17 @@ class InFlight implements H1Handler {
  * Our own client rather than node:http or undici: undici rewrites `Host` and `Content-Length` (lower
  * case, moved) and refuses duplicate Content-Length; node:http adds `Connection: keep-alive`, frames
  * body-less POSTs as chunked and was the daemon's bottleneck. h1-client sends the fields as given.
+ * An h2c/h2 destination uses a pool of HTTP/2 sessions instead (h2-client.ts), behind the same
+ * queue, limits, timeouts, retry and accounting; it gets only requests that came over HTTP/2, and
+ * an http/1.1 destination only HTTP/1.x ones (protocol_mismatch otherwise).
  */
 export class Destination {
   readonly url: URL;
   readonly label: string;
   readonly hostHeader: string;
-  private readonly pool: H1Pool;
+  readonly protocol: DestinationProtocol;
+  private readonly pool: H1Pool | null;
+  private readonly h2pool: H2Pool | null;
   private readonly queue: OutgoingRequest[] = [];
   private queueHead = 0;
   private queuedBytes = 0;
@@ -131,7 +188,11 @@ export class Destination {
     this.opts = opts;
     this.label = this.url.origin;
     this.hostHeader = this.url.host;
-    this.pool = new H1Pool(url, { maxConnections: opts.maxConcurrency, tlsInsecure: opts.tlsInsecure });
+    this.protocol = opts.protocol ?? 'http/1.1';
+    const h2 = this.protocol !== 'http/1.1';
+    this.pool = h2 ? null : new H1Pool(url, { maxConnections: opts.maxConcurrency, tlsInsecure: opts.tlsInsecure });
+    // Sessions: as many as streams may be in flight, for a server that allows one stream each.
+    this.h2pool = h2 ? new H2Pool(url, { maxSessions: opts.maxConcurrency, tlsInsecure: opts.tlsInsecure }) : null;
   }
 
   get queueDepth(): number {
@@ -147,8 +208,13 @@ export class Destination {
       req.answer?.failed('shutdown');
       return;
     }
-    if (!VALID_TARGET.test(req.target)) {
-      // Only an --http-rewrite-url replacement can produce this (the parser checked production's).
+    if ((req.h2 !== undefined) !== (this.h2pool !== null)) {
+      this.obs.dropped('protocol_mismatch', 1, this.label);
+      req.answer?.failed('protocol_mismatch');
+      return;
+    }
+    if (!VALID_TARGET.test(req.target) || (req.h2 && typeof this.h2Request(req) === 'string')) {
+      // A target: only an --http-rewrite-url replacement can produce this (the parser checked production's).
       this.obs.error(this.label, InvalidTargetError.code);
       this.obs.dropped('invalid_for_replay', 1, this.label);
       req.answer?.failed('invalid_for_replay');
@@ -205,7 +271,8 @@ export class Destination {
       if (f.ex && !f.ex.done) f.ex.abort(err);
       else this.unlink(f); // not expected: an exchange settles before it leaves the list
     }
-    this.pool.destroy(err);
+    this.pool?.destroy(err);
+    this.h2pool?.destroy(err);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
@@ -274,7 +341,16 @@ export class Destination {
     else this.oldest = f;
     this.newest = f;
     if (!this.timer) this.arm(f.deadline);
-    f.ex = this.pool.request(req, f);
+    if (this.pool) f.ex = this.pool.request(req, f);
+    else {
+      const h = this.h2Request(req) as Exclude<ReturnType<Destination['h2Request']>, string>;
+      f.ex = this.h2pool!.request({ ...req, authority: req.h2!.authority }, h.fields, h.trailers, f);
+    }
+  }
+
+  /** The HTTP/2 header block of `req`, or why it cannot be sent (checked at enqueue, so never at send). */
+  private h2Request(req: OutgoingRequest): ReturnType<typeof h2Fields> {
+    return h2Fields({ ...req, authority: req.h2?.authority }, this.url.protocol === 'https:' ? 'https' : 'http');
   }
 
   /** One timer per destination, for the oldest request in flight (not one per request). */
@@ -306,15 +382,15 @@ export class Destination {
   }
 
   /** @internal An exchange ended: count it, maybe retry, start the next. */
-  settle(f: InFlight, err: H1Failure | null, status: number, ex: H1Exchange): void {
+  settle(f: InFlight, err: H1Failure | null, status: number, ex: Exchange): void {
     this.unlink(f);
     this.inflight--;
     const req = f.req;
     const a = req.answer;
     if (err) {
       const code = err.code ?? 'UNKNOWN';
-      if (!f.isRetry && !f.shutdown && !this.closed && ex.reused && ex.responseBytes === 0 && (code === 'ECONNRESET' || code === 'EPIPE') && IDEMPOTENT.has(req.method)) {
-        // The kept-alive connection was closed by the server as we reused it: safe to send again.
+      if (!f.isRetry && !f.shutdown && !this.closed && retryable(err, ex, req.method)) {
+        this.obs.retried?.(this.label);
         this.send(req, true);
         this.next();
         return;

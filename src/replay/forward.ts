@@ -17,6 +17,10 @@ export interface ForwardOptions {
  * The fields sent to the destination: production's, in order, with their case and duplicates,
  * minus hop-by-hop ones, plus X-Forwarded-For (appended) and X-Forwarded-Port/-Proto/-Host
  * (each only if absent), as the aws-samples replayer does.
+ *
+ * An HTTP/2 request keeps `te: trailers` (the one TE HTTP/2 allows; gRPC requires it); the fields
+ * added are lower-case as HTTP/2 requires, and X-Forwarded-Host is production's :authority (or
+ * its host field). Its :authority is not a field here: see `h2Authority`.
  */
 export function forwardHeaders(req: HttpRequest, flow: RequestFlow, opts: ForwardOptions): string[] {
   const h = req.headers;
@@ -30,13 +34,14 @@ export function forwardHeaders(req: HttpRequest, flow: RequestFlow, opts: Forwar
     }
   }
   const out: string[] = [];
+  const h2 = req.h2 !== undefined;
   let xff = -1;
-  let host: string | null = null;
+  let host: string | null = h2 ? (req.authority ?? null) : null;
   let hasPort = false, hasProto = false, hasXHost = false;
   for (let i = 0; i < h.length; i += 2) {
     const name = h[i];
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || (dropped && dropped.has(lower) && !FRAMING.has(lower))) continue;
+    if ((HOP_BY_HOP.has(lower) && !(h2 && lower === 'te')) || (dropped && dropped.has(lower) && !FRAMING.has(lower))) continue;
     let value = h[i + 1];
     if (lower === 'host') {
       if (host === null) host = value;
@@ -47,10 +52,26 @@ export function forwardHeaders(req: HttpRequest, flow: RequestFlow, opts: Forwar
     else if (lower === 'x-forwarded-host') hasXHost = true;
     out.push(name, value);
   }
+  const n = h2 ? H2_NAMES : H1_NAMES;
   if (xff >= 0) out[xff] = out[xff] ? `${out[xff]}, ${flow.clientAddr}` : flow.clientAddr;
-  else out.push('X-Forwarded-For', flow.clientAddr);
-  if (!hasPort) out.push('X-Forwarded-Port', String(flow.serverPort));
-  if (!hasProto) out.push('X-Forwarded-Proto', 'http');
-  if (!hasXHost && host !== null) out.push('X-Forwarded-Host', host);
+  else out.push(n.xff, flow.clientAddr);
+  if (!hasPort) out.push(n.port, String(flow.serverPort));
+  if (!hasProto) out.push(n.proto, 'http');
+  if (!hasXHost && host !== null) out.push(n.host, host);
   return out;
+}
+
+const H1_NAMES = { xff: 'X-Forwarded-For', port: 'X-Forwarded-Port', proto: 'X-Forwarded-Proto', host: 'X-Forwarded-Host' };
+const H2_NAMES = { xff: 'x-forwarded-for', port: 'x-forwarded-port', proto: 'x-forwarded-proto', host: 'x-forwarded-host' };
+
+/**
+ * The :authority to send for an HTTP/2 request: production's with keepHost, else the destination's
+ * (as Host for HTTP/1.x). When production sent none (a host field instead), the host field's value
+ * after forwarding, since RFC 9113 §8.3.1 wants the two equal; undefined when neither was sent
+ * (node:http2 then sends the destination's).
+ */
+export function h2Authority(req: HttpRequest, forwarded: readonly string[], opts: ForwardOptions): string | undefined {
+  if (req.authority !== undefined) return opts.keepHost ? req.authority : opts.destinationHost;
+  for (let i = 0; i < forwarded.length; i += 2) if (forwarded[i].length === 4 && forwarded[i].toLowerCase() === 'host') return forwarded[i + 1];
+  return undefined;
 }

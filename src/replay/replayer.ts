@@ -3,7 +3,7 @@ import { copyHeaders, parseCopyMarker, type CopyMarker } from './amplify.js';
 import type { RequestFlow } from './flow.js';
 import { Destination, type AnswerSink, type DestinationOptions } from './destination.js';
 import { buildFilter, NO_FILTERS, type FilterOptions } from './filters.js';
-import { forwardHeaders } from './forward.js';
+import { forwardHeaders, h2Authority } from './forward.js';
 import { loopGuard, parseMarker, type Marker } from './loop.js';
 import type { DropReason, ReplayObserver } from './outcome.js';
 import { buildRateCaps, GLOBAL_RULE, parseRouteRates } from './ratelimit.js';
@@ -42,7 +42,8 @@ export function rateRuleLabels(p: Pick<PolicyOptions, 'rate' | 'routeRates'>): s
 /**
  * The policy chain, in the order it runs: loop guard, filters, sampling and amplification (how
  * many sends: 0 drops it), then per send the rate caps (each may drop, with its own reason), the
- * rewrites, and per destination the forwarded headers, the marker headers and the bounded queue.
+ * rewrites, and per destination the forwarded headers (for HTTP/2 also :authority), the marker
+ * headers and the bounded queue.
  * Copies are requests like any other from the rate caps on. Every step is compiled once, at
  * startup or on reload.
  */
@@ -132,10 +133,13 @@ export class Replayer {
   private send(req: HttpRequest, flow: RequestFlow, src: HttpRequest, target: string, k: number, answers: AnswerSink[] | undefined): void {
     for (let i = 0; i < this.destinations.length; i++) {
       const d = this.destinations[i];
-      let headers = forwardHeaders(src, flow, { keepHost: this.keepHost, destinationHost: d.hostHeader });
+      const fo = { keepHost: this.keepHost, destinationHost: d.hostHeader };
+      let headers = forwardHeaders(src, flow, fo);
+      // HTTP/2's :authority plays Host's part; a mismatching protocol is counted by the destination.
+      const h2 = req.h2 ? { authority: h2Authority(req, headers, fo) } : undefined;
       if (this.marker) headers.push(this.marker.name, this.marker.value);
       if (k > 0 && this.copyMarker) headers = copyHeaders(headers, this.copyMarker, k);
-      d.enqueue({ method: req.method, target, headers, body: req.body, chunked: req.chunked, trailers: req.trailers, minorVersion: req.minorVersion, answer: answers?.[i] });
+      d.enqueue({ method: req.method, target, headers, body: req.body, chunked: req.chunked, trailers: req.trailers, minorVersion: req.minorVersion, answer: answers?.[i], h2 });
     }
   }
 
