@@ -15,6 +15,7 @@ import { compareOptions } from '../../src/compare/compare.js';
 import { DiffLog } from '../../src/compare/difflog.js';
 import { isServerPreface, type H2AnswerEvents, type H2AnswerReaderFactory } from '../../src/compare/production.js';
 import { buildReport, formatReport } from '../../src/compare/report.js';
+import { compileRoutes } from '../../src/compare/routes.js';
 import { Shadow } from '../../src/compare/shadow.js';
 import { CompareMetrics } from '../../src/metrics/compare.js';
 import { BodyDigest, type ResponseDigest } from '../../src/http/response.js';
@@ -279,4 +280,13 @@ test('a trailers-only gRPC answer (grpc-status in the head) reads as that status
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('--compare-route templates match gRPC method paths (/package.Service/Method)', () => {
+  const route = compileRoutes(['/mrlab.Lab/Check', '/grpc.health.v1.Health/*', '/mrlab.Other/:method']);
+  assert.equal(route('/mrlab.Lab/Check'), '/mrlab.Lab/Check');
+  assert.equal(route('/mrlab.LabXCheck'), 'other', 'the dot is a literal');
+  assert.equal(route('/grpc.health.v1.Health/Watch'), '/grpc.health.v1.Health/*');
+  assert.equal(route('/mrlab.Other/Echo'), '/mrlab.Other/:method');
+  assert.equal(route('/mrlab.Lab/Echo'), 'other');
 });
