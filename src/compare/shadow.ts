@@ -41,8 +41,8 @@ export interface ShadowOptions {
   inactiveAfterMs?: number;
 }
 
-/** How a compared request travelled: HTTP/1.x, HTTP/2, or gRPC (HTTP/2 with content-type application/grpc*). */
-export const SHADOW_PROTOCOLS = ['http1', 'http2', 'grpc'] as const;
+/** How a compared request travelled (the replay counters' protocol label, with gRPC apart): HTTP/1.x, HTTP/2, or gRPC (HTTP/2 with content-type application/grpc*). */
+export const SHADOW_PROTOCOLS = ['h1', 'h2', 'grpc'] as const;
 export type ShadowProtocol = (typeof SHADOW_PROTOCOLS)[number];
 
 /** What the stage reports, as it happens (metrics/compare.ts turns it into metrics). */
@@ -526,11 +526,11 @@ function upgradesToH2c(d: ResponseDigest): boolean {
 
 /** gRPC when the request's content-type is application/grpc (or +proto, +json, ...). */
 function protocolOf(req: HttpRequest | null): ShadowProtocol {
-  if (!req?.h2) return 'http1';
+  if (!req?.h2) return 'h1';
   for (let i = 0; i < req.headers.length; i += 2) {
     if (req.headers[i].toLowerCase() === 'content-type' && /^application\/grpc(\+|;|$)/i.test(req.headers[i + 1])) return 'grpc';
   }
-  return 'http2';
+  return 'h2';
 }
 
 function connKey(i: FlowInfo): string {

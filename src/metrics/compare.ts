@@ -26,7 +26,7 @@ export class CompareMetrics implements ShadowObserver {
         if (r !== 'match' && r !== 'unpaired') this.noise.inc({ destination: d, result: r }, 0);
         if (this.byRoute) for (const route of [...routes, OTHER_ROUTE]) this.byRoute.inc({ destination: d, route, result: r }, 0);
       }
-    this.byProtocol = new client.Counter({ name: 'mirror_replay_responses_compared_by_protocol_total', help: 'As mirror_replay_responses_compared_total (all destinations), by protocol: http1, http2, grpc', labelNames: ['protocol', 'result'], registers: [reg] });
+    this.byProtocol = new client.Counter({ name: 'mirror_replay_responses_compared_by_protocol_total', help: 'As mirror_replay_responses_compared_total (all destinations), by protocol: h1, h2, grpc', labelNames: ['protocol', 'result'], registers: [reg] });
     for (const p of SHADOW_PROTOCOLS) for (const r of COMPARE_RESULTS) this.byProtocol.inc({ protocol: p, result: r }, 0);
     this.lostTotal = new client.Counter({ name: 'mirror_replay_responses_lost_total', help: 'Production responses seen on the mirror that could not be digested, by reason', labelNames: ['reason'], registers: [reg] });
     for (const r of ANSWER_LOSS_REASONS) this.lostTotal.inc({ reason: r }, 0);
