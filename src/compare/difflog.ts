@@ -42,8 +42,18 @@ export function grpcStatus(d: ResponseDigest | null): { code: string | null; mes
   if (!d) return { code: null, message: null };
   const t = d.trailers ?? [];
   const code = fieldValue(t, 'grpc-status') ?? fieldValue(d.headers, 'grpc-status');
-  const message = fieldValue(t, 'grpc-message') ?? fieldValue(d.headers, 'grpc-message');
+  const raw = fieldValue(t, 'grpc-message') ?? fieldValue(d.headers, 'grpc-message');
+  const message = raw === null ? null : percentDecoded(raw);
   return { code, message: message !== null && message.length > MAX_VALUE ? `${message.slice(0, MAX_VALUE)}…` : message };
+}
+
+/** grpc-message is percent-encoded UTF-8 (gRPC over HTTP/2, "Responses"); one that does not decode is shown as sent. */
+function percentDecoded(v: string): string {
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    return v;
+  }
 }
 
 /** A field's values joined with ", " (RFC 9110 §5.3), or null when absent. */

@@ -272,10 +272,10 @@ test('a trailers-only gRPC answer (grpc-status in the head) reads as that status
     c.respond(SERVER_SETTINGS);
     c.request(h2req(1, '/pkg.Greeter/Hello'));
     fake.readers[0].events.answer(1, ok());
-    c.test(1, digest(200, '', [...GRPC, 'grpc-status', '14', 'grpc-message', 'unavailable']));
+    c.test(1, digest(200, '', [...GRPC, 'grpc-status', '14', 'grpc-message', 'back%20end%20unavailable%E2%9C%97']));
     shadow.close();
     const diff = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((l) => l.kind === 'diff');
-    assert.deepEqual(diff.grpc.test, { code: '14', message: 'unavailable' });
+    assert.deepEqual(diff.grpc.test, { code: '14', message: 'back end unavailable✗' }, 'grpc-message is percent-decoded');
     assert.equal(diff.result, 'trailer_mismatch', 'production has grpc-status in trailers, the test none');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

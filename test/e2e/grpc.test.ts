@@ -12,7 +12,7 @@
  * - A connection open before the daemon starts is counted as http2_midstream; nothing of it is replayed.
  * - --compare with a test server that fails one method: the diff log and `report` name it.
  */
-import { after, before, test } from 'node:test';
+import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -67,6 +67,11 @@ before(async () => {
     serve('prod', H2, ['server', '--listen', `${PROD_V4}:${H2_PORT}`, '--out', prodH2]),
     serve('test', H2, ['server', '--listen', `${TEST_HOST}:${H2_PORT}`, '--out', testH2]),
   ]);
+});
+
+// A test that fails leaves its daemon running: stop it, or the next test would scrape its /metrics.
+afterEach(async () => {
+  if (lab) await lab.stopDaemon();
 });
 
 after(async () => {
@@ -195,8 +200,9 @@ test('h2c: curl --http2-prior-knowledge and node:http2 requests replayed field f
     assert.equal(r.status, 0, `curl ${args.join(' ')}: ${r.stderr}`);
     return r.stdout.trim().split('\n');
   };
-  // Three requests on one connection, then a 1.25 MiB upload.
-  assert.deepEqual(curl(['-H', 'x-test-id: curl-get', `${base}/curl/1`, `${base}/curl/2?x=1`, `${base}/curl/3`]), ['2 200', '2 200', '2 200']);
+  // One request per connection: curl 7.88 (Debian 12) fails the second request it sends on a
+  // prior-knowledge connection to node:http2 ("Error in the HTTP2 framing layer"), mirror or not.
+  for (const p of ['/curl/1', '/curl/2?x=1', '/curl/3']) assert.deepEqual(curl(['-H', 'x-test-id: curl-get', `${base}${p}`]), ['2 200']);
   const big = path.join(lab.dir, 'big.bin');
   fs.writeFileSync(big, randomBytes(1.25 * 1024 * 1024));
   assert.deepEqual(curl(['-H', 'x-test-id: curl-big', '-H', 'content-type: application/octet-stream', '--data-binary', `@${big}`, `${base}/curl/upload`]), ['2 200']);
