@@ -303,5 +303,5 @@ test('--compare: a test server that fails one gRPC method; the diff log and repo
   const text = spawnSync(process.execPath, [MAIN, 'report', diffLog], { encoding: 'utf8' });
   console.log(text.stdout);
   assert.match(text.stdout, new RegExp(`^\\s+${CHECKS}\\s+/mrlab\\.Lab/Check\\s`, 'm'));
-  assert.match(text.stdout, /gRPC \/mrlab\.Lab\/Check → .*grpc-status 0 vs 5/);
+  assert.match(text.stdout, /gRPC \/mrlab\.Lab\/Check → \S+: grpc-status 0( "OK")? vs 5 "lab: \/mrlab\.Lab\/Check fails here"/);
 });
