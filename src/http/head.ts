@@ -173,3 +173,15 @@ export class HeadBuffer {
     if (this.buf !== null && this.buf.length > KEEP_BUFFER) this.buf = null;
   }
 }
+
+/** `Upgrade: h2c` alone, with HTTP2-Settings (RFC 7540 §3.2). */
+export function asksH2c(h: string[]): boolean {
+  let up = false;
+  let settings = false;
+  for (let i = 0; i < h.length; i += 2) {
+    const n = h[i].toLowerCase();
+    if (n === 'upgrade') up = h[i + 1].toLowerCase() === 'h2c';
+    else if (n === 'http2-settings') settings = true;
+  }
+  return up && settings;
+}

@@ -1,55 +1,52 @@
 /**
  * Incremental HTTP/1.x request parser for one client-to-server stream (RFC 9112).
  *
- * Byte accounting: every byte handed to push() ends up either in an emitted request or in the
- * `skippedBytes` of exactly one onDrop call. A dropped request reports the bytes it had consumed
- * so far in its own onDrop(reason, 1, n); bytes it still occupies afterwards (the rest of a
- * Content-Length or chunked body skipped to stay in sync, everything after an upgrade) follow as
- * onDrop(reason, 0, n); bytes skipped while hunting for the next request line are
+ * Byte accounting: every byte handed to push() ends up either in an emitted request or in the `skippedBytes` of exactly
+ * one onDrop call. A dropped request reports the bytes it had consumed so far in its own onDrop(reason, 1, n); bytes it
+ * still occupies afterwards (the rest of a Content-Length or chunked body skipped to stay in sync, everything after an
+ * upgrade) follow as onDrop(reason, 0, n); bytes skipped while hunting for the next request line are
  * onDrop('http_midstream_skipped', 0, n). Gap bytes were never pushed and are not counted here.
  *
  * Choices where RFC 9112 leaves room:
  * - A bare LF line terminator is rejected (http_malformed), as is a bare CR: the server we mirror
  *   may have read the bytes differently, so the request is not replayed.
- * - Resync (midstream pickup, after a gap) accepts a request line only at stream start, right
- *   after a gap, or right after CRLF, and only as `UPPERCASE-METHOD SP target SP HTTP/1.[01]
- *   CRLF`. Body bytes that form such a line after a CRLF are taken for a request: an accepted
- *   risk, no passive observer can tell them apart.
- * - Never resync after a refusal. A request refused for its head or framing (malformed, over a
- *   head limit, ambiguous framing, a bad chunk) leaves the rest of the connection unframed, and a
- *   server answers 400 and closes (§9.6): whatever follows is counted under http_after_refused,
- *   as requests where a request line can still be found, as bytes otherwise. Never replayed.
+ * - Resync (midstream pickup, after a gap) accepts a request line only at stream start, right after a gap, or right
+ *   after CRLF, and only as `UPPERCASE-METHOD SP target SP HTTP/1.[01] CRLF`. Body bytes that form such a line after a
+ *   CRLF are taken for a request: an accepted risk, no passive observer can tell them apart.
+ * - Never resync after a refusal. A request refused for its head or framing (malformed, over a head limit, ambiguous
+ *   framing, a bad chunk) leaves the rest of the connection unframed, and a server answers 400 and closes (§9.6):
+ *   whatever follows is counted under http_after_refused, as requests where a request line can still be found, as bytes
+ *   otherwise. Never replayed.
  * - A body over our limit is not a refusal: its framing is known, we skip it in sync and go on.
  * - The last request of a connection (§9.3: `Connection: close`, or HTTP/1.0 without keep-alive)
  *   ends what we replay; requests pipelined after it are counted under http_after_close.
  * - Once a connection is only counted (the cases above, an upgrade, the HTTP/2 preface, a taint),
  *   every later drop carries that first reason, so one cause explains the rest of the connection.
- * - A request whose header section is invalid is skipped as a whole (up to its empty line): we
- *   never rescan bytes, so the work stays linear.
- * - A limit fails at the exact byte that passes it, never at a push boundary, so the outcome
- *   does not depend on how the stream was cut. An oversized Content-Length body, a gap inside a
- *   body of known length and an oversized chunked body are skipped by their framing (in sync).
+ * - A request whose header section is invalid is skipped as a whole (up to its empty line): the work stays linear.
+ * - A limit fails at the exact byte that passes it, never at a push boundary, so the outcome does not depend on how the
+ *   stream was cut. An oversized Content-Length body, a gap inside a body of known length and an oversized chunked body
+ *   are skipped by their framing (in sync).
  * - Transfer-Encoding on HTTP/1.0 is http_ambiguous_framing (RFC 9112 §6.1: treat as faulty).
- * - CONNECT and Upgrade (Connection: upgrade + Upgrade) are not replayed (http_upgrade). When the
- *   capture carries the server's side (peer()), the client bytes after them are held (64 KiB at
- *   most) until its answer: 2xx to CONNECT or 101 switch the connection (the rest is counted as
- *   http_upgrade), any other final status leaves it in HTTP/1.1 and parsing goes on (RFC 9110
- *   §7.8, §9.3.6). Without the server's side, or without an answer, the switch is assumed.
+ * - Upgrade: h2c with HTTP2-Settings, when the caller takes it (onH2cUpgrade): the complete request and the rest of the
+ *   stream are handed over (src/http2/switch.ts follows the connection).
+ * - CONNECT and other Upgrades (Connection: upgrade + Upgrade) are not replayed (http_upgrade). When the capture
+ *   carries the server's side (peer()), the client bytes after them are held (64 KiB at most) until its answer: 2xx to
+ *   CONNECT or 101 switch the connection (the rest is counted as http_upgrade), any other final status leaves it in
+ *   HTTP/1.1 and parsing goes on (RFC 9110 §7.8, §9.3.6). Without the server's side or an answer, a switch is assumed.
  * - `PRI *` in any version is the HTTP/2 preface's shape (RFC 9113 §3.4): http2_preface, and the
- *   rest of the connection is counted under it.
- * - Gaps are named after their cause (lost, truncated by the capture, per-flow or global cap);
- *   taint() (reassembly saw two copies of the same bytes differ) drops the request in progress, or
- *   the next one if none is, and the rest of the connection is only counted (see taint()).
- * - Expect: 100-continue with a body: if no body byte arrives before stalled() (the table's hole
- *   timeout), the server refused or the client gave up; the request is dropped
- *   (http_expect_timeout) and parsing resumes by the resync rule (a late body cannot be told
- *   from a next request; a request line in it is the accepted resync risk).
- * - Absolute-form http(s) targets are emitted in origin form with `authority` set; an empty
- *   authority or one with userinfo is http_malformed (RFC 9110 §4.2.1, §4.2.4).
+ *   rest of the connection is counted under it (a valid preface never gets here: src/http2/switch.ts).
+ * - Gaps are named after their cause (lost, truncated by the capture, per-flow or global cap); taint() (reassembly saw
+ *   two copies of the same bytes differ) drops the request in progress, or the next one if none is, and the rest of the
+ *   connection is only counted (see taint()).
+ * - Expect: 100-continue with a body: if no body byte arrives before stalled() (the table's hole timeout), the server
+ *   refused or the client gave up; the request is dropped (http_expect_timeout) and parsing resumes by the resync rule
+ *   (a late body cannot be told from a next request; a request line in it is the accepted resync risk).
+ * - Absolute-form http(s) targets are emitted in origin form with `authority` set; an empty authority or one with
+ *   userinfo is http_malformed (RFC 9110 §4.2.1, §4.2.4).
  *
- * This file holds the states and these rules; the parts it drives: request-line.ts (scanner),
- * head.ts (head buffer, fields, target), line-reader.ts and body.ts (body lines and pieces),
- * drops.ts (the accounting above), verdict.ts (the answer to CONNECT/Upgrade, held bytes).
+ * This file holds the states and these rules; the parts it drives: request-line.ts (scanner), head.ts (head buffer,
+ * fields, target), line-reader.ts and body.ts (body lines and pieces), drops.ts (the accounting above), verdict.ts
+ * (the answer to CONNECT/Upgrade, held bytes).
  */
 import type { GapCause, TaintCause } from '../reassemble/stream.js';
 import {
@@ -62,7 +59,7 @@ import {
 import { BodyParts } from './body.js';
 import { DropLedger, GAP_REASON, GAP_REASONS, TAINT_REASON } from './drops.js';
 import { BODY_CHUNKED, BODY_INVALID, fieldLine, type FieldBounds, parseChunkLine, requestFraming } from './grammar.js';
-import { CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, HeadBuffer, originForm, readFields, type RequestTarget } from './head.js';
+import { asksH2c, CONN_CLOSE, CONN_KEEP_ALIVE, CONN_UPGRADE, HeadBuffer, originForm, readFields, type RequestTarget } from './head.js';
 import { LineReader } from './line-reader.js';
 import { RequestLineScanner } from './request-line.js';
 import { SwitchVerdict } from './verdict.js';
@@ -141,6 +138,9 @@ export class HttpRequestParser {
   /** A complete Expect: 100-continue head whose body has not started. */
   private expectWaiting = false;
   private authority: string | undefined = undefined;
+  /** The request asks for h2c (see onH2cUpgrade); once complete it is `handed` over. */
+  private h2c = false;
+  private handed: HttpRequest | null = null;
 
   constructor(events: HttpParserEvents, limits: HttpParserLimits = DEFAULT_HTTP_LIMITS, opts: HttpRequestParserOptions = {}) {
     this.events = events;
@@ -179,7 +179,9 @@ export class HttpRequestParser {
         case CHUNK_CRLF: p = this.onChunkCrlf(d, p); break;
         case TRAILER: p = this.onTrailer(d, p); break;
         case VERDICT: p = this.onHeld(d, p); break;
-        default: return; // CLOSED from a callback
+        default: // CLOSED: from a callback, or an h2c upgrade to hand over with the rest of the push
+          if (this.handed !== null) this.handOff(d, p);
+          return;
       }
     }
     this.lastByte2 = len >= 2 ? d[len - 2] : this.lastByte;
@@ -232,11 +234,9 @@ export class HttpRequestParser {
   }
 
   /**
-   * Bytes of the request in progress (or, between requests, of the next one) may not be what the
-   * server received: drop that request and stop parsing the connection. Neither our framing nor a
-   * resync can be trusted once two copies of the stream disagree (a resync could take body bytes
-   * for a request line), and such a connection is broken or hostile; its remaining bytes are
-   * counted as skipped under the same reason.
+   * Bytes of the request in progress (or, between requests, of the next one) may not be what the server received: drop
+   * that request and stop parsing the connection. Neither our framing nor a resync can be trusted once two copies of the
+   * stream disagree, and such a connection is broken or hostile; its remaining bytes are skipped under the same reason.
    */
   taint(cause: TaintCause): void {
     if (this.state === VERDICT) this.decideSwitch('switched');
@@ -254,10 +254,7 @@ export class HttpRequestParser {
     this.settle();
   }
 
-  /**
-   * Server-to-client bytes of this connection, in order (len 0: the server side is visible).
-   * Only read while a CONNECT or Upgrade waits for its answer.
-   */
+  /** Server-to-client bytes of this connection, in order (len 0: the server side is visible); read while a CONNECT or Upgrade waits for its answer. */
   peer(buf: Uint8Array, off: number, len: number): void {
     this.peerVisible = true;
     if (this.state !== VERDICT || len <= 0) return;
@@ -487,7 +484,8 @@ export class HttpRequestParser {
     this.head.clear();
 
     if (method === 'CONNECT' || (f.conn & CONN_UPGRADE && f.upgrade)) {
-      return this.startSwitch(method === 'CONNECT', f.cl > 0 || f.te !== null);
+      this.h2c = method !== 'CONNECT' && this.events.onH2cUpgrade !== undefined && this.drops.muted === null && asksH2c(f.headers);
+      if (!this.h2c) return this.startSwitch(method === 'CONNECT', f.cl > 0 || f.te !== null);
     }
     const t = this.reqTarget;
     if (!originForm(method, target, t)) return this.failHead('http_malformed');
@@ -534,10 +532,9 @@ export class HttpRequestParser {
   }
 
   /**
-   * CONNECT or Upgrade: if the server answers 2xx (CONNECT) or 101 (Upgrade), the rest of the
-   * connection is not HTTP/1.1. The request itself is not replayed either way. When the capture
-   * carries the server's side, the client bytes that follow are held until its answer is seen;
-   * otherwise the switch is assumed.
+   * CONNECT or Upgrade: if the server answers 2xx (CONNECT) or 101 (Upgrade), the rest of the connection is not HTTP/1.1.
+   * The request itself is not replayed either way. When the capture carries the server's side, the client bytes that
+   * follow are held until its answer is seen; otherwise the switch is assumed.
    */
   private startSwitch(connect: boolean, hasBody: boolean): void {
     this.drop('http_upgrade', this.reqBytes);
@@ -574,9 +571,8 @@ export class HttpRequestParser {
   }
 
   /**
-   * Framing error inside a body: drop the request (unless already dropped). The server refused
-   * it too, so the rest is only counted; unless we were skipping past a gap of our own, where the
-   * server may have read fine and a resync is all we can do.
+   * Framing error inside a body: drop the request (unless already dropped). The server refused it too, so the rest is
+   * only counted; unless we were skipping past a gap of our own, where the server may have read fine: resync then.
    */
   private failBody(reason: HttpDropReason, d: Buffer, pos: number): number {
     if (!this.discarding) this.refuse(reason);
@@ -585,11 +581,7 @@ export class HttpRequestParser {
     return pos;
   }
 
-  /**
-   * The server refused this request (or we could not read it as it did): the connection's framing
-   * is unknown from here, so nothing after it is replayed (a server closes after a 400, RFC 9112
-   * §9.6), only counted.
-   */
+  /** Refused (by the server, or we could not read it as it did): framing is unknown from here, a server closes after a 400 (RFC 9112 §9.6); the rest is only counted. */
   private refuse(reason: HttpDropReason): void {
     this.drop(reason, this.reqBytes);
     this.drops.mute('http_after_refused');
@@ -645,9 +637,21 @@ export class HttpRequestParser {
       trailers: this.trailers,
     };
     if (this.authority !== undefined) req.authority = this.authority;
+    if (this.h2c) {
+      this.drops.flush();
+      this.handed = req;
+      this.reset(CLOSED, false);
+      return;
+    }
     this.messageEnd();
     this.drops.flush();
     this.events.onRequest(req);
+  }
+
+  private handOff(d: Buffer, p: number): void {
+    const req = this.handed!;
+    this.handed = null;
+    this.events.onH2cUpgrade!(req, d, p, d.length - p);
   }
 
   private startDiscard(reason: HttpDropReason): void {
@@ -672,6 +676,7 @@ export class HttpRequestParser {
     this.discarding = false;
     this.expectWaiting = false;
     this.closeAfter = false;
+    this.h2c = false;
     this.authority = undefined;
     this.chunked = false;
     this.remaining = 0;
@@ -692,3 +697,4 @@ export class HttpRequestParser {
     this.drops.drop(reason, bytes, requests);
   }
 }
+

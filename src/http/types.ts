@@ -132,4 +132,11 @@ export interface HttpParserEvents {
    * requests were lost (0 when only non-request bytes were skipped, e.g. midstream pickup).
    */
   onDrop(reason: HttpDropReason, requests: number, skippedBytes: number): void;
+  /**
+   * Optional: a complete request asking to upgrade to h2c (`Upgrade: h2c`, HTTP2-Settings; RFC 7540
+   * §3.2) is handed over with the rest of the current push, `rest[off..off+len)` (valid only during
+   * the call), and the parser reads nothing more: the caller follows the connection. Without it,
+   * such a request is http_upgrade like any other.
+   */
+  onH2cUpgrade?(req: HttpRequest, rest: Uint8Array, off: number, len: number): void;
 }

@@ -170,7 +170,8 @@ export class FrameReader {
     this.pbuf = null;
   }
 
-  push(d: Buffer, p: number, e: number): void {
+  /** Reads d[p..e); returns where it stopped: e, or the first byte not read after a failure. */
+  push(d: Buffer, p: number, e: number): number {
     while (p < e) {
       switch (this.state) {
         case ST_HEADER: p = this.onHeader(d, p, e); break;
@@ -183,9 +184,10 @@ export class FrameReader {
           if (this.left === 0) this.state = ST_HEADER;
           break;
         }
-        default: return;
+        default: return p;
       }
     }
+    return p;
   }
 
   private onHeader(d: Buffer, p: number, e: number): number {

@@ -33,7 +33,7 @@ import { DropLedger } from '../http/drops.js';
 import type { HttpDropReason, HttpParserEvents, HttpParserLimits, HttpRequest } from '../http/types.js';
 import type { GapCause, StreamSink, TaintCause } from '../reassemble/stream.js';
 import { H2Conn, type LostCause } from './conn.js';
-import { type FrameHeader, SETTINGS } from './frames.js';
+import { type FrameError, type FrameHeader, SETTINGS } from './frames.js';
 import type { DecodedBlock } from './hpack.js';
 import { requestHead, type RequestHead } from './fields.js';
 
@@ -98,7 +98,8 @@ export class H2RequestReader extends H2Conn implements StreamSink {
       this.drops.skip(this.drops.muted ?? 'http2_protocol_error', len);
     } else {
       const d = Buffer.from(buf.buffer, buf.byteOffset + off, len);
-      this.frames.push(d, 0, len);
+      const q = this.frames.push(d, 0, len);
+      if (q < len) this.drops.skip(this.drops.muted ?? 'http2_protocol_error', len - q);
     }
     this.drops.flush();
   }
@@ -156,9 +157,21 @@ export class H2RequestReader extends H2Conn implements StreamSink {
       if (this.upgrade !== null) this.emitUpgrade();
       return true;
     }
-    this.drops.mute('http2_preface');
-    this.protocolError('first_frame_not_settings');
+    this.notHttp2('first_frame_not_settings');
     return false;
+  }
+
+  override frameError(e: FrameError): void {
+    if (!this.first) return super.frameError(e);
+    this.first = false;
+    this.notHttp2(e);
+  }
+
+  /** Not HTTP/2 after all (the preface's first frame is not a SETTINGS frame): counted once, as HTTP/1.x counts a bad preface. */
+  private notHttp2(err: string): void {
+    this.drops.mute('http2_preface');
+    if (this.upgrade === null) this.drops.drop('http2_preface', 0);
+    this.protocolError(err);
   }
 
   private emitUpgrade(): void {
@@ -262,8 +275,11 @@ export class H2RequestReader extends H2Conn implements StreamSink {
 
   protected connectionLost(cause: LostCause): void {
     const reason = this.reasonFor(cause);
+    const open = this.streams.size + (this.upgrade !== null ? 1 : 0);
     if (this.upgrade !== null) this.dropUpgrade(reason);
     for (const id of [...this.streams.keys()]) this.dropStream(id, reason, false);
+    // A broken frame with nothing open: it (or what follows, which the server never reads) held a request.
+    if (cause === 'protocol' && open === 0 && this.drops.muted === null) this.drops.drop(reason, 0);
     this.drops.mute(reason);
   }
 

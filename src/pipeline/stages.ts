@@ -7,7 +7,7 @@
  * One frame, top to bottom: a source calls the handler from frameHandler() with a view into its
  * ring block or file chunk → Decoder.decode fills a Packet with offsets into that view →
  * FlowTable.onPacket puts the segment in order (copying only what arrives out of order) and pushes
- * in-order bytes into the flow's HttpRequestParser → each complete request goes to
+ * in-order bytes into the flow's HttpRequestParser (or, after the HTTP/2 preface, H2RequestReader) → each complete request goes to
  * `RequestSink.request`, with the flow it came on.
  */
 import { captureByInterface, captureClock, type CaptureErrorHandler, type FrameHandler, type FrameSource } from '../capture/source.js';
@@ -16,8 +16,8 @@ import { ANOMALIES, SKIPS } from '../decode/anomalies.js';
 import { Decoder } from '../decode/decoder.js';
 import { VNI_OTHER, type EncapOptions } from '../decode/tunnel.js';
 import { rateLimited } from '../log.js';
-import { HttpRequestParser } from '../http/parser.js';
 import { TlsGuard } from '../http/tls.js';
+import { Http1Or2 } from '../http2/switch.js';
 import type { HttpDropReason, HttpParserLimits, HttpRequest } from '../http/types.js';
 import type { PipelineProbe } from '../metrics/registry.js';
 import type { FlowInfo, StreamSink } from '../reassemble/stream.js';
@@ -137,7 +137,8 @@ export class Stages {
       if (requests > 0) side?.dropped(requests);
       out.dropped(reason, requests, skippedBytes, info);
     };
-    const http = new HttpRequestParser(
+    // HTTP/1.x, or HTTP/2 after the preface or an h2c upgrade (src/http2/switch.ts).
+    const http = new Http1Or2(
       {
         onRequest: (req) => {
           if (side) side.request(req, (answers) => out.request(req, info, answers));
@@ -146,7 +147,7 @@ export class Stages {
         onDrop,
       },
       this.opts.limits,
-      { midstream },
+      midstream,
     );
     // A TLS connection is said to be one (drop reason `tls`) before the parser would call it malformed.
     const parser = new TlsGuard(http, midstream, (requests, bytes) => onDrop('tls', requests, bytes));

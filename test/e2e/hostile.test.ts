@@ -234,9 +234,13 @@ function plan(): Plan {
     http_ambiguous_framing: 4,
     http_malformed: 3,
     http_headers_too_large: 1,
-    // The h2c one's -after request follows a CRLF, so it is delimited and counted too.
-    http_upgrade: 4,
+    // CONNECT and websocket; their -after requests do not follow a CRLF, so they are bytes.
+    http_upgrade: 2,
+    // The h2c upgrade and its preface are followed by no SETTINGS frame (the -after request's
+    // bytes): not HTTP/2 after all, the upgrade request counted under http2_preface.
     http2_preface: 1,
+    // The prior-knowledge preface and SETTINGS, then bytes that are no frame (too long).
+    http2_protocol_error: 1,
     http_expect_timeout: 1,
     http_after_refused: 8,
   };

@@ -94,7 +94,7 @@ test('node:http2: 60 interleaved streams on one session, bodies up to 1.5 MiB, t
   const reqs = Array.from({ length: 60 }, (_, i) => ({
     method: i % 3 === 0 ? 'POST' : 'GET',
     path: `/item/${i}?q=${'x'.repeat(i)}`,
-    headers: { 'x-request-id': `req-${i}`, 'cookie': ['a=1', `b=${i}`], 'user-agent': 'node-test', ...(i % 5 === 0 ? { 'x-big': 'v'.repeat(3000) } : {}) },
+    headers: { 'x-request-id': `req-${i}`, cookie: ['a=1', `b=${i}`], 'user-agent': 'node-test', ...(i % 5 === 0 ? { 'x-big': 'v'.repeat(3000) } : {}) },
     body: i % 3 === 0 ? (i % 2 === 0 ? big.subarray(0, 100_000 + i * 20_000) : Buffer.from(`body ${i}`)) : undefined,
     trailers: i % 7 === 0 ? { 'grpc-status': '0', 'x-checksum': `c${i}` } : undefined,
   }));

@@ -75,8 +75,31 @@ export async function startLab(): Promise<Lab> {
     });
     stream.on('error', () => {});
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const target = (server.address() as net.AddressInfo).port;
+  // In front of the server: prior knowledge goes straight to it; an h2c upgrade request is answered
+  // 101 and the connection handed over (node:http2 does not do the upgrade itself, so the upgrade
+  // request's own stream 1 gets no answer: the test reads the client's side).
+  const front = net.createServer((sock) => {
+    let buf = Buffer.alloc(0);
+    const onData = (d: Buffer): void => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length < 3) return;
+      if (buf.subarray(0, 3).toString('latin1') === 'PRI') return handOff(buf);
+      const i = buf.indexOf('\r\n\r\n');
+      if (i < 0) return;
+      sock.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
+      handOff(buf.subarray(i + 4));
+    };
+    const handOff = (rest: Buffer): void => {
+      sock.removeListener('data', onData);
+      sock.pause();
+      if (rest.length > 0) sock.unshift(rest);
+      server.emit('connection', sock);
+    };
+    sock.on('data', onData);
+    sock.on('error', () => {});
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  const target = (front.address() as net.AddressInfo).port;
 
   const tees: Tee[] = [];
   const sockets = new Set<net.Socket>();
@@ -104,6 +127,7 @@ export async function startLab(): Promise<Lab> {
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise((r) => proxy.close(r));
+      await new Promise((r) => front.close(r));
       await new Promise((r) => server.close(r));
     },
   };
