@@ -89,15 +89,18 @@ function parseProtocol(spec: string, u: URL, v: string): DestinationProtocol {
 const VALID_TARGET = /^[\x21-\x7e\x80-\xff]+$/;
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** Sends of a request the server said it did not process, at most (a server going away again and again). */
+const MAX_UNPROCESSED_SENDS = 4;
+
 /**
  * Safe to send again: the server said it did not process it (HTTP/2 REFUSED_STREAM or above a
- * GOAWAY's last stream id, RFC 9113 §8.7: any method), or an idempotent request found its kept-alive
- * connection closed before any answer byte (RFC 9110 §9.2.2).
+ * GOAWAY's last stream id, RFC 9113 §8.7: any method, up to MAX_UNPROCESSED_SENDS times), or an
+ * idempotent request found its kept-alive connection closed before any answer byte (once, RFC 9110 §9.2.2).
  */
-function retryable(err: H1Failure, ex: Exchange, method: string): boolean {
+function retryable(err: H1Failure, ex: Exchange, method: string, sends: number): boolean {
   if (err instanceof ReplayTimeoutError || err instanceof ShutdownError) return false;
-  if (ex.unprocessed) return true;
-  return ex.reused && ex.responseBytes === 0 && (err.code === 'ECONNRESET' || err.code === 'EPIPE') && IDEMPOTENT.has(method);
+  if (ex.unprocessed) return sends < MAX_UNPROCESSED_SENDS;
+  return sends === 1 && ex.reused && ex.responseBytes === 0 && (err.code === 'ECONNRESET' || err.code === 'EPIPE') && IDEMPOTENT.has(method);
 }
 
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
@@ -124,7 +127,7 @@ class InFlight implements H1Handler, H2Handler {
   /** Shadow testing: the answer digested from the client's framer events, as production's are. */
   digest: AnswerDigest | null = null;
 
-  constructor(private readonly dest: Destination, readonly req: OutgoingRequest, readonly isRetry: boolean, readonly start: number, readonly deadline: number) {
+  constructor(private readonly dest: Destination, readonly req: OutgoingRequest, readonly sends: number, readonly start: number, readonly deadline: number) {
     const a = req.answer;
     if (a) this.digest = new AnswerDigest(a.snippetBytes, a.captureJsonBytes);
   }
@@ -233,7 +236,7 @@ export class Destination {
       return;
     }
     if (this.inflight < this.opts.maxConcurrency && this.queueDepth === 0) {
-      this.send(req, false);
+      this.send(req, 1);
       return;
     }
     if (this.queueDepth >= this.opts.maxQueue || this.queuedBytes + req.body.length > this.opts.maxQueueBytes) {
@@ -322,7 +325,7 @@ export class Destination {
         this.queue.splice(0, this.queueHead);
         this.queueHead = 0;
       }
-      this.send(req, false);
+      this.send(req, 1);
     }
     if (this.inflight === 0 && this.queueDepth === 0 && this.idleWaiters.length) {
       const w = this.idleWaiters;
@@ -331,10 +334,11 @@ export class Destination {
     }
   }
 
-  private send(req: OutgoingRequest, isRetry: boolean): void {
+  /** `sends`: how many times this request has been sent, this one included. */
+  private send(req: OutgoingRequest, sends: number): void {
     this.inflight++;
     const now = performance.now();
-    const f = new InFlight(this, req, isRetry, now, now + this.opts.timeoutMs);
+    const f = new InFlight(this, req, sends, now, now + this.opts.timeoutMs);
     // Append: deadlines are in send order because every request has the same timeout.
     f.prev = this.newest;
     if (this.newest) this.newest.next = f;
@@ -389,9 +393,9 @@ export class Destination {
     const a = req.answer;
     if (err) {
       const code = err.code ?? 'UNKNOWN';
-      if (!f.isRetry && !f.shutdown && !this.closed && retryable(err, ex, req.method)) {
+      if (!f.shutdown && !this.closed && retryable(err, ex, req.method, f.sends)) {
         this.obs.retried?.(this.label);
-        this.send(req, true);
+        this.send(req, f.sends + 1);
         this.next();
         return;
       }
