@@ -358,8 +358,11 @@ class Connection implements ProductionEvents {
     s.noteRequest();
     const ex = s.newExchange(req);
     const sinks = s.answerSinks(ex);
-    if (req.h2) this.attachStream(req.h2.streamId, ex);
-    else if (this.awaitingUpgraded) this.attachUpgraded(ex);
+    if (req.h2) {
+      // The request side switched too: it gives the upgraded request as stream 1 itself.
+      this.awaitingUpgraded = false;
+      this.attachStream(req.h2.streamId, ex);
+    } else if (this.awaitingUpgraded) this.attachUpgraded(ex);
     else this.attach(ex);
     ex.admitted = submit(sinks);
     s.maybeFinish(ex);

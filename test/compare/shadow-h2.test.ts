@@ -216,6 +216,22 @@ test('h2c upgrade: the 101 is not an answer, the upgraded request is stream 1, t
   assert.deepEqual(await counts(), { match: 1, status_mismatch: 1 });
 });
 
+test('h2c upgrade as src/http2 reports it: the 101 first, then the upgraded request as stream 1 with h2 set', async () => {
+  const { shadow, fake, counts } = setup();
+  const c = connect(shadow);
+  c.respond(Buffer.from('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n', 'latin1'));
+  c.respond(SERVER_SETTINGS);
+  const prod = fake.readers[0].events;
+  prod.answer(1, ok('up'));
+  c.request(h2req(1, '/pkg.Greeter/Hello'));
+  c.dropped(2); // two later streams the request side refused: no stream id, nothing to pair
+  c.request(h2req(7, '/pkg.Greeter/Hello'));
+  prod.answer(7, ok('seven'));
+  c.test(1, ok('up'));
+  c.test(7, ok('seven'));
+  assert.deepEqual(await counts(), { match: 2 });
+});
+
 test('a 101 to another protocol (WebSocket) still ends pairing on the connection', async () => {
   const { shadow, fake, counts } = setup();
   const c = connect(shadow);

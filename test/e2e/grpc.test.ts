@@ -260,6 +260,7 @@ test('a gRPC connection open before the daemon starts is counted as http2_midstr
     freshReplayed: test_.filter((t) => callId(t).startsWith('fresh-')).length,
     midstream: dropped('http2_midstream'),
     parsed: lab.metric('mirror_replay_requests_parsed_total'),
+    skippedBytes: lab.metric('mirror_replay_stream_bytes_skipped_total', 'reason="http_midstream_skipped"'),
   };
   console.log(`midstream figures: ${JSON.stringify(figures)}`);
   assert.equal(figures.earlyReplayed, 0, 'nothing of the midstream connection replayed');
