@@ -8,7 +8,7 @@
  *   interleaved, each with metadata; the test server receives every call once, with the same
  *   method path, metadata and message bytes.
  * - h2c: curl and node:http2 requests, a body over 1 MiB and requests ending in trailers, replayed
- *   field for field.
+ *   field for field; production's answers (with a trailer) read from the mirror match the twin's.
  * - A connection open before the daemon starts is counted as http2_midstream; nothing of it is replayed.
  * - --compare with a test server that fails one method: the diff log and `report` name it.
  */
@@ -193,7 +193,8 @@ test('gRPC: unary and server-streaming calls over long-lived channels all reach 
 });
 
 test('h2c: curl --http2-prior-knowledge and node:http2 requests replayed field for field, a body over 1 MiB and trailers included', { skip, timeout: 240_000 }, async () => {
-  await lab.startDaemon(['--filter-request-port', String(H2_PORT)], { destinations: [`http://${TEST_HOST}:${H2_PORT}?protocol=h2c`] });
+  // With --compare: the test server is production's twin, so every answer (trailers included) must match.
+  await lab.startDaemon(['--filter-request-port', String(H2_PORT), '--compare'], { destinations: [`http://${TEST_HOST}:${H2_PORT}?protocol=h2c`] });
   const base = `http://${PROD_V4}:${H2_PORT}`;
   const curl = (args: string[]) => {
     const r = lab.run('client', 'curl', ['-sS', '--http2-prior-knowledge', '-m', '20', '-o', '/dev/null', '-w', '%{http_version} %{http_code}\n', ...args]);
@@ -237,9 +238,17 @@ test('h2c: curl --http2-prior-knowledge and node:http2 requests replayed field f
   assert.ok(nodeBig.bodyLen > 1024 * 1024);
   assert.deepEqual(nodeBig.rawTrailers, ['x-body-sha256', nodeBig.bodySha], 'trailers after a 1.5 MiB body');
   assert.equal(test_.filter((t) => t.rawTrailers.length > 0).length, 11, 'ten trailer requests and the big one');
-  const figures = { parsed: lab.metric('mirror_replay_requests_parsed_total'), replayed: lab.metric('mirror_replay_requests_replayed_total'), dropped: dropped() };
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline && lab.metric('mirror_replay_responses_compared_total') < total) await sleep(200);
+  const figures = {
+    parsed: lab.metric('mirror_replay_requests_parsed_total'),
+    replayed: lab.metric('mirror_replay_requests_replayed_total'),
+    dropped: dropped(),
+    compared: lab.metric('mirror_replay_responses_compared_by_protocol_total', 'protocol="h2"'),
+    match: lab.metric('mirror_replay_responses_compared_by_protocol_total', 'protocol="h2",result="match"'),
+  };
   console.log(`h2c figures (${total} requests): ${JSON.stringify(figures)}`);
-  assert.deepEqual(figures, { parsed: total, replayed: total, dropped: 0 });
+  assert.deepEqual(figures, { parsed: total, replayed: total, dropped: 0, compared: total, match: total });
   assert.equal(await lab.stopDaemon(), 0);
 });
 
