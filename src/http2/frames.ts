@@ -152,7 +152,7 @@ export class FrameReader {
 
   /** Bytes held: a partial frame header or a partial non-DATA frame. */
   get bufferedBytes(): number {
-    return this.hlen + (this.pbuf?.length ?? 0);
+    return this.hlen + (this.pbuf !== null ? this.plen : 0);
   }
 
   /** Between frames (nothing of a frame read yet). */
@@ -226,18 +226,25 @@ export class FrameReader {
       this.frames++;
       this.sink.frame(h, this.hbuf, 0, 0);
     } else {
+      // Grown as bytes arrive: a header alone must not make us hold what it announces.
       this.state = ST_PAYLOAD;
-      this.pbuf = Buffer.allocUnsafe(h.length);
+      this.pbuf = Buffer.allocUnsafe(Math.min(h.length, 4096));
       this.plen = 0;
     }
   }
 
   private onPayload(d: Buffer, p: number, e: number): number {
-    const buf = this.pbuf!;
-    const n = Math.min(buf.length - this.plen, e - p);
+    const want = this.header.length;
+    let buf = this.pbuf!;
+    const n = Math.min(want - this.plen, e - p);
+    if (this.plen + n > buf.length) {
+      const grown = Buffer.allocUnsafe(Math.min(want, Math.max(2 * buf.length, this.plen + n)));
+      buf.copy(grown, 0, 0, this.plen);
+      this.pbuf = buf = grown;
+    }
     d.copy(buf, this.plen, p, p + n);
     this.plen += n;
-    if (this.plen === buf.length) {
+    if (this.plen === want) {
       this.pbuf = null;
       this.state = ST_HEADER;
       this.frames++;
@@ -260,7 +267,11 @@ export class FrameReader {
     }
     // Data bytes of this frame still to come, then its padding (`pad`: padding still to come).
     const take = Math.min(this.left - this.pad, e - p);
-    if (take > 0) this.sink.data(h, d, p, p + take);
+    if (take > 0) {
+      this.sink.data(h, d, p, p + take);
+      // The consumer may have given up on the connection.
+      if (this.state === ST_FAILED) return p;
+    }
     this.left -= take;
     p += take;
     if (this.left === this.pad) {

@@ -27,6 +27,7 @@ export const BENCHES: Bench[] = [
   { name: 'decode', what: 'Decoder.decode frames/s, ns/frame, GCs per 1M frames', flags: ['--expose-gc'] },
   { name: 'reassembly', what: 'FlowTable segments/s in order and 10% reordered, GCs per 1M segments', flags: ['--expose-gc'] },
   { name: 'http', what: 'HttpRequestParser requests/s and MB/s', flags: ['--expose-gc'] },
+  { name: 'hpack', what: 'HPACK decode ns per header block of real connections vs a latin1 copy; H2RequestReader ns/request', flags: [] },
   { name: 'replay', what: 'Destination req/s to a node:net sink at 1/8/64 connections vs undici Pool and node:http', flags: [] },
   { name: 'offline', what: 'whole daemon on a pcap: small GETs, 4 KB and 1 MB POSTs (--profile: CPU profile top frames)', flags: [] },
   { name: 'timing', what: '--speed 1 and 2 on a 30-second recording: gaps between requests vs recorded', flags: [] },

@@ -26,3 +26,15 @@ test(`HTTP parser: ${N} random and mutated streams in random pieces with gaps, t
     assert.ok(r.accepted > 0 && r.dropped > 0, JSON.stringify(r));
   }
 });
+
+test('HTTP/2 requests: 5,000 lossy, mutated and frame-injected real connections (fast-check), no partial or invented request', async () => {
+  const { fuzzH2Requests } = await import('./h2.js');
+  const r = fuzzH2Requests(5000, 1);
+  assert.ok(r.accepted > 0 && r.dropped > 0, JSON.stringify(r));
+});
+
+test('HTTP/2 answers: 2,000 mutated server sides cut anywhere, the same events whatever the cut', async () => {
+  const { fuzzH2Answers } = await import('./h2.js');
+  const r = fuzzH2Answers(2000, 2);
+  assert.ok(r.accepted > 0 && r.dropped > 0, JSON.stringify(r));
+});

@@ -3,6 +3,7 @@
  * from the clock). Prints the counts; a failure prints the seed and input index to replay it.
  */
 import { fuzzDecoder, fuzzParser } from './fuzz.js';
+import { fuzzH2Answers, fuzzH2Requests } from './h2.js';
 
 const count = Number(process.argv[2] ?? 100_000);
 const seed = Number(process.argv[3] ?? (Date.now() & 0x7fffffff));
@@ -13,4 +14,15 @@ const h = fuzzParser(count, seed);
 const t2 = Date.now();
 const e = fuzzDecoder(count, seed, { encap: true });
 const t3 = Date.now();
-console.log(JSON.stringify({ seed, decoder: { ...d, seconds: (t1 - t0) / 1000 }, parser: { ...h, seconds: (t2 - t1) / 1000 }, decap: { ...e, seconds: (t3 - t2) / 1000 } }));
+const h2 = fuzzH2Requests(count, seed);
+const t4 = Date.now();
+const h2a = fuzzH2Answers(count, seed);
+const t5 = Date.now();
+console.log(JSON.stringify({
+  seed,
+  decoder: { ...d, seconds: (t1 - t0) / 1000 },
+  parser: { ...h, seconds: (t2 - t1) / 1000 },
+  decap: { ...e, seconds: (t3 - t2) / 1000 },
+  h2Requests: { ...h2, seconds: (t4 - t3) / 1000 },
+  h2Answers: { ...h2a, seconds: (t5 - t4) / 1000 },
+}));
