@@ -47,6 +47,12 @@ test('a panel shows capture faults by kind, handler errors among them (alert Mir
   assert.ok(targets.some((t) => /by \(code\) \(increase\(mirror_replay_errors_total\{/.test(t.expr)), 'no panel shows mirror_replay_errors_total by code');
 });
 
+test('a panel splits requests by protocol (issue #14): parsed and replayed, by protocol', () => {
+  for (const m of ['mirror_replay_requests_parsed_total', 'mirror_replay_requests_replayed_total']) {
+    assert.ok(targets.some((t) => new RegExp(`sum by \\(protocol\\) \\(rate\\(${m}\\{`).test(t.expr)), `no panel shows ${m} by protocol`);
+  }
+});
+
 test('every query is valid PromQL (promtool, with the dashboard variables filled in)', (t) => {
   if (spawnSync('promtool', ['--version']).status !== 0) {
     if (process.env.CI === 'true') assert.fail('promtool not found: install the Debian package prometheus');

@@ -63,7 +63,7 @@ test('rules read only series the daemon exports (or up, or the recorded ones)', 
 
 test('the loss rate leaves out the drops an operator chose, and only those', () => {
   const lost = rules.find((r) => r.record === 'mirror_replay:requests_lost:rate5m')!;
-  assert.match(lost.expr, /reason!~"sampled_out\|filtered\|rate_limited"/);
+  assert.match(lost.expr, /reason!~"sampled_out\|filtered\|rate_limited\|protocol_mismatch"/);
 });
 
 test('selectedMetrics finds metric names and ignores functions, labels and variables', () => {

@@ -88,3 +88,31 @@ test('capture faults: every kind at 0 per interface, then what the loops counted
   text = await scrape(m);
   assert.equal(got('vxlan0', 'handler'), 10);
 });
+
+test('requests by protocol: parsed and replayed carry protocol h1/h2, every series from 0; an h2c destination counts under h2', async () => {
+  const m = new Metrics(['http://10.0.0.37:8080', 'http://10.0.0.38:50051?protocol=h2c'], undefined, { defaultMetrics: false });
+  let text = await scrape(m);
+  for (const protocol of ['h1', 'h2']) assert.equal(sample(text, 'mirror_replay_requests_parsed_total', { protocol }), 0, `parsed{protocol="${protocol}"}`);
+  for (const status_class of ['1xx', '2xx', '3xx', '4xx', '5xx']) {
+    assert.equal(sample(text, 'mirror_replay_requests_replayed_total', { destination: 'http://10.0.0.37:8080', status_class, protocol: 'h1' }), 0);
+    assert.equal(sample(text, 'mirror_replay_requests_replayed_total', { destination: 'http://10.0.0.38:50051', status_class, protocol: 'h2' }), 0);
+  }
+  for (const destination of ['http://10.0.0.37:8080', 'http://10.0.0.38:50051']) {
+    assert.equal(sample(text, 'mirror_replay_destination_dropped_total', { destination, reason: 'protocol_mismatch' }), 0);
+    assert.equal(sample(text, 'mirror_replay_replay_retries_total', { destination }), 0);
+  }
+  assert.equal(sample(text, 'mirror_replay_replay_errors_total', { destination: 'http://10.0.0.38:50051', code: 'MR_STREAM_RESET' }), 0);
+  m.parsed('h2');
+  m.parsed('h2');
+  m.parsed('h1');
+  m.replayed('http://10.0.0.38:50051', 200, 0.01);
+  m.retried('http://10.0.0.38:50051');
+  m.dropped('protocol_mismatch', 1, 'http://10.0.0.37:8080');
+  text = await scrape(m);
+  assert.equal(sample(text, 'mirror_replay_requests_parsed_total', { protocol: 'h2' }), 2);
+  assert.equal(sample(text, 'mirror_replay_requests_parsed_total', { protocol: 'h1' }), 1);
+  assert.equal(sample(text, 'mirror_replay_requests_replayed_total', { destination: 'http://10.0.0.38:50051', status_class: '2xx', protocol: 'h2' }), 1);
+  assert.equal(sample(text, 'mirror_replay_replay_retries_total', { destination: 'http://10.0.0.38:50051' }), 1);
+  assert.equal(sample(text, 'mirror_replay_destination_dropped_total', { destination: 'http://10.0.0.37:8080', reason: 'protocol_mismatch' }), 1);
+  assert.equal(await m.total('mirror_replay_requests_parsed_total'), 3);
+});
