@@ -76,7 +76,6 @@ interface Exchange {
 }
 
 const MAX_EARLY = 8;
-
 const STATS_EVERY_MS = 10_000;
 
 export class Shadow {
