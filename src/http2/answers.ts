@@ -21,6 +21,9 @@
  * Only client-initiated (odd) streams are reported; pushed streams (PUSH_PROMISE) are decoded for
  * the header state and otherwise ignored.
  *
+ * Which connections are HTTP/2: Http1Or2 (switch.ts, the client side) calls its onHttp2(how) once
+ * when it knows: 'prior_knowledge', 'upgrade' (use `afterUpgrade`) or 'midstream' (use `midstream`).
+ *
  * Where the bytes start: at the server's first frame (prior knowledge: its SETTINGS), or, with
  * `afterUpgrade`, at the `HTTP/1.1 101` answer to an h2c upgrade, whose head is skipped; the
  * upgrade request's answer is then stream 1. With `midstream` (the connection was already open)

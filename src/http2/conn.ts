@@ -33,7 +33,7 @@ import type { HttpDropReason } from '../http/types.js';
 import type { GapCause } from '../reassemble/stream.js';
 
 /** Why the connection's header state (or framing) is gone. */
-export type LostCause = 'hpack' | 'protocol' | 'too_large' | 'gap' | 'taint';
+export type LostCause = 'hpack' | 'protocol' | 'too_large' | 'gap' | 'taint' | 'midstream';
 
 /** The drop reason for streams lost to `cause` (`gap`: what the hole was). */
 export function lostReason(cause: LostCause, gap: GapCause = 'lost'): HttpDropReason {
@@ -41,6 +41,7 @@ export function lostReason(cause: LostCause, gap: GapCause = 'lost'): HttpDropRe
     case 'hpack': case 'too_large': return 'http2_hpack_error';
     case 'protocol': return 'http2_protocol_error';
     case 'gap': return GAP_REASON[gap];
+    case 'midstream': return 'http2_midstream';
     default: return 'stream_overlap_conflict';
   }
 }
@@ -75,6 +76,7 @@ export abstract class H2Conn implements FrameSink {
   private blockPromised = 0;
   private block: Buffer[] = [];
   private blockLen = 0;
+  private blockLenWas = 0;
 
   constructor(protected readonly limits: H2ConnLimits) {
     this.frames = new FrameReader(this, limits.maxFrameSize);
@@ -150,8 +152,8 @@ export abstract class H2Conn implements FrameSink {
 
   private addFragment(p: Buffer, s: number, e: number, last: boolean): void {
     // Frames are whole copies (frames.ts), so a fragment can be kept as a view.
-    if (this.lost === null && this.blockLen + (e - s) <= this.limits.maxHeaderBytes) this.block.push(p.subarray(s, e));
-    else if (this.lost === null) this.lose('too_large');
+    if (this.blockLen + (e - s) <= this.limits.maxHeaderBytes) this.block.push(p.subarray(s, e));
+    else this.block = [];
     this.blockLen += e - s;
     if (last) this.endBlock();
   }
@@ -161,10 +163,16 @@ export abstract class H2Conn implements FrameSink {
     const end = this.blockEnd;
     const promised = this.blockPromised;
     const parts = this.block;
+    this.blockLenWas = this.blockLen;
     this.blockStream = 0;
     this.block = [];
     this.blockLen = 0;
     if (this.lost !== null) return this.undecodable(id, end, this.lost, promised);
+    if (parts.length === 0 && this.blockLenWas > this.limits.maxHeaderBytes) {
+      // Too large to hold: this request is over the limit, and what it inserted in the table is unknown.
+      this.undecodable(id, end, 'too_large', promised);
+      return this.lose('too_large');
+    }
     const whole = parts.length === 1 ? parts[0] : Buffer.concat(parts);
     const r = this.hpack.decode(whole, 0, whole.length, this.limits.maxHeaderBytes);
     if (typeof r === 'string') {

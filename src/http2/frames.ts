@@ -110,6 +110,46 @@ export function fragmentBounds(h: FrameHeader, s: number, e: number, p: Uint8Arr
   return start <= end ? [start, end] : null;
 }
 
+/** Flags each type defines (§6); a frame setting others is unlikely to be one, for findFrameChain. */
+const KNOWN_FLAGS = [0x09, 0x2d, 0, 0, 0x01, 0x0c, 0x01, 0, 0, 0x04];
+/** SETTINGS_MAX_FRAME_SIZE's default: what clients send unless the server raised it. */
+const USUAL_MAX_FRAME = 16384;
+
+/**
+ * Where, within the first `window` bytes of b[s..e), a run of at least `min` client frames starts:
+ * known types with only their defined flags, sizes and streams as §6 requires, client streams odd,
+ * each at most 16 KiB, back to back. Returns the run's start (where framing goes on); -1 when no start in the window can begin such a run; -2 when an earlier start
+ * is still undecided because its run reaches `e` (wait for more bytes), so the answer does not
+ * depend on how the bytes arrived. HTTP/1.x text does not pass: its first bytes read as a length
+ * far over 16 KiB. Used only after framing was lost (midstream pickup, a gap).
+ */
+export function findFrameChain(b: Uint8Array, s: number, e: number, window: number, min = 3): number {
+  const h: FrameHeader = { length: 0, type: 0, flags: 0, streamId: 0 };
+  const last = Math.min(e - 1, s + window);
+  for (let o = s; o <= last; o++) {
+    let p = o;
+    let n = 0;
+    let open = false;
+    for (;;) {
+      if (p + FRAME_HEADER_BYTES > e) { open = true; break; }
+      readFrameHeader(b, p, h);
+      if (!plausible(h, b[p + 5])) break;
+      if (p + FRAME_HEADER_BYTES + h.length > e) { open = true; break; }
+      p += FRAME_HEADER_BYTES + h.length;
+      if (++n >= min) return o;
+    }
+    if (open) return -2;
+  }
+  return -1;
+}
+
+function plausible(h: FrameHeader, idByte: number): boolean {
+  if (h.type > CONTINUATION || idByte & 0x80 || h.length > USUAL_MAX_FRAME) return false;
+  if ((h.flags & ~KNOWN_FLAGS[h.type]) !== 0 || checkFrame(h) !== null) return false;
+  const clientStream = h.type === DATA || h.type === HEADERS || h.type === CONTINUATION || h.type === PRIORITY;
+  return !clientStream || (h.streamId & 1) === 1;
+}
+
 /** What the frame reader hands on. */
 export interface FrameSink {
   /** A complete frame other than DATA, its payload at p[s..e) (valid only during the call). */
@@ -162,6 +202,13 @@ export class FrameReader {
 
   get failed(): boolean {
     return this.state === ST_FAILED;
+  }
+
+  /** Read again from a frame boundary (after a resync found one). */
+  restart(): void {
+    this.state = ST_HEADER;
+    this.hlen = 0;
+    this.pbuf = null;
   }
 
   /** Stop reading (the consumer gave up on the connection). */

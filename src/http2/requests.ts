@@ -18,8 +18,10 @@
  * - RST_STREAM from the client on an open stream: http2_stream_reset.
  * - Header state lost (conn.ts): an HPACK error, a TCP gap or taint outside a DATA payload, a
  *   protocol error: the streams open then are dropped under that reason, and so is every later
- *   stream whose HEADERS can still be framed; other bytes are counted as skipped. A gap inside a
- *   DATA payload loses only that stream (stream_gap…); framing and header state go on.
+ *   stream whose HEADERS can still be framed; other bytes are counted as skipped. After a gap,
+ *   framing is found again with findFrameChain (frames.ts) in the next 8 KiB, so later requests
+ *   are counted one by one. A gap inside a DATA payload loses only that stream (stream_gap…);
+ *   framing and header state go on.
  * - The connection ends with streams open: http2_incomplete, each.
  * - With `upgrade` (h2c, RFC 7540 §3.2), the HTTP/1.1 request that asked for the upgrade is
  *   stream 1, half-closed by the client: it is emitted once the client's first frame (SETTINGS,
@@ -33,12 +35,14 @@ import { DropLedger } from '../http/drops.js';
 import type { HttpDropReason, HttpParserEvents, HttpParserLimits, HttpRequest } from '../http/types.js';
 import type { GapCause, StreamSink, TaintCause } from '../reassemble/stream.js';
 import { H2Conn, type LostCause } from './conn.js';
-import { type FrameError, type FrameHeader, SETTINGS } from './frames.js';
+import { findFrameChain, type FrameError, type FrameHeader, SETTINGS } from './frames.js';
 import type { DecodedBlock } from './hpack.js';
 import { requestHead, type RequestHead } from './fields.js';
 
 /** Open streams one connection may have; servers advertise 100–1000 (SETTINGS_MAX_CONCURRENT_STREAMS). */
 export const MAX_OPEN_STREAMS = 1000;
+/** How far after a gap framing is looked for. */
+const RESYNC_WINDOW = 8 * 1024;
 
 interface OpenStream {
   head: RequestHead | null;
@@ -52,6 +56,11 @@ interface OpenStream {
 export interface H2RequestOptions {
   /** The h2c upgrade request: stream 1's request (see the file header). */
   upgrade?: HttpRequest;
+  /**
+   * The connection was picked up midstream and the bytes start at a frame boundary (switch.ts
+   * found one): nothing can be decoded, each stream that opens is counted as http2_midstream.
+   */
+  midstream?: boolean;
 }
 
 export class H2RequestReader extends H2Conn implements StreamSink {
@@ -64,6 +73,11 @@ export class H2RequestReader extends H2Conn implements StreamSink {
   private first = true;
   private upgrade: HttpRequest | null;
   private closed = false;
+  /** After a gap: bytes searched for a frame boundary (null when not searching). */
+  private resync: Buffer | null = null;
+  private resyncLen = 0;
+  /** Bytes already searched in vain since the gap. */
+  private resyncSeen = 0;
 
   constructor(
     private readonly events: HttpParserEvents,
@@ -75,10 +89,15 @@ export class H2RequestReader extends H2Conn implements StreamSink {
     this.upgrade = opts.upgrade ?? null;
     // Stream 1 is the upgrade request's, already half-closed by the client.
     if (this.upgrade !== null) this.highestStream = 1;
+    if (opts.midstream) {
+      this.first = false;
+      this.lost = 'midstream';
+      this.drops.mute('http2_midstream');
+    }
   }
 
   get bufferedBytes(): number {
-    return this.connBufferedBytes + this.bodyHeld;
+    return this.connBufferedBytes + this.bodyHeld + this.resyncLen * (this.resync !== null ? 1 : 0);
   }
 
   /** Every byte so far shaped the header state: all of them are "in progress" (reassembly caps what it keeps). */
@@ -94,7 +113,9 @@ export class H2RequestReader extends H2Conn implements StreamSink {
   push(buf: Uint8Array, off: number, len: number): void {
     if (len <= 0 || this.closed) return;
     this.pushed = Math.min(this.pushed + len, 0x40000000);
-    if (this.frames.failed) {
+    if (this.resync !== null) {
+      this.findFrames(buf, off, len);
+    } else if (this.frames.failed) {
       this.drops.skip(this.drops.muted ?? 'http2_protocol_error', len);
     } else {
       const d = Buffer.from(buf.buffer, buf.byteOffset + off, len);
@@ -106,11 +127,24 @@ export class H2RequestReader extends H2Conn implements StreamSink {
 
   gap(bytes: number, cause: GapCause = 'lost'): void {
     if (bytes <= 0 || this.closed) return;
+    if (this.resync !== null) {
+      // Searching for frames again: start over after this hole.
+      this.drops.skip(this.drops.muted ?? 'stream_gap', this.resyncLen);
+      this.resync = Buffer.allocUnsafe(0);
+      this.resyncLen = 0;
+      this.drops.flush();
+      return;
+    }
     if (this.frames.failed) return;
     const before = this.streams.size;
     this.hole(bytes, cause, (id) => this.dropStream(id, this.reasonFor('gap')));
-    // A hole between requests (nothing open) held at least one.
-    if (this.lost === 'gap' && before === 0) this.drops.drop(this.reasonFor('gap'), 0, this.drops.lostIn(bytes));
+    // A hole between requests (nothing open) held at least one; how many cannot be told from its size.
+    if (this.lost === 'gap' && before === 0) this.drops.drop(this.reasonFor('gap'), 0);
+    if (this.frames.failed && this.lost === 'gap') {
+      this.resync = Buffer.allocUnsafe(0);
+      this.resyncLen = 0;
+      this.resyncSeen = 0;
+    }
     this.drops.flush();
   }
 
@@ -129,9 +163,42 @@ export class H2RequestReader extends H2Conn implements StreamSink {
 
   stalled(): void {}
 
+  /** After a gap: look for frames again in the next RESYNC_WINDOW bytes; bytes before them are skipped. */
+  private findFrames(buf: Uint8Array, off: number, len: number): void {
+    const n = Math.min(len, RESYNC_WINDOW - this.resyncLen);
+    const grown = Buffer.allocUnsafe(this.resyncLen + n);
+    this.resync!.copy(grown, 0, 0, this.resyncLen);
+    grown.set(buf.subarray(off, off + n), this.resyncLen);
+    this.resync = grown;
+    this.resyncLen += n;
+    const at = findFrameChain(grown, 0, this.resyncLen, RESYNC_WINDOW);
+    const reason = this.drops.muted ?? 'stream_gap';
+    if (at < 0) {
+      this.resyncSeen += at === -1 ? this.resyncLen : 0;
+      if (this.resyncSeen + this.resyncLen >= RESYNC_WINDOW) {
+        this.resync = null;
+        this.drops.skip(reason, this.resyncLen + len - n);
+      } else if (at === -1) {
+        // No frame starts in these bytes: drop them, keep looking in the next ones.
+        this.drops.skip(reason, this.resyncLen);
+        this.resync = Buffer.allocUnsafe(0);
+        this.resyncLen = 0;
+      }
+      return;
+    }
+    this.resync = null;
+    this.drops.skip(reason, at);
+    this.frames.restart();
+    const rest = Buffer.concat([grown.subarray(at), Buffer.from(buf.subarray(off + n, off + len))]);
+    const q = this.frames.push(rest, 0, rest.length);
+    if (q < rest.length) this.drops.skip(this.drops.muted ?? 'http2_protocol_error', rest.length - q);
+  }
+
   end(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.resync !== null) this.drops.skip(this.drops.muted ?? 'stream_gap', this.resyncLen);
+    this.resync = null;
     for (const id of [...this.streams.keys()]) this.dropStream(id, 'http2_incomplete');
     if (this.upgrade !== null) this.dropUpgrade('http2_incomplete');
     this.frames.stop();
@@ -215,7 +282,8 @@ export class H2RequestReader extends H2Conn implements StreamSink {
   /** A client stream id must be odd and above every earlier one (§5.1.1). */
   private newStream(id: number): boolean {
     if ((id & 1) === 0 || id <= this.highestStream) {
-      this.protocolError('stream_id');
+      // Picked up midstream or after a gap, a block on a stream opened before is no error: not ours to count.
+      if (this.lost !== 'midstream' && this.lost !== 'gap') this.protocolError('stream_id');
       return false;
     }
     this.highestStream = id;
@@ -245,7 +313,7 @@ export class H2RequestReader extends H2Conn implements StreamSink {
     const st = this.streams.get(id);
     if (st === undefined || st.dropped !== null) {
       this.drops.skip(st?.dropped ?? this.drops.muted ?? 'http2_protocol_error', e - s);
-      if (st === undefined && id > this.highestStream) this.protocolError('data_on_idle_stream');
+      if (st === undefined && id > this.highestStream && this.lost !== 'midstream' && this.lost !== 'gap') this.protocolError('data_on_idle_stream');
       return;
     }
     const n = e - s;

@@ -12,21 +12,27 @@
  *   becomes :authority, Connection, Upgrade and HTTP2-Settings go); anything else → the server
  *   stayed in HTTP/1.1, the upgrade request is http_upgrade (as before) and a fresh HTTP/1.1 parser
  *   reads the rest.
- * - A connection picked up midstream is handed to the HTTP/1.x parser as before (its resync finds
- *   no request line in HTTP/2 frames: http_midstream_skipped): without its start, HPACK state is
- *   unknown and nothing of it could be replayed anyway.
+ * - A connection picked up midstream goes to the HTTP/1.x parser as before, and its first 8 KiB are
+ *   also searched for a run of HTTP/2 frames (findFrameChain: three back to back, with the sizes,
+ *   flags and streams RFC 9113 allows). Found: the connection is HTTP/2 whose header state is
+ *   unknown, http2_midstream (one for the requests in flight at pickup), the HTTP/1.x parser (which
+ *   counted the bytes so far as http_midstream_skipped) is left, and an H2RequestReader in
+ *   midstream mode follows the frames, counting each stream that opens as http2_midstream.
  */
 import { GAP_REASON } from '../http/drops.js';
 import { HttpRequestParser } from '../http/parser.js';
 import type { HttpParserEvents, HttpParserLimits, HttpRequest } from '../http/types.js';
 import type { GapCause, StreamSink, TaintCause } from '../reassemble/stream.js';
-import { PREFACE } from './frames.js';
+import { findFrameChain, PREFACE } from './frames.js';
 import { H2RequestReader } from './requests.js';
 
 const SNIFF = 0; // connection start: is it the preface?
 const H1 = 1;
 const AFTER_UPGRADE = 2; // an h2c upgrade request was handed over: is the preface next?
 const H2 = 3;
+
+/** How much of a midstream connection's start is searched for HTTP/2 frames. */
+const MIDSTREAM_SNIFF = 8 * 1024;
 
 /** HTTP/1.1 fields that say nothing in HTTP/2 (RFC 9113 §8.2.2), and those the upgrade itself used. */
 const NOT_IN_H2 = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host']);
@@ -58,6 +64,9 @@ export function upgradeAsH2(req: HttpRequest): HttpRequest {
   return out;
 }
 
+/** How a connection became HTTP/2 (Http1Or2's onHttp2). */
+export type Http2Start = 'prior_knowledge' | 'upgrade' | 'midstream';
+
 export class Http1Or2 implements StreamSink {
   private mode: number;
   private http1: HttpRequestParser;
@@ -68,14 +77,20 @@ export class Http1Or2 implements StreamSink {
   /** AFTER_UPGRADE: stream 1's request. */
   private upgrade: HttpRequest | null = null;
   private peerSeen = false;
+  /** A midstream connection's first bytes, while they are searched for HTTP/2 frames. */
+  private mid: Buffer | null = null;
+  private midLen = 0;
 
   constructor(
     private readonly events: HttpParserEvents,
     private readonly limits: HttpParserLimits,
     midstream: boolean,
+    /** Told once when the connection turns out to be HTTP/2 (shadow testing then reads answers with H2AnswerReader). */
+    private readonly onHttp2?: (how: Http2Start) => void,
   ) {
     this.http1 = this.parser(midstream);
     this.mode = midstream ? H1 : SNIFF;
+    if (midstream) this.mid = Buffer.allocUnsafe(0);
   }
 
   /** The HTTP/2 reader, once the connection is HTTP/2 (for tests and logs). */
@@ -85,7 +100,11 @@ export class Http1Or2 implements StreamSink {
 
   private parser(midstream: boolean): HttpRequestParser {
     const p = new HttpRequestParser({
-      onRequest: (r) => this.events.onRequest(r),
+      onRequest: (r) => {
+        // A request line was found: HTTP/1.x, no need to look for frames.
+        this.mid = null;
+        this.events.onRequest(r);
+      },
       onDrop: (reason, n, bytes) => this.events.onDrop(reason, n, bytes),
       onH2cUpgrade: (req, rest, off, len) => this.upgraded(req, rest, off, len),
     }, this.limits, { midstream });
@@ -103,10 +122,48 @@ export class Http1Or2 implements StreamSink {
   push(buf: Uint8Array, off: number, len: number): void {
     if (len <= 0) return;
     switch (this.mode) {
-      case H1: this.http1.push(buf, off, len); break;
+      case H1:
+        if (this.mid !== null && this.midstreamH2(buf, off, len)) return;
+        this.http1.push(buf, off, len);
+        break;
       case H2: this.h2!.push(buf, off, len); break;
       default: this.sniff(buf, off, len);
     }
+  }
+
+  /** A midstream connection: are its first bytes HTTP/2 frames? If so, follow them from here (true). */
+  private midstreamH2(buf: Uint8Array, off: number, len: number): boolean {
+    let mid = this.mid!;
+    const n = Math.min(len, MIDSTREAM_SNIFF - this.midLen);
+    if (mid.length < this.midLen + n) {
+      // Grown as bytes come: thousands of flows are picked up midstream at start.
+      const grown = Buffer.allocUnsafe(Math.min(MIDSTREAM_SNIFF, Math.max(2 * mid.length, this.midLen + n)));
+      mid.copy(grown, 0, 0, this.midLen);
+      this.mid = mid = grown;
+    }
+    mid.set(buf.subarray(off, off + n), this.midLen);
+    this.midLen += n;
+    const at = findFrameChain(mid, 0, this.midLen, MIDSTREAM_SNIFF);
+    if (at < 0) {
+      if (this.midLen === MIDSTREAM_SNIFF) this.mid = null;
+      return false;
+    }
+    this.mid = null;
+    this.events.onDrop('http2_midstream', 1, 0);
+    const h2 = new H2RequestReader(this.events, this.limits, { midstream: true });
+    this.h2 = h2;
+    this.mode = H2;
+    this.onHttp2?.('midstream');
+    // Framing goes on at `at`: in bytes the HTTP/1.x parser already had (and counted as skipped), or in this push.
+    const prev = this.midLen - n;
+    if (at <= prev) {
+      if (prev > at) h2.push(mid, at, prev - at);
+      h2.push(buf, off, len);
+    } else {
+      this.http1.push(buf, off, at - prev);
+      if (len > at - prev) h2.push(buf, off + at - prev, len - (at - prev));
+    }
+    return true;
   }
 
   /** SNIFF / AFTER_UPGRADE: compare with the preface; decide at its last byte or the first that differs. */
@@ -119,6 +176,7 @@ export class Http1Or2 implements StreamSink {
     this.heldLen += n;
     if (this.heldLen < PREFACE.length) return;
     this.h2 = new H2RequestReader(this.events, this.limits, { upgrade: this.upgrade ?? undefined });
+    this.onHttp2?.(this.upgrade !== null ? 'upgrade' : 'prior_knowledge');
     this.upgrade = null;
     this.heldLen = 0;
     this.mode = H2;
@@ -144,6 +202,7 @@ export class Http1Or2 implements StreamSink {
 
   gap(bytes: number, cause: GapCause = 'lost'): void {
     if (this.mode === H2) return this.h2!.gap(bytes, cause);
+    this.mid = null;
     if (this.mode === AFTER_UPGRADE) this.stayed(GAP_REASON[cause]);
     if (this.mode !== H1) this.notH2(null, 0, 0);
     this.http1.gap(bytes, cause);
@@ -173,7 +232,7 @@ export class Http1Or2 implements StreamSink {
   }
 
   get bufferedBytes(): number {
-    return this.heldLen + (this.mode === H2 ? this.h2!.bufferedBytes : this.http1.bufferedBytes);
+    return this.heldLen + (this.mid?.length ?? 0) + (this.mode === H2 ? this.h2!.bufferedBytes : this.http1.bufferedBytes);
   }
 
   get pendingBytes(): number {

@@ -18,14 +18,14 @@ after(async () => {
   await lab.close();
 });
 
-interface Out { requests: HttpRequest[]; drops: Record<string, number> }
+interface Out { requests: HttpRequest[]; drops: Record<string, number>; starts: string[] }
 
 function feed(bytes: Buffer, seed: number, midstream = false): Out {
-  const out: Out = { requests: [], drops: {} };
+  const out: Out = { requests: [], drops: {}, starts: [] };
   const sink = new Http1Or2({
     onRequest: (r) => out.requests.push(r),
     onDrop: (reason, n) => { if (n > 0) out.drops[reason] = (out.drops[reason] ?? 0) + n; },
-  }, DEFAULT_HTTP_LIMITS, midstream);
+  }, DEFAULT_HTTP_LIMITS, midstream, (how) => out.starts.push(how));
   const rng = new Rng(seed);
   for (let p = 0; p < bytes.length;) {
     const n = 1 + rng.int(rng.int(2) ? 20 : 3000);
@@ -49,6 +49,7 @@ test('prior knowledge: a node:http2 connection from its first byte gives every r
     assert.deepEqual(out.drops, {});
     assert.deepEqual(out.requests.map((r) => r.target).sort(), lab.received.slice(r0).map((r) => r.path).sort());
     assert.ok(out.requests.every((r) => r.h2 && r.method === 'PUT'));
+    assert.deepEqual(out.starts, ['prior_knowledge']);
   }
 });
 
@@ -63,6 +64,7 @@ test('h2c upgrade (nghttp -u): the upgrade request is stream 1, later streams fo
   for (const seed of [1, 2, 3]) {
     const out = feed(bytes, seed);
     assert.deepEqual(out.drops, {});
+    assert.deepEqual(out.starts, ['upgrade']);
     const one = out.requests.find((r) => r.h2?.streamId === 1);
     assert.ok(one, 'stream 1: the upgrade request');
     assert.equal(one.method, 'GET');
@@ -115,4 +117,30 @@ test('prefaces that are not HTTP/2 stay counted drops: another version, or no SE
   const ok = feed(Buffer.concat([Buffer.from(PREFACE, 'latin1'), SETTINGS_FRAME, HEADERS_1]), 1);
   assert.equal(ok.requests.length, 1);
   assert.equal(ok.requests[0].authority, 'www.example.com');
+});
+
+test('a connection picked up midstream: HTTP/2 frames are recognised (http2_midstream), nothing replayed; HTTP/1.1 is not mistaken for them', async () => {
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/h2');
+  const c2s = fs.readFileSync(path.join(dir, 'node.c2s.bin'));
+  let recognised = 0;
+  for (let cut = 30; cut < c2s.length - 200; cut += 97) {
+    const out = feed(c2s.subarray(cut), cut, true);
+    assert.deepEqual(out.requests, [], `cut at ${cut}: nothing replayed`);
+    assert.ok(!('http_malformed' in out.drops), `cut at ${cut}: ${JSON.stringify(out.drops)}`);
+    if (out.drops.http2_midstream) {
+      recognised++;
+      assert.deepEqual(out.starts, ['midstream']);
+    }
+  }
+  assert.ok(recognised > 0, 'some pickups are recognised as HTTP/2');
+  const h1 = Buffer.from('dy-of-an-earlier-request\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\nPOST /y HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc', 'latin1');
+  for (const seed of [1, 2]) {
+    const out = feed(h1, seed, true);
+    assert.deepEqual(out.requests.map((r) => r.target), ['/x', '/y']);
+    assert.deepEqual(out.drops, {});
+    assert.deepEqual(out.starts, []);
+  }
 });
