@@ -29,7 +29,7 @@ const LINES: ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, str
   ['frames', [['read', 'mirror_replay_capture_packets_total', null], ['truncated', 'mirror_replay_capture_truncated_frames_total', null], ['kernel drops', 'mirror_replay_capture_kernel_drops_total', null]]],
   ['decode', [['skipped', 'mirror_replay_decode_skipped_total', 'reason'], ['anomalies', 'mirror_replay_decode_anomalies_total', 'anomaly']]],
   ['reassembly', [['events', 'mirror_replay_reassembly_events_total', 'event'], ['stream bytes skipped', 'mirror_replay_stream_bytes_skipped_total', 'reason']]],
-  ['requests', [['parsed', 'mirror_replay_requests_parsed_total', null], ['replayed', 'mirror_replay_requests_replayed_total', null], ['dropped', 'mirror_replay_requests_dropped_total', 'reason']]],
+  ['requests', [['parsed', 'mirror_replay_requests_parsed_total', 'protocol'], ['replayed', 'mirror_replay_requests_replayed_total', 'protocol'], ['dropped', 'mirror_replay_requests_dropped_total', 'reason']]],
   ['record', [['frames written', 'mirror_replay_record_frames_written_total', null], ['files', 'mirror_replay_record_files_total', null], ['frames dropped', 'mirror_replay_record_frames_dropped_total', 'reason']]],
 ];
 

@@ -8,7 +8,7 @@
  * shared memory, and past the bound a worker does not post the request but counts it, and the
  * main thread records it as `queue_full` for every destination, as a full replay queue would.
  */
-import type { HttpDropReason, HttpRequest } from '../http/types.js';
+import type { H2RequestInfo, HttpDropReason, HttpRequest } from '../http/types.js';
 import type { FlowInfo } from '../reassemble/stream.js';
 
 /** At most this many requests posted and not yet submitted to the replay, over all workers. */
@@ -25,6 +25,8 @@ interface WireRequest {
   m: string;
   t: string;
   a: string | undefined;
+  /** HTTP/2 requests only: without it the main thread would take the request for HTTP/1.x. */
+  x?: H2RequestInfo;
   v: number;
   h: string[];
   c: boolean;
@@ -86,7 +88,9 @@ export class HandoffWriter {
       this.small.push(req.body);
       this.smallBytes += len;
     }
-    this.reqs.push({ m: req.method, t: req.target, a: req.authority, v: req.minorVersion, h: req.headers, c: req.chunked, tr: req.trailers, b, o, l: len, f: flow });
+    const w: WireRequest = { m: req.method, t: req.target, a: req.authority, v: req.minorVersion, h: req.headers, c: req.chunked, tr: req.trailers, b, o, l: len, f: flow };
+    if (req.h2) w.x = req.h2;
+    this.reqs.push(w);
     if (this.reqs.length >= BATCH_MAX_REQUESTS) this.flush();
     else this.schedule();
   }
@@ -147,6 +151,7 @@ export function readBatch(batch: Batch, sink: HandoffSink, budget: Int32Array): 
       const body = w.b < 0 ? EMPTY : Buffer.from(batch.bodies[w.b], w.o, w.l);
       const req: HttpRequest = { method: w.m, target: w.t, minorVersion: w.v, headers: w.h, body, chunked: w.c, trailers: w.tr };
       if (w.a !== undefined) req.authority = w.a;
+      if (w.x !== undefined) req.h2 = w.x;
       sink.request(req, w.f);
     }
   } finally {

@@ -3,7 +3,7 @@ import { parseBytes, parseDuration } from '../units.js';
 import type { ReplyHead } from '../http/reply.js';
 import { AnswerDigest, type ResponseDigest } from '../http/response.js';
 import { H1Pool, type H1Failure, type H1Handler, type H1Request } from './h1-client.js';
-import { H2Pool, h2Fields, type H2Handler } from './h2-client.js';
+import { H2Pool, h2Fields, type H2Block, type H2Handler } from './h2-client.js';
 import type { DropReason, ReplayObserver } from './outcome.js';
 
 /** A request ready to send: production's, with forwarded headers already applied. */
@@ -11,7 +11,7 @@ export interface OutgoingRequest extends H1Request {
   /** Shadow testing: told the digest of the answer, or why there is none (exactly once). */
   answer?: AnswerSink;
   /** Set when the request came over HTTP/2: `headers` are its regular fields, `target` its :path. */
-  h2?: { authority: string | undefined };
+  h2?: { authority: string | undefined; block?: H2Block };
 }
 
 /** How a destination is spoken to: HTTP/1.1, HTTP/2 with prior knowledge (cleartext), HTTP/2 over TLS (ALPN h2). */
@@ -216,7 +216,7 @@ export class Destination {
       req.answer?.failed('protocol_mismatch');
       return;
     }
-    if (!VALID_TARGET.test(req.target) || (req.h2 && typeof this.h2Request(req) === 'string')) {
+    if (!VALID_TARGET.test(req.target) || (req.h2 && !this.h2Block(req))) {
       // A target: only an --http-rewrite-url replacement can produce this (the parser checked production's).
       this.obs.error(this.label, InvalidTargetError.code);
       this.obs.dropped('invalid_for_replay', 1, this.label);
@@ -347,14 +347,17 @@ export class Destination {
     if (!this.timer) this.arm(f.deadline);
     if (this.pool) f.ex = this.pool.request(req, f);
     else {
-      const h = this.h2Request(req) as Exclude<ReturnType<Destination['h2Request']>, string>;
-      f.ex = this.h2pool!.request({ ...req, authority: req.h2!.authority }, h.fields, h.trailers, f);
+      const b = req.h2!.block!;
+      f.ex = this.h2pool!.request({ ...req, authority: req.h2!.authority }, b.fields, b.trailers, f);
     }
   }
 
-  /** The HTTP/2 header block of `req`, or why it cannot be sent (checked at enqueue, so never at send). */
-  private h2Request(req: OutgoingRequest): ReturnType<typeof h2Fields> {
-    return h2Fields({ ...req, authority: req.h2?.authority }, this.url.protocol === 'https:' ? 'https' : 'http');
+  /** Builds the HTTP/2 header block of `req` once, at enqueue (kept for the send); false when HTTP/2 cannot carry it. */
+  private h2Block(req: OutgoingRequest): boolean {
+    const b = h2Fields({ ...req, authority: req.h2!.authority }, this.url.protocol === 'https:' ? 'https' : 'http');
+    if (typeof b === 'string') return false;
+    req.h2!.block = b;
+    return true;
   }
 
   /** One timer per destination, for the oldest request in flight (not one per request). */

@@ -71,6 +71,12 @@ const BAD_VALUE = /[\0\r\n]/;
 
 type Fields = Record<string, string | string[]>;
 
+/** A request's header block and trailers as node:http2 takes them. */
+export interface H2Block {
+  fields: Fields;
+  trailers: Fields | null;
+}
+
 /**
  * `h` (flat) added to `out` with lower-cased names, repeats as arrays; or why HTTP/2 (or
  * node:http2) cannot carry them.
@@ -92,7 +98,7 @@ function addFields(out: Fields, h: readonly string[]): string | null {
 }
 
 /** The header block of `req` for node:http2 (pseudo-fields first), or why it cannot be sent. */
-export function h2Fields(req: H2Request, scheme: string): { fields: Fields; trailers: Fields | null } | string {
+export function h2Fields(req: H2Request, scheme: string): H2Block | string {
   if (req.method === 'CONNECT') return 'CONNECT';
   if (!isToken(req.method)) return 'method';
   const fields: Fields = Object.create(null) as Fields;

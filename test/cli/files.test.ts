@@ -96,7 +96,7 @@ test('--pcap DIR of rotated gzip files, --loop 2: every request twice, in order;
   assert.equal(value(s, 'mirror_replay_requests_dropped_total', { reason: 'queue_full' }), 0);
   assert.ok(Array.isArray(s.mirror_replay_decode_skipped_total));
   assert.match(r.stderr, /run summary/);
-  assert.match(r.stderr, /requests +parsed 1800; replayed 1800; dropped 0/);
+  assert.match(r.stderr, /requests +parsed 1800 \(h1 1800\); replayed 1800 \(h1 1800\); dropped 0/);
 });
 
 test('--speed 1 keeps the recorded gaps between requests (within 10%); --speed 2 halves them', async () => {

@@ -75,6 +75,21 @@ test('handoff: requests arrive whole and in order; large bodies move by transfer
   }
 });
 
+test('handoff: an HTTP/2 request stays HTTP/2 across threads (its stream id, scheme and :authority)', async () => {
+  const budget = handoffBudget();
+  const ch = channel(budget);
+  try {
+    ch.writer.request({ ...req(0, Buffer.from('grpc')), authority: 'svc:50051', h2: { scheme: 'http', streamId: 7 } }, FLOW);
+    ch.writer.request(req(1, Buffer.alloc(0)), FLOW);
+    await ch.settle(() => ch.got.length === 2);
+    assert.deepEqual(ch.got[0].req.h2, { scheme: 'http', streamId: 7 });
+    assert.equal(ch.got[0].req.authority, 'svc:50051');
+    assert.equal(ch.got[1].req.h2, undefined);
+  } finally {
+    ch.close();
+  }
+});
+
 test('handoff: past the bound, requests are counted as overflow instead of queued', async () => {
   const budget = handoffBudget();
   Atomics.store(budget, 0, HANDOFF_MAX_REQUESTS - 3); // the main thread is behind
