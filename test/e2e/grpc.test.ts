@@ -274,8 +274,6 @@ test('a gRPC connection open before the daemon starts is counted as http2_midstr
   console.log(`midstream figures: ${JSON.stringify(figures)}`);
   assert.equal(figures.earlyReplayed, 0, 'nothing of the midstream connection replayed');
   assert.equal(figures.freshReplayed, 25, 'a connection seen from its start is');
-  // README (drop reasons) promises http2_midstream for it; src/http2/switch.ts (wt-h2core at 000f95c) still hands a
-  // midstream connection to the HTTP/1.x parser, whose resync counts its bytes as http_midstream_skipped.
   assert.ok(figures.midstream >= 1, 'the midstream connection is counted under http2_midstream');
   assert.equal(figures.parsed, 25);
   assert.equal(await lab.stopDaemon(), 0);
