@@ -81,7 +81,7 @@ export const HTTP_DROP_REASONS = [
    * starts HTTP/2 (src/http2/).
    */
   'http2_preface',
-  /** An HTTP/2 connection picked up after its start: its header compression state is unknown, nothing of it is replayed. One per request seen (HEADERS on a new stream), at least one per connection. */
+  /** An HTTP/2 connection picked up after its start: its header compression state is unknown, nothing of it is replayed. One per request its frames show (streams in flight at the pickup, and opened after it). */
   'http2_midstream',
   /** An HPACK decoding error (or a header block too large to hold): the connection's header state is lost, this and every later request of it are counted here. */
   'http2_hpack_error',

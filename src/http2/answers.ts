@@ -140,7 +140,7 @@ export class H2AnswerReader extends H2Conn implements StreamSink {
 
   // ---- H2Conn ----
 
-  protected block_(id: number, b: DecodedBlock, endStream: boolean, promised: number): void {
+  protected headerBlock(id: number, b: DecodedBlock, endStream: boolean, promised: number): void {
     if (promised !== 0 || (id & 1) === 0) return;
     const f = b.fields;
     const headSeen = this.open.get(id);

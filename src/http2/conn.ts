@@ -91,7 +91,7 @@ export abstract class H2Conn implements FrameSink {
   // ---- what the directions define ----
 
   /** A decoded header block on `streamId` (`promised`: the stream a PUSH_PROMISE reserves, else 0). */
-  protected abstract block_(streamId: number, b: DecodedBlock, endStream: boolean, promised: number): void;
+  protected abstract headerBlock(streamId: number, b: DecodedBlock, endStream: boolean, promised: number): void;
   /** A header block that cannot be decoded (state lost, or over the limit). */
   protected abstract undecodable(streamId: number, endStream: boolean, cause: LostCause, promised: number): void;
   protected abstract dataPiece(streamId: number, b: Buffer, s: number, e: number): void;
@@ -181,7 +181,7 @@ export abstract class H2Conn implements FrameSink {
       return this.undecodable(id, end, 'hpack', promised);
     }
     if (r.overLimit) return this.undecodable(id, end, 'too_large', promised);
-    this.block_(id, r, end, promised);
+    this.headerBlock(id, r, end, promised);
   }
 
   /**

@@ -58,13 +58,16 @@ export interface H2RequestOptions {
   upgrade?: HttpRequest;
   /**
    * The connection was picked up midstream and the bytes start at a frame boundary (switch.ts
-   * found one): nothing can be decoded, each stream that opens is counted as http2_midstream.
+   * found one): nothing can be decoded; each client stream the frames show (opened before the
+   * pickup or after it) is counted once as http2_midstream.
    */
   midstream?: boolean;
 }
 
 export class H2RequestReader extends H2Conn implements StreamSink {
   private readonly streams = new Map<number, OpenStream>();
+  /** Midstream: streams opened before the pickup, already counted. */
+  private readonly seenInFlight = new Set<number>();
   private highestStream = 0;
   private bodyHeld = 0;
   private readonly drops: DropLedger;
@@ -255,7 +258,7 @@ export class H2RequestReader extends H2Conn implements StreamSink {
 
   // ---- H2Conn ----
 
-  protected block_(id: number, b: DecodedBlock, endStream: boolean, promised: number): void {
+  protected headerBlock(id: number, b: DecodedBlock, endStream: boolean, promised: number): void {
     if (promised !== 0) return this.protocolError('client_push_promise');
     const st = this.streams.get(id);
     if (st !== undefined) return this.trailers(id, st, b.fields, endStream);
@@ -282,8 +285,9 @@ export class H2RequestReader extends H2Conn implements StreamSink {
   /** A client stream id must be odd and above every earlier one (§5.1.1). */
   private newStream(id: number): boolean {
     if ((id & 1) === 0 || id <= this.highestStream) {
-      // Picked up midstream or after a gap, a block on a stream opened before is no error: not ours to count.
-      if (this.lost !== 'midstream' && this.lost !== 'gap') this.protocolError('stream_id');
+      // Picked up midstream or after a gap, a block on a stream opened before is no error.
+      if (this.lost === 'midstream') this.inFlight(id);
+      else if (this.lost !== 'gap') this.protocolError('stream_id');
       return false;
     }
     this.highestStream = id;
@@ -312,6 +316,7 @@ export class H2RequestReader extends H2Conn implements StreamSink {
   protected dataPiece(id: number, b: Buffer, s: number, e: number): void {
     const st = this.streams.get(id);
     if (st === undefined || st.dropped !== null) {
+      if (st === undefined && this.lost === 'midstream') this.inFlight(id);
       this.drops.skip(st?.dropped ?? this.drops.muted ?? 'http2_protocol_error', e - s);
       if (st === undefined && id > this.highestStream && this.lost !== 'midstream' && this.lost !== 'gap') this.protocolError('data_on_idle_stream');
       return;
@@ -326,7 +331,10 @@ export class H2RequestReader extends H2Conn implements StreamSink {
 
   protected endStream(id: number): void {
     const st = this.streams.get(id);
-    if (st === undefined) return;
+    if (st === undefined) {
+      if (this.lost === 'midstream') this.inFlight(id);
+      return;
+    }
     if (st.dropped !== null) {
       this.streams.delete(id);
       return;
@@ -336,7 +344,10 @@ export class H2RequestReader extends H2Conn implements StreamSink {
 
   protected reset(id: number): void {
     const st = this.streams.get(id);
-    if (st === undefined) return;
+    if (st === undefined) {
+      if (this.lost === 'midstream') this.inFlight(id);
+      return;
+    }
     if (st.dropped !== null) this.streams.delete(id);
     else this.dropStream(id, 'http2_stream_reset', false);
   }
@@ -352,6 +363,13 @@ export class H2RequestReader extends H2Conn implements StreamSink {
   }
 
   // ---- streams ----
+
+  /** Picked up midstream: a client stream opened before the pickup, counted once (http2_midstream). */
+  private inFlight(id: number): void {
+    if ((id & 1) === 0 || this.seenInFlight.has(id) || this.seenInFlight.size >= MAX_OPEN_STREAMS) return;
+    this.seenInFlight.add(id);
+    this.drops.drop('http2_midstream', 0);
+  }
 
   /** Drop an open stream (counted once); `keep`: its later frames are skipped until it ends. */
   private dropStream(id: number, reason: HttpDropReason, keep = true): void {

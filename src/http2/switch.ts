@@ -15,9 +15,9 @@
  * - A connection picked up midstream goes to the HTTP/1.x parser as before, and its first 8 KiB are
  *   also searched for a run of HTTP/2 frames (findFrameChain: three back to back, with the sizes,
  *   flags and streams RFC 9113 allows). Found: the connection is HTTP/2 whose header state is
- *   unknown, http2_midstream (one for the requests in flight at pickup), the HTTP/1.x parser (which
- *   counted the bytes so far as http_midstream_skipped) is left, and an H2RequestReader in
- *   midstream mode follows the frames, counting each stream that opens as http2_midstream.
+ *   unknown; the HTTP/1.x parser (which counted the bytes so far as http_midstream_skipped) is
+ *   left, and an H2RequestReader in midstream mode follows the frames, counting each client stream
+ *   they show (in flight at the pickup, or opened after it) once as http2_midstream.
  */
 import { GAP_REASON } from '../http/drops.js';
 import { HttpRequestParser } from '../http/parser.js';
@@ -149,7 +149,6 @@ export class Http1Or2 implements StreamSink {
       return false;
     }
     this.mid = null;
-    this.events.onDrop('http2_midstream', 1, 0);
     const h2 = new H2RequestReader(this.events, this.limits, { midstream: true });
     this.h2 = h2;
     this.mode = H2;

@@ -98,3 +98,21 @@ test('ThreadCapture: a source that cannot open ends the run with its error', asy
   capture.close();
   assert.equal((err as { code?: string } | null)?.code, 'MR_CAPTURE');
 });
+
+test('Stages: an HTTP/2 connection (curl --http2-prior-knowledge, captured on loopback) gives its request with h2 set; one picked up midstream is http2_midstream', () => {
+  const c2s = fs.readFileSync(path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '../../../test/fixtures/h2/curl.c2s.bin')).toString('latin1');
+  const pieces: string[] = [];
+  for (let i = 0; i < c2s.length; i += 40) pieces.push(c2s.slice(i, i + 40));
+  const r = recorder();
+  const stages = new Stages(OPTS, r.sink);
+  const onFrame = stages.frameHandler();
+  for (const f of connection(40003, pieces, true)) onFrame(f, 0, f.length, f.length);
+  assert.deepEqual(r.requests.map((x) => [x.req.method, x.req.target, x.req.h2?.streamId, x.req.body.toString()]), [['POST', '/c', 1, 'hello curl']]);
+  assert.equal(r.drops.length, 0);
+  // The same connection without its SYN and first 30 bytes: midstream.
+  const mid = connection(40004, [c2s.slice(30)], true).slice(1);
+  for (const f of mid) onFrame(f, 0, f.length, f.length);
+  stages.close();
+  assert.equal(r.requests.length, 1);
+  assert.deepEqual(r.drops.map((d) => [d.reason, d.flow?.clientPort]), [['http2_midstream', 40004]]);
+});
