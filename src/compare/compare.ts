@@ -1,11 +1,13 @@
 /**
- * Compares a destination's response with production's: status, then body, then headers (the
- * first difference found names the result; the differing header names are always listed).
+ * Compares a destination's response with production's: status, then trailers, then body, then
+ * headers (the first difference found names the result; the differing header and trailer names
+ * are always listed). Trailers come before the body because gRPC puts the call's status there
+ * (`grpc-status`, `grpc-message`): a failed call's body differs because it failed.
  */
 import type { ResponseDigest } from '../http/response.js';
 import { jsonEqual, type JsonPath } from './json.js';
 
-export const COMPARE_RESULTS = ['match', 'status_mismatch', 'header_mismatch', 'body_mismatch', 'unpaired'] as const;
+export const COMPARE_RESULTS = ['match', 'status_mismatch', 'trailer_mismatch', 'header_mismatch', 'body_mismatch', 'unpaired'] as const;
 export type CompareResult = (typeof COMPARE_RESULTS)[number];
 
 /**
@@ -37,6 +39,8 @@ export interface Comparison {
   result: Exclude<CompareResult, 'unpaired'>;
   /** Header names (lower case) whose presence or value differ, sorted. */
   headers: string[];
+  /** Trailer names (HTTP/2's trailing HEADERS) that differ, sorted; absent when neither side has trailers. */
+  trailers?: string[];
   /** The bodies differ (bytes, or structure when JSON comparison applies). */
   bodyDiffers: boolean;
 }
@@ -44,8 +48,11 @@ export interface Comparison {
 export function compareResponses(prod: ResponseDigest, test: ResponseDigest, opts: CompareOptions): Comparison {
   const headers = differingHeaders(prod.headers, test.headers, opts);
   const bodyDiffers = !sameBody(prod, test, opts);
-  const result = prod.status !== test.status ? 'status_mismatch' : bodyDiffers ? 'body_mismatch' : headers.length ? 'header_mismatch' : 'match';
-  return { result, headers, bodyDiffers };
+  // Neither side has trailers (every HTTP/1.x answer): the comparison reads as it always did.
+  const trailers = prod.trailers || test.trailers ? differingHeaders(prod.trailers ?? [], test.trailers ?? [], opts) : null;
+  const result =
+    prod.status !== test.status ? 'status_mismatch' : trailers?.length ? 'trailer_mismatch' : bodyDiffers ? 'body_mismatch' : headers.length ? 'header_mismatch' : 'match';
+  return trailers ? { result, headers, trailers, bodyDiffers } : { result, headers, bodyDiffers };
 }
 
 function sameBody(a: ResponseDigest, b: ResponseDigest, opts: CompareOptions): boolean {
@@ -91,6 +98,10 @@ export function isNoise(candidate: Comparison, baseline: Comparison): boolean {
       return baseline.result === 'status_mismatch';
     case 'body_mismatch':
       return baseline.bodyDiffers;
+    case 'trailer_mismatch': {
+      const b = new Set(baseline.trailers ?? []);
+      return (candidate.trailers ?? []).every((h) => b.has(h));
+    }
     case 'header_mismatch': {
       const b = new Set(baseline.headers);
       return candidate.headers.every((h) => b.has(h));

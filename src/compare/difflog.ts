@@ -28,6 +28,39 @@ export interface DiffEntry {
   test: ResponseDigest | null;
   /** Differing header names (lower case). */
   headers: string[];
+  /** Differing trailer names; absent when neither answer has trailers. */
+  trailers?: string[];
+  /** Set for a gRPC call (content-type application/grpc*): the method is its path. */
+  grpc?: boolean;
+}
+
+/**
+ * A gRPC answer's status: from its trailers, or from its headers when the server answered with
+ * trailers only (a call that fails at once sends one HEADERS block with grpc-status in it).
+ */
+export function grpcStatus(d: ResponseDigest | null): { code: string | null; message: string | null } {
+  if (!d) return { code: null, message: null };
+  const t = d.trailers ?? [];
+  const code = fieldValue(t, 'grpc-status') ?? fieldValue(d.headers, 'grpc-status');
+  const raw = fieldValue(t, 'grpc-message') ?? fieldValue(d.headers, 'grpc-message');
+  const message = raw === null ? null : percentDecoded(raw);
+  return { code, message: message !== null && message.length > MAX_VALUE ? `${message.slice(0, MAX_VALUE)}…` : message };
+}
+
+/** grpc-message is percent-encoded UTF-8 (gRPC over HTTP/2, "Responses"); one that does not decode is shown as sent. */
+function percentDecoded(v: string): string {
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    return v;
+  }
+}
+
+/** A field's values joined with ", " (RFC 9110 §5.3), or null when absent. */
+function fieldValue(h: string[], name: string): string | null {
+  let v: string | null = null;
+  for (let i = 0; i < h.length; i += 2) if (h[i] === name) v = v === null ? h[i + 1] : `${v}, ${h[i + 1]}`;
+  return v;
 }
 
 /**
@@ -53,7 +86,7 @@ export class DiffLog {
 
   diff(e: DiffEntry, snippetBytes: number): void {
     const values: Record<string, { production: string | null; test: string | null }> = {};
-    for (const h of e.headers) values[h] = { production: this.value(e.production, h), test: this.value(e.test, h) };
+    for (const h of e.headers) values[h] = { production: this.value(e.production?.headers, h), test: this.value(e.test?.headers, h) };
     const side = (d: ResponseDigest | null) =>
       d && { status: d.status, length: d.bodyLength, sha256: d.bodySha256, ...(snippetBytes > 0 ? { snippet: d.bodySnippet.subarray(0, snippetBytes).toString('utf8') } : {}) };
     this.line({
@@ -69,8 +102,16 @@ export class DiffLog {
       status: { production: e.production?.status ?? null, test: e.test?.status ?? null },
       headers: e.headers,
       headerValues: values,
+      ...(e.trailers ? this.trailerFields(e, e.trailers) : {}),
+      ...(e.grpc ? { grpc: { method: e.path, production: grpcStatus(e.production), test: grpcStatus(e.test) } } : {}),
       body: { production: side(e.production), test: side(e.test) },
     });
+  }
+
+  private trailerFields(e: DiffEntry, names: string[]): { trailers: string[]; trailerValues: Record<string, { production: string | null; test: string | null }> } {
+    const values: Record<string, { production: string | null; test: string | null }> = {};
+    for (const h of names) values[h] = { production: this.value(e.production?.trailers, h), test: this.value(e.test?.trailers, h) };
+    return { trailers: names, trailerValues: values };
   }
 
   /** Per destination: comparisons by result since the last stats line, and how many were noise. */
@@ -86,10 +127,8 @@ export class DiffLog {
     }
   }
 
-  private value(d: ResponseDigest | null, name: string): string | null {
-    if (!d) return null;
-    let v: string | null = null;
-    for (let i = 0; i < d.headers.length; i += 2) if (d.headers[i] === name) v = v === null ? d.headers[i + 1] : `${v}, ${d.headers[i + 1]}`;
+  private value(fields: string[] | undefined, name: string): string | null {
+    const v = fields ? fieldValue(fields, name) : null;
     if (v === null) return null;
     if (this.redact.has(name)) return '[redacted]';
     return v.length > MAX_VALUE ? `${v.slice(0, MAX_VALUE)}…` : v;

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import readline from 'node:readline';
 
-const MISMATCHES = ['status_mismatch', 'body_mismatch', 'header_mismatch'] as const;
+const MISMATCHES = ['status_mismatch', 'trailer_mismatch', 'body_mismatch', 'header_mismatch'] as const;
 
 export interface DiffLine {
   kind: 'diff';
@@ -20,7 +20,17 @@ export interface DiffLine {
   status: { production: number | null; test: number | null };
   headers: string[];
   headerValues: Record<string, { production: string | null; test: string | null }>;
+  /** HTTP/2 answers with trailers: the differing trailer names and their values. */
+  trailers?: string[];
+  trailerValues?: Record<string, { production: string | null; test: string | null }>;
+  /** A gRPC call: its method (the path) and each side's grpc-status and grpc-message. */
+  grpc?: { method: string; production: GrpcStatus; test: GrpcStatus };
   body: Record<'production' | 'test', { length: number; sha256: string; snippet?: string } | null>;
+}
+
+interface GrpcStatus {
+  code: string | null;
+  message: string | null;
 }
 
 export interface Report {
@@ -106,12 +116,24 @@ export function formatReport(r: Report): string {
 }
 
 function describe(d: DiffLine): string {
-  const head = `${d.method} ${d.path} → ${d.destination}: status ${d.status.production ?? '-'} vs ${d.status.test ?? '-'}`;
+  const head = d.grpc
+    ? `gRPC ${d.grpc.method} → ${d.destination}: grpc-status ${grpcText(d.grpc.production)} vs ${grpcText(d.grpc.test)}, status ${d.status.production ?? '-'} vs ${d.status.test ?? '-'}`
+    : `${d.method} ${d.path} → ${d.destination}: status ${d.status.production ?? '-'} vs ${d.status.test ?? '-'}`;
   if (d.result === 'unpaired') return `${head}; no ${d.unpaired?.side ?? '?'} answer (${d.unpaired?.reason ?? '?'})`;
   const parts = [head];
   if (d.result === 'body_mismatch' && d.body.production && d.body.test) {
     parts.push(`body ${d.body.production.length} B sha256 ${d.body.production.sha256.slice(0, 12)} vs ${d.body.test.length} B ${d.body.test.sha256.slice(0, 12)}`);
   }
-  if (d.headers.length) parts.push(`headers ${d.headers.map((h) => `${h} (${JSON.stringify(d.headerValues[h]?.production ?? null)} vs ${JSON.stringify(d.headerValues[h]?.test ?? null)})`).join(', ')}`);
+  if (d.trailers?.length) parts.push(`trailers ${fields(d.trailers, d.trailerValues ?? {})}`);
+  if (d.headers.length) parts.push(`headers ${fields(d.headers, d.headerValues)}`);
   return parts.join('; ');
+}
+
+function fields(names: string[], values: Record<string, { production: string | null; test: string | null }>): string {
+  return names.map((h) => `${h} (${JSON.stringify(values[h]?.production ?? null)} vs ${JSON.stringify(values[h]?.test ?? null)})`).join(', ');
+}
+
+function grpcText(s: GrpcStatus | undefined): string {
+  if (!s || s.code === null) return '-';
+  return s.message ? `${s.code} ${JSON.stringify(s.message)}` : s.code;
 }

@@ -3,20 +3,23 @@
  * mirrored server-to-client stream) and with each destination's answer, compares them, and
  * reports metrics and the diff log.
  *
- * Pairing is by order on each connection (HTTP/1.x answers in request order, pipelining
- * included). A connection is compared only when both of its directions were seen from their
- * start: after a midstream pickup nobody can tell which response answers which request, so those
- * requests count as `unpaired`. A response lost in the mirror makes its request unpaired; when
- * the response parser loses its place, the rest of the connection is unpaired.
+ * Pairing is by order on an HTTP/1.x connection (answers come in request order, pipelining
+ * included), and by stream id on an HTTP/2 one (production.ts tells which the server speaks; an
+ * h2c upgrade's request is stream 1). A connection is compared only when both of its directions
+ * were seen from their start: after a midstream pickup nobody can tell which response answers
+ * which request, so those requests count as `unpaired`. A response lost in the mirror (or an
+ * HTTP/2 stream reset) makes its request unpaired; when the response side loses its place (or
+ * HTTP/2's header compression state), the rest of the connection is unpaired.
  */
 import type { Logger } from 'pino';
 import type { HttpRequest } from '../http/types.js';
-import { HttpResponseParser, type ResponseDigest, type ResponseLossReason } from '../http/response.js';
-import { TlsGuard } from '../http/tls.js';
+import type { ResponseDigest, ResponseLossReason } from '../http/response.js';
 import type { FlowInfo, GapCause, StreamSink, TaintCause } from '../reassemble/stream.js';
 import type { AnswerSink } from '../replay/destination.js';
 import { compareResponses, isNoise, type CompareOptions, type CompareResult, type Comparison } from './compare.js';
 import type { DiffLog } from './difflog.js';
+import { h2AnswerReader } from './h2answers.js';
+import { ProductionSide, type AnswerLossReason, type H2AnswerReaderFactory, type ProductionEvents } from './production.js';
 import { compileRoutes, OTHER_ROUTE, pathOf } from './routes.js';
 
 export interface ShadowOptions {
@@ -38,13 +41,17 @@ export interface ShadowOptions {
   inactiveAfterMs?: number;
 }
 
+/** How a compared request travelled (the replay counters' protocol label, with gRPC apart): HTTP/1.x, HTTP/2, or gRPC (HTTP/2 with content-type application/grpc*). */
+export const SHADOW_PROTOCOLS = ['h1', 'h2', 'grpc'] as const;
+export type ShadowProtocol = (typeof SHADOW_PROTOCOLS)[number];
+
 /** What the stage reports, as it happens (metrics/compare.ts turns it into metrics). */
 export interface ShadowObserver {
   /** Comparison works (production's responses appear on the mirror), or no longer does. */
   active(on: boolean): void;
-  compared(destination: string, route: string, result: CompareResult, noise: boolean): void;
+  compared(destination: string, route: string, result: CompareResult, noise: boolean, protocol: ShadowProtocol): void;
   /** A production response seen on the mirror that could not be digested. */
-  lost(reason: ResponseLossReason): void;
+  lost(reason: AnswerLossReason): void;
   diffLogFailures(lines: number): void;
 }
 
@@ -59,6 +66,7 @@ export interface RequestSide {
 interface Exchange {
   method: string;
   target: string;
+  protocol: ShadowProtocol;
   admitted: boolean;
   /** undefined: waiting; null: none usable (prodLoss says why). */
   prod: ResponseDigest | null | undefined;
@@ -84,7 +92,14 @@ export class Shadow {
   private countsDirty = false;
   private sawResponseFlow = false;
 
-  constructor(readonly opts: ShadowOptions, private readonly metrics: ShadowObserver, private readonly diffLog: DiffLog | null, private readonly log: Logger) {
+  constructor(
+    readonly opts: ShadowOptions,
+    private readonly metrics: ShadowObserver,
+    private readonly diffLog: DiffLog | null,
+    private readonly log: Logger,
+    /** Reads production's HTTP/2 answers per stream (src/http2/). */
+    private readonly h2Answers: H2AnswerReaderFactory = h2AnswerReader,
+  ) {
     this.route = compileRoutes(opts.routes);
     this.candidates = opts.destinations.map((_, i) => i).filter((i) => i !== opts.baseline);
     metrics.active(false);
@@ -142,11 +157,7 @@ export class Shadow {
     c.respAttached = true;
     if (midstream) c.breakAll('midstream');
     const conn = c;
-    const parser = new HttpResponseParser(conn, { snippetBytes: this.opts.snippetBytes, captureJsonBytes: this.opts.captureJsonBytes });
-    // Production's side of a TLS connection (a ServerHello) is lost as `tls`, not `malformed`.
-    const guard = new TlsGuard(parser, midstream, (requests) => {
-      if (requests > 0) conn.onLost('tls', false);
-    });
+    const guard = new ProductionSide(conn, midstream, { snippetBytes: this.opts.snippetBytes, captureJsonBytes: this.opts.captureJsonBytes }, this.h2Answers);
     return {
       push: (b, o, l) => guard.push(b, o, l),
       gap: (n: number, cause?: GapCause) => guard.gap(n, cause),
@@ -217,12 +228,12 @@ export class Shadow {
     if (this.conns.get(c.key) === c) this.conns.delete(c.key);
   }
 
-  lost(reason: ResponseLossReason): void {
+  lost(reason: AnswerLossReason): void {
     this.metrics.lost(reason);
   }
 
   newExchange(req: HttpRequest | null): Exchange {
-    return { method: req?.method ?? '', target: req?.target ?? '', admitted: false, prod: undefined, prodLoss: '', answers: [], waiting: 0 };
+    return { method: req?.method ?? '', target: req?.target ?? '', protocol: protocolOf(req), admitted: false, prod: undefined, prodLoss: '', answers: [], waiting: 0 };
   }
 
   answerSinks(ex: Exchange): AnswerSink[] {
@@ -268,7 +279,7 @@ export class Shadow {
         result = cmp.result;
         if (result !== 'match' && base && typeof base === 'object') noise = isNoise(cmp, compareResponses(ex.prod, base, this.opts.compare));
       }
-      this.metrics.compared(dest, route, result, noise);
+      this.metrics.compared(dest, route, result, noise, ex.protocol);
       this.count(dest, result, noise);
       if (result !== 'match' && this.diffLog) {
         this.diffLog.diff(
@@ -283,6 +294,8 @@ export class Shadow {
             production: ex.prod ?? null,
             test: typeof a === 'object' ? a : null,
             headers: cmp?.headers ?? [],
+            ...(cmp?.trailers ? { trailers: cmp.trailers } : {}),
+            ...(ex.protocol === 'grpc' ? { grpc: true } : {}),
           },
           this.opts.snippetBytes,
         );
@@ -309,8 +322,14 @@ export class Shadow {
   }
 }
 
-/** One TCP connection: its requests in order, waiting for production's responses. */
-class Connection {
+/** Production's answer to an HTTP/2 stream whose request is not parsed yet, or why it was lost. */
+type EarlyStream = ResponseDigest | { lost: string };
+
+/**
+ * One TCP connection: its HTTP/1.x requests in order, or its HTTP/2 requests by stream, waiting
+ * for production's answers.
+ */
+class Connection implements ProductionEvents {
   reqAttached = false;
   respAttached = false;
   private reqEnded = false;
@@ -318,6 +337,14 @@ class Connection {
   private readonly pending: Exchange[] = [];
   /** Responses (or losses: null) that came before their request was parsed. */
   private readonly early: Array<ResponseDigest | null> = [];
+  /** HTTP/2: requests by stream id, and answers whose request is not parsed yet. */
+  private readonly streams = new Map<number, Exchange>();
+  private readonly earlyStreams = new Map<number, EarlyStream>();
+  /** The server speaks HTTP/2 here (its SETTINGS, or a 101 to h2c, was seen). */
+  private h2 = false;
+  /** A 101 to h2c came before the upgraded request was parsed: that request becomes stream 1. */
+  private awaitingUpgraded = false;
+  upgradedToH2 = false;
   /** Why pairing is over for this connection, or '' while it works. */
   private broken = '';
 
@@ -330,16 +357,27 @@ class Connection {
     s.noteRequest();
     const ex = s.newExchange(req);
     const sinks = s.answerSinks(ex);
-    this.attach(ex);
+    if (req.h2) {
+      // The request side switched too: it gives the upgraded request as stream 1 itself.
+      this.awaitingUpgraded = false;
+      this.attachStream(req.h2.streamId, ex);
+    } else if (this.awaitingUpgraded) this.attachUpgraded(ex);
+    else this.attach(ex);
     ex.admitted = submit(sinks);
     s.maybeFinish(ex);
   }
 
   dropped(n: number): void {
-    for (let i = 0; i < n; i++) this.attach(this.stage.newExchange(null));
+    // HTTP/2 drops name no stream: their answers wait unclaimed among earlyStreams and age out.
+    if (this.h2 && !this.awaitingUpgraded) return;
+    for (let i = 0; i < n; i++) {
+      const ex = this.stage.newExchange(null);
+      if (this.awaitingUpgraded) this.attachUpgraded(ex);
+      else this.attach(ex);
+    }
   }
 
-  // ResponseParserEvents
+  // ResponseParserEvents (HTTP/1.x)
 
   requestMethod(): string | null {
     const ex = this.pending[0];
@@ -347,6 +385,7 @@ class Connection {
   }
 
   onResponse(d: ResponseDigest): void {
+    if (d.status === 101 && upgradesToH2c(d)) return this.switchToH2();
     const ex = this.pending.shift();
     if (ex) this.settle(ex, d, '');
     else if (this.early.length < MAX_EARLY) this.early.push(d);
@@ -369,6 +408,27 @@ class Connection {
     this.breakAll('upgraded');
   }
 
+  // H2AnswerEvents
+
+  h2Detected(): void {
+    this.h2 = true;
+  }
+
+  answer(id: number, d: ResponseDigest): void {
+    this.streamSettled(id, d, '');
+  }
+
+  streamLost(id: number, reason: AnswerLossReason): void {
+    this.stage.lost(reason);
+    this.streamSettled(id, null, `response_${reason}`);
+  }
+
+  connectionLost(reason: AnswerLossReason, midstream = false): void {
+    if (midstream) return this.breakAll('midstream');
+    this.stage.lost(reason);
+    this.breakAll(`response_${reason}`);
+  }
+
   // lifecycle
 
   requestEnded(): void {
@@ -386,7 +446,11 @@ class Connection {
   breakAll(why: string): void {
     if (!this.broken) this.broken = why;
     this.early.length = 0;
+    this.earlyStreams.clear();
     for (const ex of this.pending.splice(0)) this.settle(ex, null, why);
+    const open = [...this.streams.values()];
+    this.streams.clear();
+    for (const ex of open) this.settle(ex, null, why);
   }
 
   private attach(ex: Exchange): void {
@@ -400,9 +464,53 @@ class Connection {
       return;
     }
     this.pending.push(ex);
-    const max = this.stage.opts.maxPendingPerConnection ?? 128;
     // So many unanswered requests: responses are not coming (or pairing is lost); stop guessing.
-    if (this.pending.length > max) this.breakAll('too_many_pending');
+    if (this.pending.length > this.maxPending()) this.breakAll('too_many_pending');
+  }
+
+  private attachStream(id: number, ex: Exchange): void {
+    if (this.broken) return this.settle(ex, null, this.broken);
+    const early = this.earlyStreams.get(id);
+    if (early !== undefined) {
+      this.earlyStreams.delete(id);
+      return 'lost' in early ? this.settle(ex, null, early.lost) : this.settle(ex, early, '');
+    }
+    if (this.streams.has(id)) return this.settle(ex, null, 'duplicate_stream');
+    this.streams.set(id, ex);
+    if (this.streams.size > this.maxPending()) this.breakAll('too_many_pending');
+  }
+
+  /** The request of an h2c upgrade: answered on stream 1. */
+  private attachUpgraded(ex: Exchange): void {
+    this.awaitingUpgraded = false;
+    this.attachStream(1, ex);
+  }
+
+  /** 101 to h2c: the oldest request waiting is the upgraded one (stream 1); HTTP/1.x answers end here. */
+  private switchToH2(): void {
+    this.h2 = true;
+    this.upgradedToH2 = true;
+    const ex = this.pending.shift();
+    if (ex) this.attachStream(1, ex);
+    else this.awaitingUpgraded = true;
+    // Pipelined after the upgrade request: a server that switches answers none of them (RFC 9110 §7.8).
+    for (const later of this.pending.splice(0)) this.settle(later, null, 'upgraded');
+  }
+
+  private streamSettled(id: number, d: ResponseDigest | null, why: string): void {
+    if (this.broken) return;
+    const ex = this.streams.get(id);
+    if (ex) {
+      this.streams.delete(id);
+      return this.settle(ex, d, why);
+    }
+    // The request is not parsed yet, or never will be (its stream was dropped): keep a few, oldest out first.
+    this.earlyStreams.set(id, d ?? { lost: why });
+    if (this.earlyStreams.size > this.maxPending()) this.earlyStreams.delete(this.earlyStreams.keys().next().value!);
+  }
+
+  private maxPending(): number {
+    return this.stage.opts.maxPendingPerConnection ?? 128;
   }
 
   private settle(ex: Exchange, d: ResponseDigest | null, why: string): void {
@@ -410,6 +518,21 @@ class Connection {
     ex.prodLoss = why;
     this.stage.maybeFinish(ex);
   }
+}
+
+/** Does a 101 switch to HTTP/2 over cleartext (RFC 7540 §3.2)? */
+function upgradesToH2c(d: ResponseDigest): boolean {
+  for (let i = 0; i < d.headers.length; i += 2) if (d.headers[i] === 'upgrade' && /(^|,)\s*h2c\s*($|,)/i.test(d.headers[i + 1])) return true;
+  return false;
+}
+
+/** gRPC when the request's content-type is application/grpc (or +proto, +json, ...). */
+function protocolOf(req: HttpRequest | null): ShadowProtocol {
+  if (!req?.h2) return 'h1';
+  for (let i = 0; i < req.headers.length; i += 2) {
+    if (req.headers[i].toLowerCase() === 'content-type' && /^application\/grpc(\+|;|$)/i.test(req.headers[i + 1])) return 'grpc';
+  }
+  return 'h2';
 }
 
 function connKey(i: FlowInfo): string {

@@ -71,6 +71,11 @@ export class HttpResponseParser implements StreamSink, ReplyEvents {
   private readonly answer: AnswerDigest;
   /** The current response was lost; its body is skipped by framing to stay in sync. */
   private discarding = false;
+  /**
+   * Where the bytes after a switch go when the connection changed to a protocol someone reads
+   * (101 with Upgrade: h2c): set from onTunnel; unset, they are ignored.
+   */
+  tunnel: StreamSink | null = null;
 
   constructor(private readonly events: ResponseParserEvents, opts: ResponseParserOptions = {}) {
     this.framer = new ReplyFramer(this, { maxHeadBytes: opts.maxHeadBytes });
@@ -78,21 +83,32 @@ export class HttpResponseParser implements StreamSink, ReplyEvents {
   }
 
   get bufferedBytes(): number {
-    return this.framer.bufferedBytes + this.answer.bufferedBytes;
+    return this.framer.bufferedBytes + this.answer.bufferedBytes + (this.tunnel?.bufferedBytes ?? 0);
   }
 
   get pendingBytes(): number {
-    return this.framer.pendingBytes;
+    return this.tunnel?.pendingBytes ?? this.framer.pendingBytes;
   }
 
   push(buf: Uint8Array, off: number, len: number): void {
+    if (this.tunnel) return this.tunnel.push(buf, off, len);
     if (len <= 0 || this.framer.stopped) return;
     const d = Buffer.from(buf.buffer, buf.byteOffset + off, len);
     let p = 0;
-    while (p < len) p = this.framer.push(d, p, len);
+    while (p < len) {
+      p = this.framer.push(d, p, len);
+      // onTunnel may have set a reader for what follows the 101, in this same push.
+      const after = this.switchedTo();
+      if (after && p < len) return after.push(buf, off + p, len - p);
+    }
   }
 
-  gap(bytes: number, _cause?: GapCause): void {
+  private switchedTo(): StreamSink | null {
+    return this.tunnel;
+  }
+
+  gap(bytes: number, cause?: GapCause): void {
+    if (this.tunnel) return this.tunnel.gap(bytes, cause);
     if (bytes <= 0 || this.framer.stopped) return;
     if (this.framer.canStepOver(bytes)) {
       // The body's length is known: step over the hole and stay in sync.
@@ -105,7 +121,8 @@ export class HttpResponseParser implements StreamSink, ReplyEvents {
     this.events.onLost('gap', false);
   }
 
-  taint(_cause: TaintCause): void {
+  taint(cause: TaintCause): void {
+    if (this.tunnel) return this.tunnel.taint(cause);
     if (this.framer.stopped) return;
     this.framer.stop();
     this.events.onLost('overlap_conflict', false);
@@ -114,6 +131,7 @@ export class HttpResponseParser implements StreamSink, ReplyEvents {
   stalled(): void {}
 
   end(): void {
+    if (this.tunnel) return this.tunnel.end();
     if (this.framer.stopped) return;
     if (!this.framer.end() && !this.discarding) this.events.onLost('incomplete', false);
   }
