@@ -78,7 +78,7 @@ test('a recording of a lab run: tshark reads it cleanly; replayed from the direc
   assert.deepEqual(c.unexpected, []);
   assert.deepEqual(c.mismatches, []);
   assert.equal(c.matched, prod.length);
-  assert.match(stderr, new RegExp(`replayed ${prod.length}; dropped 0`));
+  assert.match(stderr, new RegExp(`replayed ${prod.length} \\(h1 ${prod.length}\\); dropped 0`));
 });
 
 test('real captures of the same run (tcpdump: pcap, Linux cooked; tshark: pcapng) replay every request once', { skip: skip || (captures.length === 0 && !has('tcpdump') && !has('tshark') && 'neither tcpdump nor tshark is installed'), timeout: 300_000 }, async () => {
