@@ -21,8 +21,9 @@
  * Only client-initiated (odd) streams are reported; pushed streams (PUSH_PROMISE) are decoded for
  * the header state and otherwise ignored.
  *
- * Which connections are HTTP/2: Http1Or2 (switch.ts, the client side) calls its onHttp2(how) once
- * when it knows: 'prior_knowledge', 'upgrade' (use `afterUpgrade`) or 'midstream' (use `midstream`).
+ * Which connections are HTTP/2 is decided on the server's side by shadow testing
+ * (src/compare/production.ts): a first SETTINGS frame (prior knowledge), or a 101 to an h2c upgrade
+ * (use `afterUpgrade`); the mirror may deliver the server's first bytes before the client's preface.
  *
  * Where the bytes start: at the server's first frame (prior knowledge: its SETTINGS), or, with
  * `afterUpgrade`, at the `HTTP/1.1 101` answer to an h2c upgrade, whose head is skipped; the
