@@ -7,12 +7,9 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { H1Pool, type H1Exchange, type H1Failure, type H1Request } from '../../src/replay/h1-client.js';
 import { BadResponseError, ReplayTimeoutError, ShutdownError } from '../../src/errors.js';
+import { selfSignedPair } from '../../scripts/lab/cert.js';
 
 interface Seen {
   conn: number;
@@ -454,20 +451,8 @@ test('abort ends the exchange with the given error and frees its connection; des
   assert.equal(pool.open, 0);
 });
 
-function selfSigned(): { key: Buffer; cert: Buffer } | null {
-  const dir = mkdtempSync(join(tmpdir(), 'mr-h1-tls-'));
-  try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
-    return { key: readFileSync(join(dir, 'k.pem')), cert: readFileSync(join(dir, 'c.pem')) };
-  } catch {
-    return null;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 test('https with a self-signed certificate: refused by default, replayed with tlsInsecure, kept alive', async (t) => {
-  const creds = selfSigned();
+  const creds = selfSignedPair();
   if (!creds) {
     if (process.env.CI === 'true') assert.fail('openssl is needed to make a test certificate');
     t.skip('openssl not found: cannot make a self-signed certificate');

@@ -4,17 +4,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ConfigError } from '../../src/errors.js';
 import type { ResponseDigest } from '../../src/http/response.js';
 import { Destination, parseDestination, type AnswerSink, type OutgoingRequest } from '../../src/replay/destination.js';
 import type { DropReason, ReplayObserver } from '../../src/replay/outcome.js';
+import { selfSignedPair } from '../../scripts/lab/cert.js';
 
 export class Outcomes implements ReplayObserver {
   drops: Record<string, number> = {};
@@ -317,20 +314,8 @@ test('a request of the other protocol is dropped as protocol_mismatch, never tra
   assert.equal(s.seen.length, 1);
 });
 
-function selfSigned(): { key: Buffer; cert: Buffer } | null {
-  const dir = mkdtempSync(join(tmpdir(), 'mr-h2-tls-'));
-  try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
-    return { key: readFileSync(join(dir, 'k.pem')), cert: readFileSync(join(dir, 'c.pem')) };
-  } catch {
-    return null;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 test('h2 over TLS: ALPN h2 negotiated; a self-signed certificate refused by default, accepted with tlsInsecure; :scheme https', async (t) => {
-  const creds = selfSigned();
+  const creds = selfSignedPair();
   if (!creds) {
     if (process.env.CI === 'true') assert.fail('openssl is needed to make a test certificate');
     t.skip('openssl not found: cannot make a self-signed certificate');
