@@ -17,9 +17,9 @@ import type { HttpRequest } from '../../src/http/types.js';
 import type { ResponseDigest } from '../../src/http/response.js';
 import type { AnswerSink } from '../../src/replay/destination.js';
 import { NO_FILTERS } from '../../src/replay/filters.js';
-import type { DropReason, ReplayObserver } from '../../src/replay/outcome.js';
 import { NO_REWRITES } from '../../src/replay/rewrite.js';
 import { Replayer } from '../../src/replay/replayer.js';
+import { Outcomes } from '../fixtures/outcomes.js';
 
 const PROTO = `syntax = "proto3";
 package mr.test;
@@ -93,19 +93,6 @@ async function grpcServer() {
   );
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
   return { got, port, close: () => server.forceShutdown() };
-}
-
-class Outcomes implements ReplayObserver {
-  drops: Record<string, number> = {};
-  replayedN = 0;
-  dropped(reason: DropReason, count = 1) {
-    this.drops[reason] = (this.drops[reason] ?? 0) + count;
-  }
-  replayed() {
-    this.replayedN++;
-  }
-  error() {}
-  altered() {}
 }
 
 function sink(): AnswerSink & { got: ResponseDigest | null; reason: string | null } {

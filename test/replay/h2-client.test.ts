@@ -10,36 +10,8 @@ import net from 'node:net';
 import { ConfigError } from '../../src/errors.js';
 import type { ResponseDigest } from '../../src/http/response.js';
 import { Destination, parseDestination, type AnswerSink, type OutgoingRequest } from '../../src/replay/destination.js';
-import type { DropReason, ReplayObserver } from '../../src/replay/outcome.js';
 import { selfSignedPair } from '../../scripts/lab/cert.js';
-
-export class Outcomes implements ReplayObserver {
-  drops: Record<string, number> = {};
-  statuses: number[] = [];
-  errors: string[] = [];
-  retries = 0;
-  dropped(reason: DropReason, count = 1) {
-    this.drops[reason] = (this.drops[reason] ?? 0) + count;
-  }
-  replayed(_d: string, status: number) {
-    this.statuses.push(status);
-  }
-  error(_d: string, code: string) {
-    this.errors.push(code);
-  }
-  altered() {}
-  retried() {
-    this.retries++;
-  }
-  get total() {
-    return this.statuses.length + Object.values(this.drops).reduce((a, b) => a + b, 0);
-  }
-}
-
-export async function settle(out: Outcomes, n: number, ms = 10_000) {
-  const end = Date.now() + ms;
-  while (out.total < n && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
-}
+import { Outcomes, settle } from '../fixtures/outcomes.js';
 
 interface Seen {
   raw: string[];

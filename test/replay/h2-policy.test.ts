@@ -10,22 +10,9 @@ import http2 from 'node:http2';
 import type net from 'node:net';
 import type { HttpRequest } from '../../src/http/types.js';
 import { NO_FILTERS } from '../../src/replay/filters.js';
-import type { DropReason, ReplayObserver } from '../../src/replay/outcome.js';
 import { NO_REWRITES } from '../../src/replay/rewrite.js';
 import { Replayer, type ReplayOptions } from '../../src/replay/replayer.js';
-
-class Outcomes implements ReplayObserver {
-  drops: Record<string, number> = {};
-  replayedN = 0;
-  dropped(reason: DropReason, count = 1) {
-    this.drops[reason] = (this.drops[reason] ?? 0) + count;
-  }
-  replayed() {
-    this.replayedN++;
-  }
-  error() {}
-  altered() {}
-}
+import { Outcomes } from '../fixtures/outcomes.js';
 
 async function server() {
   const got: string[][] = [];
