@@ -47,7 +47,6 @@ export class Flow {
   closed = false;
   /** Closed by a reset the receiver accepted: a SYN after it starts a new connection, even with the same ISN. */
   closedByRst = false;
-  closedAt = 0;
   lastSeen = 0;
 
   held: HeldSegment[] = [];

@@ -5,6 +5,7 @@ import { peerSegment } from './peer.js';
 import { judgeReset, type SideView } from './reset.js';
 import { seqAdd, seqDiff } from './seq.js';
 import { ENDED_SINK, type GapCause, type SinkFactory } from './stream.js';
+import { type Tomb, Tombs } from './tombs.js';
 
 /** Reassembly events, counted by name (see README: metrics). */
 export const REASSEMBLY_EVENTS = [
@@ -100,6 +101,8 @@ const MAX_WINDOW = 1 << 30;
 export class FlowTable {
   readonly events = new Float64Array(REASSEMBLY_EVENTS.length);
   private readonly buckets = new Map<number, Flow>();
+  /** Closed flows, lingering (closedLingerMs) to recognise late copies. */
+  private readonly tombs = new Tombs();
   private count = 0;
   private open = 0;
   private heldTotal = 0;
@@ -119,7 +122,7 @@ export class FlowTable {
   }
   /** Flows in the table, including closed ones kept for a while to absorb retransmissions. */
   get flowCount(): number {
-    return this.count;
+    return this.count + this.tombs.size;
   }
   get openFlows(): number {
     return this.open;
@@ -152,12 +155,13 @@ export class FlowTable {
     if (!f) {
       // A bare ACK, keep-alive probe, RST or FIN of a connection we don't know: nothing to replay.
       if (flags & TCP_RST || (p.payloadLength === 0 && p.payloadMissing === 0)) return;
+      if (this.tombs.size && this.tombs.find(p, hash)) {
+        ev[E.after_close]++;
+        return;
+      }
       f = this.create(p, hash, now, true);
       f.nextSeq = p.seq;
       f.own.signed = p.signed;
-    } else if (f.closed) {
-      if (p.payloadLength || p.payloadMissing) ev[E.after_close]++;
-      return;
     }
     if (flags & TCP_RST) {
       this.reset(f, p, f.own, f.nextSeq, f.maxEnd(), now);
@@ -179,16 +183,17 @@ export class FlowTable {
   private syn(f: Flow | null, p: Packet, hash: number, now: number): void {
     // The same ISN again is a retransmission, unless a reset ended that connection: then the
     // client (or a tool replaying it) is opening a new one.
-    if (f && f.synSeen && f.isn === p.seq && !f.closedByRst) {
+    const old = f ?? (this.tombs.size ? this.tombs.find(p, hash) : null);
+    if (old && old.synSeen && old.isn === p.seq && !old.closedByRst) {
       this.events[E.retransmitted]++;
-      if (!f.closed) f.lastSeen = now;
+      if (f) f.lastSeen = now;
       return;
     }
-    if (f) {
+    if (old) {
       // Port reuse (or a SYN after a midstream pickup): the old connection is over.
       this.events[E.flows_reused]++;
-      if (!f.closed) this.close(f, now, E.flows_closed_fin);
-      this.unlink(f);
+      if (f) this.close(f, now, E.flows_closed_fin, false);
+      else this.tombs.remove(old as Tomb);
     }
     f = this.create(p, hash, now, false);
     f.synSeen = true;
@@ -231,14 +236,14 @@ export class FlowTable {
   /** Expire idle flows, give up holes that waited too long, forget closed flows. */
   sweep(now: number): void {
     const o = this.opts;
+    this.tombs.expire(now, o.closedLingerMs);
     for (const head of [...this.buckets.values()]) {
       for (let f: Flow | null = head; f; ) {
         const nextF: Flow | null = f.next;
         if (f.closed) {
-          if (now - f.closedAt > o.closedLingerMs) this.unlink(f);
+          // Closed during this sweep (a hole given up before its FIN): already out of the table.
         } else if (now - f.lastSeen > o.idleTimeoutMs) {
-          this.end(f, now);
-          this.unlink(f);
+          this.end(f, now, false);
         } else if ((f.held.length || f.finSeen) && now - f.holeSince > o.holeTimeoutMs) {
           this.giveUpHole(f, now);
         } else if (!f.stallSignalled && f.held.length === 0 && now - f.lastData > o.holeTimeoutMs) {
@@ -270,9 +275,9 @@ export class FlowTable {
    * The flow ends with no more segments to come (idle, shutdown, end of a pcap): its holes will
    * never fill, so give them up first; what lies behind them is parsed and what is lost counted.
    */
-  private end(f: Flow, now: number): void {
+  private end(f: Flow, now: number, linger: boolean): void {
     while (!f.closed && (f.held.length || (f.finSeen && seqDiff(f.finSeq, f.nextSeq) > 0))) this.giveUpHole(f, now);
-    if (!f.closed) this.close(f, now, E.flows_expired);
+    if (!f.closed) this.close(f, now, E.flows_expired, linger);
   }
 
   /** End every flow (shutdown, or end of a pcap file). */
@@ -280,11 +285,11 @@ export class FlowTable {
     for (const head of [...this.buckets.values()]) {
       for (let f: Flow | null = head; f; ) {
         const nextF: Flow | null = f.next;
-        if (!f.closed) this.end(f, now);
-        this.unlink(f);
+        if (!f.closed) this.end(f, now, false);
         f = nextF;
       }
     }
+    this.tombs.clear();
   }
 
   private data(f: Flow, p: Packet, seq: number, now: number): void {
@@ -594,11 +599,11 @@ export class FlowTable {
     }
   }
 
-  private close(f: Flow, now: number, reason: number): void {
+  /** Ends the flow and takes it out of the table; with `linger`, its tomb stays for closedLingerMs. */
+  private close(f: Flow, now: number, reason: number, linger = true): void {
     this.events[reason]++;
     this.open--;
     f.closed = true;
-    f.closedAt = now;
     this.heldTotal -= f.heldBytes;
     f.held = [];
     f.heldBytes = 0;
@@ -608,10 +613,12 @@ export class FlowTable {
     // A closed flow lingers only to recognise late copies: its parser would be ~2 KB held for nothing.
     f.sink = ENDED_SINK;
     f.peer = null;
+    this.unlink(f);
+    if (linger) this.tombs.bury(f, now);
   }
 
   private create(p: Packet, hash: number, now: number, midstream: boolean): Flow {
-    if (this.count >= this.opts.maxFlows) this.evictOldest(now);
+    if (this.count + this.tombs.size >= this.opts.maxFlows) this.evictOldest(now);
     const f = new Flow();
     f.ipVersion = p.ipVersion;
     f.vni = p.vni;
@@ -635,13 +642,12 @@ export class FlowTable {
     return f;
   }
 
+  /** The table is full: forget the oldest closed flow, or else end the longest idle one. */
   private evictOldest(now: number): void {
+    if (this.tombs.dropOldest()) return;
     let oldest: Flow | null = null;
-    for (const head of this.buckets.values())
-      for (let f: Flow | null = head; f; f = f.next) if (!oldest || (f.closed ? 0 : 1) < (oldest.closed ? 0 : 1) || f.lastSeen < oldest.lastSeen) oldest = f;
-    if (!oldest) return;
-    if (!oldest.closed) this.close(oldest, now, E.flows_evicted);
-    this.unlink(oldest);
+    for (const head of this.buckets.values()) for (let f: Flow | null = head; f; f = f.next) if (!oldest || f.lastSeen < oldest.lastSeen) oldest = f;
+    if (oldest) this.close(oldest, now, E.flows_evicted, false);
   }
 
   private unlink(f: Flow): void {

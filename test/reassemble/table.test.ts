@@ -273,6 +273,41 @@ test('idle flows expire and their sink is ended; closed flows linger then go', (
   assert.equal(table.flowCount, 0);
 });
 
+test('churn: every closed connection lingers; its late copies, SYN retransmission and port reuse are told apart', () => {
+  const { sinks, feed, table } = harness({ closedLingerMs: 1000, maxFlows: 3000 });
+  const N = 2000;
+  for (let i = 0; i < N; i++) {
+    feed({ seq: 100, flags: TCP_SYN, sport: 10_000 + i }, i);
+    feed({ seq: 101, data: 'GET / HTTP/1.0\r\n\r\n', flags: TCP_ACK | TCP_PSH | TCP_FIN, sport: 10_000 + i }, i);
+  }
+  assert.equal(table.openFlows, 0);
+  assert.equal(table.flowCount, N, 'every closed flow lingers');
+  assert.equal(table.event('flows_closed_fin'), N);
+  feed({ seq: 101, data: 'GET / HTTP/1.0\r\n\r\n', sport: 10_000 }, N);
+  assert.equal(table.event('after_close'), 1, 'a late copy is not a new midstream flow');
+  assert.equal(table.event('flows_midstream'), 0);
+  feed({ seq: 100, flags: TCP_SYN, sport: 10_001 }, N);
+  assert.equal(table.event('retransmitted'), 1, 'the same ISN again is a retransmitted SYN');
+  assert.equal(sinks.length, N);
+  feed({ seq: 5000, flags: TCP_SYN, sport: 10_002 }, N);
+  feed({ seq: 5001, data: 'next', sport: 10_002 }, N);
+  assert.equal(table.event('flows_reused'), 1);
+  assert.equal(sinks.at(-1)!.text, 'next', 'a new ISN on the same ports is a new connection');
+  assert.equal(table.flowCount, N, 'the new connection took its tomb\'s place');
+  // Full table: the oldest tomb goes first, the open flow stays.
+  for (let i = 0; i < 1500; i++) feed({ seq: 7, flags: TCP_SYN, sport: 20_000 + i }, N + 1);
+  assert.equal(table.flowCount, 3000);
+  assert.equal(table.openFlows, 1501);
+  assert.equal(table.event('flows_evicted'), 0);
+  // Linger over: tombs go oldest first, and only those.
+  table.sweep(N + 990);
+  assert.equal(table.flowCount, 1501 + 10, 'the tombs closed at 1990..1999 are left');
+  table.sweep(N + 1500);
+  assert.equal(table.flowCount, 1501);
+  feed({ seq: 101, data: 'late', sport: 10_000 }, N + 1500);
+  assert.equal(table.event('flows_midstream'), 1, 'after the linger a copy is taken for a new connection');
+});
+
 test('port reuse: a new SYN ends the old connection and starts fresh', () => {
   const { sinks, feed, table } = harness();
   feed({ seq: 0, flags: TCP_SYN });
