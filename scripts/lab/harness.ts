@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_ENV, NODE_FLAGS } from '../../src/cli/node-flags.js';
 
 /** Repository root (this file is dist/scripts/lab/harness.js once built). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -68,9 +69,9 @@ export class Lab {
     return r.stdout;
   }
 
-  spawnIn(role: Role, cmd: string, args: string[], out?: string): ChildProcess {
+  spawnIn(role: Role, cmd: string, args: string[], out?: string, env: Record<string, string> = {}): ChildProcess {
     const fd = out ? fs.openSync(out, 'a') : 'ignore';
-    const p = spawn('ip', ['netns', 'exec', this.ns(role), cmd, ...args], { stdio: ['ignore', out ? fd : 'pipe', out ? fd : 'pipe'] });
+    const p = spawn('ip', ['netns', 'exec', this.ns(role), cmd, ...args], { stdio: ['ignore', out ? fd : 'pipe', out ? fd : 'pipe'], env: { ...process.env, ...env } });
     if (typeof fd === 'number') fs.closeSync(fd);
     if (p.pid) this.procs.set(p.pid, p);
     p.on('exit', () => p.pid && this.procs.delete(p.pid));
@@ -121,7 +122,7 @@ export class Lab {
     const log = opts.log ?? this.daemonLog;
     const dests = (opts.destinations ?? [`http://${TEST_HOST}`]).flatMap((d) => ['-destination', d]);
     const args = [DAEMON, ...dests, '--metrics-host', '127.0.0.1', '--metrics-port', '9464', '--log-level', 'warn', ...extra];
-    const daemon = this.spawnIn(role, NODE, args, log);
+    const daemon = this.spawnIn(role, NODE, [...NODE_FLAGS, ...args], log, NODE_ENV);
     if (role === 'adapter') this.daemon = daemon;
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline) {

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_ENV, NODE_FLAGS } from '../../src/cli/node-flags.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const INSTALL = path.join(ROOT, 'scripts/install-systemd.sh');
@@ -27,7 +28,8 @@ test('install-systemd.sh writes units with paths filled in, and default configur
   assert.equal(r.status, 0, r.stderr);
   const unit = fs.readFileSync(path.join(r.root, 'etc/systemd/system/mirror-replay.service'), 'utf8');
   assert.ok(!unit.includes('@PREFIX@') && !unit.includes('@NODE@'));
-  assert.ok(unit.includes(`ExecStart=${process.execPath} ${ROOT}/dist/src/cli/main.js --config /etc/mirror-replay/config.yaml`));
+  assert.ok(unit.includes(`ExecStart=${process.execPath} ${NODE_FLAGS.join(' ')} ${ROOT}/dist/src/cli/main.js --config /etc/mirror-replay/config.yaml`));
+  for (const [k, v] of Object.entries(NODE_ENV)) assert.ok(unit.includes(`Environment=${k}=${v}`), `mirror-replay.service sets ${k}`);
   for (const k of ['Type=notify', 'AmbientCapabilities=CAP_NET_RAW', 'CapabilityBoundingSet=CAP_NET_RAW', 'DynamicUser=yes', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'PrivateTmp=yes', 'ProtectKernelTunables=yes', 'ProtectKernelModules=yes', 'ProtectKernelLogs=yes', 'RestrictAddressFamilies=AF_PACKET AF_INET AF_INET6 AF_NETLINK AF_UNIX', 'SystemCallFilter=@system-service', 'Restart=on-failure', 'WatchdogSec=']) {
     assert.ok(unit.includes(k), `mirror-replay.service has ${k}`);
   }
