@@ -68,15 +68,16 @@ const POLL_MS = 100;
  * a poll runs on a pool thread, so each costs two thread wake-ups and a loop wake-up (100 µs and
  * more of CPU in a VM), once per block while traffic is steady. A nap takes every block that
  * filled in the meantime at one wake-up; a nap that finds none goes back to poll. It delays
- * frames by at most NAP_MAX_MS, against the retire timeout's 100 ms; and lasts no longer than a
- * quarter of the ring takes to fill at NAP_LINK_BYTES_PER_MS (10 Gbit/s), so a small ring polls.
+ * frames by at most NAP_MAX_MS, against the retire timeout's 100 ms; and lasts no longer than half
+ * the ring takes to fill at NAP_LINK_BYTES_PER_MS (10 Gbit/s), so a small ring polls. Each wake-up
+ * costs ~150 µs of CPU here: at 100k frames/s, 20 ms naps instead of 10 ms save ~75 ns a frame.
  */
-const NAP_MAX_MS = 10;
+const NAP_MAX_MS = 20;
 const NAP_LINK_BYTES_PER_MS = 1.25e6;
 
 /** How long a ring of `ringBytes` naps between blocks (0: it polls). */
 export function napMs(ringBytes: number): number {
-  return Math.min(NAP_MAX_MS, Math.floor(ringBytes / 4 / NAP_LINK_BYTES_PER_MS));
+  return Math.min(NAP_MAX_MS, Math.floor(ringBytes / 2 / NAP_LINK_BYTES_PER_MS));
 }
 /** While blocks are ready back to back, let timers and I/O run at least this often. */
 const YIELD_MS = 1;
