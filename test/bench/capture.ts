@@ -15,7 +15,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { Lab, ROOT } from '../../scripts/lab/harness.js';
-import { benchArgs, printTable, procCpuSeconds, QUICK, sleep, type Row } from './util.js';
+import { DEFAULT_RING_MIB } from '../../src/capture/ring.js';
+import { benchArgs, fmt, printTable, procCpuSeconds, QUICK, sleep, type Row } from './util.js';
 
 const ADAPTER = '10.213.2.2';
 const FLOWS = 64;
@@ -80,6 +81,8 @@ export async function main(): Promise<void> {
         'send errors': r.errors,
       });
     }
+    const use = lab.daemonUsage();
+    notes.push(`daemon peak RSS over all steps: ${fmt(use.peakRssMiB, 1)} MiB (VmHWM, the ${DEFAULT_RING_MIB} MiB ring included).`);
     const tooLarge = lab.metric('mirror_replay_requests_dropped_total', 'reason="http_body_too_large"');
     notes.push(`requests counted as http_body_too_large: ${tooLarge} (expected one per flow: ${FLOWS * steps.length}); parsed ${lab.metric('mirror_replay_requests_parsed_total')}.`);
   } finally {
