@@ -6,6 +6,7 @@ import { HTTP_DROP_REASONS } from '../http/types.js';
 import { parseDestination, protocolLabel } from '../replay/destination.js';
 import { DESTINATION_DROP_REASONS, DROP_REASONS, STATUS_CLASSES, type DropReason, type ReplayObserver } from '../replay/outcome.js';
 import { REASSEMBLY_EVENTS } from '../reassemble/table.js';
+import { SeriesHistogram, type HistogramSeries } from './histogram.js';
 
 /** What the metrics read at scrape time from the stages (plain numbers: no per-packet cost). */
 export interface PipelineProbe {
@@ -126,9 +127,11 @@ function destinationProtocols(destinations: string[]): Map<string, Protocol> {
 }
 
 interface DestinationChildren {
-  /** By status class, in STATUS_CLASSES order. */
-  replayed: client.Counter.Internal[];
-  latency: client.Histogram.Internal<'destination'>;
+  /** Replayed and answered by status class (STATUS_CLASSES order), and how many of them prom-client was told at scrape. */
+  replayed: Float64Array;
+  told: Float64Array;
+  protocol: Protocol;
+  latency: HistogramSeries;
   dropped: Map<string, client.Counter.Internal>;
 }
 
@@ -138,12 +141,12 @@ export class Metrics implements ReplayObserver {
   private readonly droppedTotal: client.Counter<'reason'>;
   private readonly dropChildren = new Map<string, client.Counter.Internal>();
   private readonly replayedTotal: client.Counter<'destination' | 'status_class' | 'protocol'>;
-  private readonly latency: client.Histogram<'destination'>;
+  private readonly latency: SeriesHistogram;
   private readonly errors: client.Counter<'destination' | 'code'>;
   private readonly allErrors: client.Counter<'code'>;
   private readonly alteredTotal: client.Counter<'what'>;
-  private readonly parsedTotal: client.Counter<'protocol'>;
-  private readonly parsedChildren: Record<Protocol, client.Counter.Internal>;
+  /** Requests parsed, by protocol (PROTOCOLS order): an array increment per request, prom-client is told at scrape. */
+  private readonly parsedCounts = new Float64Array(PROTOCOLS.length);
   private readonly retriesTotal: client.Counter<'destination'>;
   /** Each destination's protocol label (a destination speaks one). */
   private readonly protocols: Map<string, Protocol>;
@@ -169,23 +172,21 @@ export class Metrics implements ReplayObserver {
     for (const c of this.dropChildren.values()) c.inc(0);
 
     this.protocols = destinationProtocols(destinations);
-    this.replayedTotal = new client.Counter({ name: 'mirror_replay_requests_replayed_total', help: 'Requests replayed and answered, by destination, status class and protocol (h1, h2)', labelNames: ['destination', 'status_class', 'protocol'], registers: [reg] });
+    this.replayedTotal = new client.Counter({ name: 'mirror_replay_requests_replayed_total', help: 'Requests replayed and answered, by destination, status class and protocol (h1, h2)', labelNames: ['destination', 'status_class', 'protocol'], registers: [reg], collect: () => this.tellReplayed() });
     for (const [d, p] of this.protocols) for (const s of STATUS_CLASSES) this.replayedTotal.inc({ destination: d, status_class: s, protocol: p }, 0);
     this.retriesTotal = new client.Counter({ name: 'mirror_replay_replay_retries_total', help: 'Requests sent a second time because the first try was not processed (see README), by destination', labelNames: ['destination'], registers: [reg] });
     for (const d of this.protocols.keys()) this.retriesTotal.inc({ destination: d }, 0);
 
     this.destinationDropped = new client.Counter({ name: 'mirror_replay_destination_dropped_total', help: 'Requests a destination did not get, by destination and reason (queue_full, timeout, connect_error, ...)', labelNames: ['destination', 'reason'], registers: [reg] });
     for (const d of destinations) for (const r of DESTINATION_DROP_REASONS) this.destinationDropped.inc({ destination: new URL(d).origin, reason: r }, 0);
-    this.latency = new client.Histogram({ name: 'mirror_replay_replay_duration_seconds', help: 'Time from sending a replayed request to the end of its response', labelNames: ['destination'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [reg] });
+    this.latency = new SeriesHistogram('mirror_replay_replay_duration_seconds', 'Time from sending a replayed request to the end of its response', [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]).register(reg);
     this.errors = new client.Counter({ name: 'mirror_replay_replay_errors_total', help: 'Replay failures by destination and error code', labelNames: ['destination', 'code'], registers: [reg] });
     for (const d of destinations) for (const c of REPLAY_ERROR_LABELS) this.errors.inc({ destination: new URL(d).origin, code: c }, 0);
     this.allErrors = new client.Counter({ name: 'mirror_replay_errors_total', help: 'Failures by error code (src/errors.ts), wherever they happened: replays, capture loops, reloads', labelNames: ['code'], registers: [reg] });
     for (const c of ERROR_LABELS) this.allErrors.inc({ code: c }, 0);
     this.alteredTotal = new client.Counter({ name: 'mirror_replay_requests_altered_total', help: 'Replayed requests whose framing had to change (see README)', labelNames: ['what'], registers: [reg] });
     this.alteredTotal.inc({ what: 'empty_body_framing' }, 0);
-    this.parsedTotal = new client.Counter({ name: 'mirror_replay_requests_parsed_total', help: 'Complete requests decoded from the mirrored traffic, by protocol (h1: HTTP/1.x, h2: HTTP/2)', labelNames: ['protocol'], registers: [reg] });
-    this.parsedChildren = { h1: this.parsedTotal.labels('h1'), h2: this.parsedTotal.labels('h2') };
-    for (const c of Object.values(this.parsedChildren)) c.inc(0);
+    arrayCounter(reg, 'mirror_replay_requests_parsed_total', 'Complete requests decoded from the mirrored traffic, by protocol (h1: HTTP/1.x, h2: HTTP/2)', 'protocol', PROTOCOLS, () => this.parsedCounts);
     this.bytesSkipped = new client.Counter({ name: 'mirror_replay_stream_bytes_skipped_total', help: 'Client stream bytes not parsed as requests (midstream pickup, resync after errors), by reason', labelNames: ['reason'], registers: [reg] });
     for (const r of HTTP_DROP_REASONS) this.bytesSkipped.inc({ reason: r }, 0);
     this.copiesTotal = new client.Counter({ name: 'mirror_replay_copies_total', help: 'Copies made by --percentage above 100 (each then replayed or dropped with a reason, as any request)', registers: [reg] });
@@ -224,13 +225,27 @@ export class Metrics implements ReplayObserver {
     let c = this.perDestination.get(destination);
     if (!c) {
       c = {
-        replayed: STATUS_CLASSES.map((s) => this.replayedTotal.labels(destination, s, this.protocols.get(destination) ?? 'h1')),
-        latency: this.latency.labels(destination),
+        replayed: new Float64Array(STATUS_CLASSES.length),
+        told: new Float64Array(STATUS_CLASSES.length),
+        protocol: this.protocols.get(destination) ?? 'h1',
+        latency: this.latency.series({ destination }),
         dropped: new Map(),
       };
       this.perDestination.set(destination, c);
     }
     return c;
+  }
+
+  /** At scrape: what was replayed since the last one, to prom-client. */
+  private tellReplayed(): void {
+    for (const [destination, c] of this.perDestination) {
+      for (let i = 0; i < STATUS_CLASSES.length; i++) {
+        const n = c.replayed[i] - c.told[i];
+        if (n <= 0) continue;
+        this.replayedTotal.inc({ destination, status_class: STATUS_CLASSES[i], protocol: c.protocol }, n);
+        c.told[i] = c.replayed[i];
+      }
+    }
   }
 
   dropped(reason: DropReason, count = 1, destination?: string): void {
@@ -245,12 +260,12 @@ export class Metrics implements ReplayObserver {
   replayed(destination: string, status: number, seconds: number): void {
     const c = this.children(destination);
     // 1xx..5xx; anything else counts as 5xx.
-    c.replayed[status >= 100 && status < 600 ? ((status / 100) | 0) - 1 : 4].inc();
-    c.latency.observe(seconds);
+    c.replayed[status >= 100 && status < 600 ? ((status / 100) | 0) - 1 : 4]++;
+    this.latency.record(c.latency, seconds);
   }
   /** A complete request decoded from the mirror, by the protocol it came over. */
   parsed(protocol: Protocol): void {
-    this.parsedChildren[protocol].inc();
+    this.parsedCounts[protocol === 'h1' ? 0 : 1]++;
   }
   retried(destination: string): void {
     this.retriesTotal.inc({ destination });
