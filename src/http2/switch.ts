@@ -71,8 +71,7 @@ export class Http1Or2 implements StreamSink {
   private mode: number;
   private http1: HttpRequestParser;
   private h2: H2RequestReader | null = null;
-  /** Bytes matching the preface so far. */
-  private readonly held = Buffer.alloc(PREFACE.length);
+  /** Bytes matching the preface so far (held: they are PREFACE's first heldLen bytes, no copy per connection). */
   private heldLen = 0;
   /** AFTER_UPGRADE: stream 1's request. */
   private upgrade: HttpRequest | null = null;
@@ -171,7 +170,6 @@ export class Http1Or2 implements StreamSink {
     for (let i = 0; i < n; i++) {
       if (buf[off + i] !== PREFACE[this.heldLen + i]) return this.notH2(buf, off, len);
     }
-    this.held.set(buf.subarray(off, off + n), this.heldLen);
     this.heldLen += n;
     if (this.heldLen < PREFACE.length) return;
     this.h2 = new H2RequestReader(this.events, this.limits, { upgrade: this.upgrade ?? undefined });
@@ -188,7 +186,7 @@ export class Http1Or2 implements StreamSink {
     this.mode = H1;
     const n = this.heldLen;
     this.heldLen = 0;
-    if (n > 0) this.http1.push(Buffer.from(this.held.subarray(0, n)), 0, n);
+    if (n > 0) this.http1.push(Buffer.from(PREFACE.subarray(0, n)), 0, n);
     if (buf !== null && len > 0) this.http1.push(buf, off, len);
   }
 
