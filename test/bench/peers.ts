@@ -42,9 +42,12 @@ interface Load {
 
 interface Side {
   replayer: string;
+  /** This load's requests that arrived (by X-Test-Id). */
   received: number;
   lost: number;
   duplicated: number;
+  /** Records that are not this load's (a warm-up request the Go program delivered late). */
+  other: number;
   /** Requests that arrived with another method, target or body (mirror-replay: or header fields). */
   altered: number;
   kernelDrops: number | null;
@@ -53,6 +56,10 @@ interface Side {
   cpuSeconds: number;
   cpuPer10k: number;
   peakRssMiB: number;
+  /** Most file descriptors open at once (sampled every second): its sockets. */
+  peakFds: number;
+  /** The Go program's "Error reading stream" log lines (an unparseable request, e.g. after a gap). */
+  streamErrors: number | null;
 }
 
 interface Result {
@@ -76,6 +83,21 @@ function usage(pid: number | undefined): { cpu: number; hwmMiB: number } {
   } catch {
     return { cpu: 0, hwmMiB: 0 };
   }
+}
+
+function openFds(pid: number | undefined): number {
+  try {
+    return pid ? fs.readdirSync(`/proc/${pid}/fd`).length : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Samples the open file descriptors of each process once a second; `peaks()` the most seen. */
+function fdSampler(pids: Array<number | undefined>): { peaks: () => number[]; stop: () => void } {
+  const peak = pids.map(() => 0);
+  const t = setInterval(() => pids.forEach((p, i) => (peak[i] = Math.max(peak[i], openFds(p)))), 1000);
+  return { peaks: () => peak.slice(), stop: () => clearInterval(t) };
 }
 
 /** A wrk script: an X-Test-Id per request (`TAG-n`) so both replayers can be matched to production. */
@@ -195,12 +217,15 @@ function side(replayer: string, prod: RecordLine[], got: RecordLine[], strict: b
   const altered = new Set(c.mismatches.filter((m) => strict || m.what !== 'headers').map((m) => m.id)).size;
   return {
     replayer,
-    received: got.length,
+    received: prod.length - c.missing.length,
     lost: c.missing.length,
     duplicated: c.duplicated.length,
+    other: c.unexpected.length,
     altered,
     kernelDrops,
     late: null,
+    peakFds: 0,
+    streamErrors: null,
     cpuSeconds: cpu,
     cpuPer10k: prod.length ? (cpu * 10_000) / prod.length : 0,
     peakRssMiB: hwmMiB,
@@ -221,44 +246,63 @@ function measureOurs(lab: Lab, prod: RecordLine[], from: number, cpu0: number, k
  * "late", what never arrives "lost". Its CPU and peak RSS are read at the end, the flush included.
  */
 async function measurePeer(lab: Lab, peer: ChildProcess, prod: RecordLine[], log: string, from: number, cpu0: number, waitS: number): Promise<Side> {
-  const missingNow = compare(prod, readRecords(log).slice(from), { destinationHost: TEST_HOST, keepHost: false }).missing.length;
+  const missing = () => compare(prod, readRecords(log).slice(from), { destinationHost: TEST_HOST, keepHost: false }).missing.length;
+  const missingNow = missing();
   if (missingNow && waitS > 0) {
     console.log(`the Go program is ${missingNow} requests short; waiting up to ${waitS} s for its once-a-minute flush`);
     const deadline = Date.now() + waitS * 1000;
-    while (Date.now() < deadline && lab.lines(log) - from < prod.length) await sleep(1000);
+    while (Date.now() < deadline && missing() > 0) await sleep(2000);
   }
   const u = usage(peer.pid);
   const s = side('aws-samples Go', prod, readRecords(log).slice(from), false, u.cpu - cpu0, u.hwmMiB, null);
-  s.late = missingNow - s.lost;
+  s.late = waitS > 0 ? missingNow - s.lost : null;
   return s;
+}
+
+/** Lines of `file` from byte `from` on that contain `text`. */
+function countLines(file: string, from: number, text: string): number {
+  if (!fs.existsSync(file)) return 0;
+  return fs.readFileSync(file, 'utf8').slice(from).split('\n').filter((l) => l.includes(text)).length;
+}
+
+/** Warm-up (JIT, connection pools, the recorders), kept small: the Go program may deliver part of it late. */
+async function warmUp(lab: Lab, logs: string[]): Promise<void> {
+  const p0 = lab.lines(lab.prodLog);
+  const from = logs.map((l) => lab.lines(l));
+  await wrk(lab, `warm${Date.now()}`, 4, 1, 10);
+  await settle(lab, logs, from, lab.lines(lab.prodLog) - p0, 15_000);
 }
 
 /** One load with fresh replayers: start both, warm up, measure the load and the catch-up, stop both. */
 async function one(lab: Lab, load: Load, peerBin: string, peerLog: string, peerOut: string): Promise<Result> {
   await lab.startDaemon();
   let peer: ChildProcess | null = null;
+  let fds: ReturnType<typeof fdSampler> | null = null;
   try {
     if (peerBin) peer = await startPeer(lab, peerBin, peerOut);
     const logs = peerBin ? [lab.testLog, peerLog] : [lab.testLog];
-    // Warm-up: JIT, the replayers' connection pools, the recorders.
-    let p0 = lab.lines(lab.prodLog);
-    let from = logs.map((l) => lab.lines(l));
-    await wrk(lab, `warm${Date.now()}`, 8, 2, 5);
-    await settle(lab, logs, from, lab.lines(lab.prodLog) - p0, 15_000);
-    p0 = lab.lines(lab.prodLog);
-    from = logs.map((l) => lab.lines(l));
+    await warmUp(lab, logs);
+    const p0 = lab.lines(lab.prodLog);
+    const from = logs.map((l) => lab.lines(l));
+    const outFrom = fs.existsSync(peerOut) ? fs.statSync(peerOut).size : 0;
     const k0 = lab.metric('mirror_replay_capture_kernel_drops_total');
     const ours0 = usage(lab.daemon?.pid).cpu;
     const peer0 = usage(peer?.pid).cpu;
+    fds = fdSampler([lab.daemon?.pid, peer?.pid]);
     const r = await load.run(lab);
     await settle(lab, logs, from, lab.lines(lab.prodLog) - p0, 30_000);
     await sleep(300);
     const prod = readRecords(lab.prodLog).slice(p0);
     const sides = [measureOurs(lab, prod, from[0], ours0, k0)];
     await lab.stopDaemon();
-    if (peer) sides.push(await measurePeer(lab, peer, prod, peerLog, from[1], peer0, PEER_WAIT_S));
+    if (peer) {
+      sides.push(await measurePeer(lab, peer, prod, peerLog, from[1], peer0, PEER_WAIT_S));
+      sides[1].streamErrors = countLines(peerOut, outFrom, 'Error reading stream');
+    }
+    sides.forEach((s, i) => (s.peakFds = fds!.peaks()[i]));
     return { load: load.name, seconds: r.seconds, production: prod.length, rps: prod.length / r.seconds, note: r.note, sides };
   } finally {
+    fds?.stop();
     await stop(peer);
     await lab.stopDaemon();
   }
@@ -272,12 +316,14 @@ function rows(results: Result[]): Row[] {
     production: r.production,
     received: s.received,
     lost: s.lost,
-    'dup / altered': `${s.duplicated} / ${s.altered}`,
-    'late (Go: after its flush)': s.late ?? '-',
+    'dup / altered / other': `${s.duplicated} / ${s.altered} / ${s.other}`,
+    'late (Go: after its flush)': s.kernelDrops !== null ? '-' : (s.late ?? 'not waited'),
     'kernel drops': s.kernelDrops ?? '-',
     'CPU-s': fmt(s.cpuSeconds, 2),
     'CPU-s / 10k req': fmt(s.cpuPer10k, 3),
     'peak RSS MiB': s.peakRssMiB,
+    'peak fds': s.peakFds,
+    'stream errors (Go log)': s.streamErrors ?? '-',
   })));
 }
 
@@ -289,7 +335,7 @@ function bar(results: Result[]): Row[] {
     const ratio = peer && peer.cpuPer10k > 0 ? ours.cpuPer10k / peer.cpuPer10k : NaN;
     return {
       load: r.load.split(':')[0],
-      'lost (ours / Go)': `${ours.lost} / ${peer ? `${peer.lost} (+ ${peer.late} late)` : '-'}`,
+      'lost (ours / Go)': `${ours.lost} / ${peer ? `${peer.lost} (+ ${peer.late ?? '?'} late)` : '-'}`,
       'CPU per request, ours ÷ Go': Number.isFinite(ratio) ? `${ratio.toFixed(2)}×${keepAlive ? '' : ' (bar ≤ 0.20×)'}` : 'n/a',
       'ours CPU-s / 10k': `${fmt(ours.cpuPer10k, 3)}${keepAlive ? ' (bar ≤ 0.25)' : ''}`,
       'ours peak RSS': `${fmt(ours.peakRssMiB)} MiB = ${fmt((ours.peakRssMiB * 2 ** 20) / 1e6)} MB (bar ≤ 150 MB)`,
