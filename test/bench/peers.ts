@@ -2,12 +2,13 @@
  * Side by side with the aws-samples Go replayer (issue 15's bar) in the namespace lab, in the same
  * run: both read the same mirrored vxlan0 on the adapter; mirror-replay replays to the test
  * environment's recorder on port 80, the Go program (gopacket, pcap) to a second recorder on port 8080.
- * Each load starts both afresh (so each peak RSS is that load's) and warms them up with a short wrk run:
+ * Each load starts both afresh (so each peak RSS is that load's) and warms them up with 1 s of wrk:
  *
- * - keep-alive: wrk, 64 connections, an 8 ms pause per connection between requests (~7–8k req/s);
+ * - keep-alive: wrk, 64 connections, an 8 ms pause per connection between requests, 10 s (~8k req/s
+ *   on a quiet 2-core machine; the achieved rate is reported);
  * - churn: 20,000 HTTP/1.0 GETs, a connection each, 64 at a time (scripts/lab/client.ts load --http10).
  *
- * Per load and replayer: requests production answered, requests that replayer's recorder got, lost
+ * Per load and replayer: requests production answered, this load's requests that replayer's recorder got, lost
  * (matched on X-Test-Id; mirror-replay's are also compared field by field with compare.ts; the Go
  * program's only by method, target and body, since it adds X-Forwarded-*, User-Agent and
  * Accept-Encoding and reorders fields), CPU-seconds from /proc over the load and the catch-up after
