@@ -8,6 +8,7 @@
  *   npm run bench -- --list           the names
  *   npm run bench:lab                 capture + lab sweep (root)
  *   npm run bench -- lab --save       write the committed test/bench/results/ (without --save: a temporary directory)
+ *   npm run bench -- peers --peer-bin PATH   beside the aws-samples Go replayer (root)
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -35,7 +36,11 @@ export const BENCHES: Bench[] = [
   { name: 'capture', what: 'VXLAN flood into the lab adapter: pps, kernel drops, daemon CPU', needsRoot: true, tools: [{ cmd: 'gcc', install: 'apt-get install -y gcc' }] },
   { name: 'freeze', what: 'the daemon frozen (SIGSTOP) under paced load, and HTTP/1.0 beside busy loops: lost, kernel drops, ring bytes per request', needsRoot: true },
   { name: 'lab', what: 'lab sweep with wrk: offered load vs loss; writes lab-sweep.{md,svg,json} to the results directory', needsRoot: true, tools: [{ cmd: 'wrk', install: 'apt-get install -y wrk' }] },
+  { name: 'peers', what: 'side by side with the aws-samples Go replayer (--peer-bin PATH) in the lab: keep-alive and churn, lost, CPU per request, peak RSS', needsRoot: true, tools: [{ cmd: 'wrk', install: 'apt-get install -y wrk' }] },
 ];
+
+/** Options whose next word is their value, not a benchmark name (`--peer-bin PATH`, `--only TEXT`). */
+const VALUE_OPTIONS = new Set(['--workers', '--only', '--peer-bin', '--peer-wait']);
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -58,7 +63,7 @@ async function parent(): Promise<void> {
     for (const b of BENCHES) console.log(`${b.name.padEnd(11)} ${b.what}${b.needsRoot ? ' (root)' : ''}`);
     return;
   }
-  const names = argv.filter((a) => !a.startsWith('--'));
+  const names = argv.filter((a, i) => !a.startsWith('--') && !VALUE_OPTIONS.has(argv[i - 1]));
   const unknown = names.filter((a) => !BENCHES.some((b) => b.name === a));
   if (unknown.length) {
     console.error(`unknown benchmark ${unknown.join(', ')}; one of: ${BENCHES.map((b) => b.name).join(', ')}`);
