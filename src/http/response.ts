@@ -15,7 +15,9 @@
  * length is stepped over (that response is lost, the next ones are fine); a hole anywhere else,
  * a malformed head or a taint ends parsing of the connection.
  */
-import { createHash, type Hash } from 'node:crypto';
+import type crypto from 'node:crypto';
+import type { Hash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import type { GapCause, StreamSink, TaintCause } from '../reassemble/stream.js';
 import { BODY_SWITCH } from './grammar.js';
 import { ReplyFramer, type ReplyError, type ReplyEvents, type ReplyHead } from './reply.js';
@@ -64,6 +66,13 @@ export interface ResponseParserOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+let createHash: typeof crypto.createHash | null = null;
+/** node:crypto (OpenSSL) only once an answer is hashed (--compare): loading it costs ~1 MB of RSS. */
+function sha256(): Hash {
+  createHash ??= (createRequire(import.meta.url)('node:crypto') as typeof crypto).createHash;
+  return createHash('sha256');
+}
 
 /** Production's answers on one mirrored server-to-client stream, digested one by one. */
 export class HttpResponseParser implements StreamSink, ReplyEvents {
@@ -233,7 +242,7 @@ function isJson(h: string[]): boolean {
  */
 export class BodyDigest {
   private len = 0;
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash: Hash = sha256();
   private snippet: Buffer[] = [];
   private snippetLen = 0;
   private json: Buffer[] | null;

@@ -18,14 +18,24 @@
  * A stream the server did not process (RST_STREAM REFUSED_STREAM, or above a GOAWAY's last stream
  * id, RFC 9113 §8.7) ends with `unprocessed` set: it is safe to send again.
  */
-import http2 from 'node:http2';
+import type http2 from 'node:http2';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import { ShutdownError, StreamResetError } from '../errors.js';
 import { BODY_LENGTH, isToken } from '../http/grammar.js';
 import type { ReplyHead } from '../http/reply.js';
 import type { H1Failure } from './h1-client.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
+/** RFC 9113 §7 error codes (http2.constants has them too, but see loadHttp2). */
+const NGHTTP2_NO_ERROR = 0x0;
+const NGHTTP2_REFUSED_STREAM = 0x7;
+const NGHTTP2_CANCEL = 0x8;
+
+let http2Module: typeof http2 | null = null;
+/** node:http2 once an HTTP/2 destination connects: loading it costs ~2 MB of RSS, which HTTP/1.1-only daemons keep. */
+function loadHttp2(): typeof http2 {
+  return (http2Module ??= createRequire(import.meta.url)('node:http2') as typeof http2);
+}
 
 /** A request as it goes out over HTTP/2: fields as HttpRequest has them (names are lower-cased here). */
 export interface H2Request {
@@ -188,7 +198,7 @@ class Session {
     const { url } = pool;
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     const tlsOpts = pool.tls ? { rejectUnauthorized: !pool.tlsInsecure, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['h2'] } : {};
-    this.s = http2.connect(url.origin, {
+    this.s = loadHttp2().connect(url.origin, {
       ...tlsOpts,
       settings: { enablePush: false, initialWindowSize: 1 << 20 },
       // Requests of up to the parser's 500 fields plus ours; bodies in flight on many streams.
