@@ -7,8 +7,10 @@
  *   C floor     churn-floor.c (gcc -O2, here): socket, non-blocking connect, one epoll_ctl, write,
  *               read until complete or EOF, close; its own getrusage
  *   Node floor  net.connect, write on 'connect', destroy on the first 'data'; process.cpuUsage
+ *   Node handle the same loop on Node's TCP handle below net.Socket (what h1-raw.ts uses)
  *   ours        Destination (src/replay/destination.ts) sending minorVersion 0 requests: each gets
- *               a connection of its own (h1-client.ts's one-shot path); process.cpuUsage
+ *               a connection of its own (h1-client.ts's one-shot path, on the TCP handle)
+ *   ours, net   the same on net.Socket (rawOneShot: false), as before h1-raw.ts
  *
  * The same request bytes for all three. Each runs closed loop (a new connection as soon as one
  * ends) until N requests or the time limit; the three alternate, --rounds times, and the table
@@ -22,8 +24,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Destination, type OutgoingRequest } from '../../src/replay/destination.js';
+import { rawTcp } from '../../src/replay/h1-raw.js';
 import type { ReplayObserver } from '../../src/replay/outcome.js';
-import { benchArgs, fmt, hasTool, printTable, QUICK, ROOT, startSink, type Row } from './util.js';
+import { benchArgs, hasTool, printTable, QUICK, ROOT, startSink, type Row } from './util.js';
 
 const HEADERS = [
   'Host', 'shop.example.com', 'User-Agent', 'Mozilla/5.0 (X11; Linux x86_64) bench/1.0', 'Accept', 'application/json',
@@ -95,7 +98,40 @@ const nodeFloor: Client = (port, conns, n, maxMs) =>
     s.on('error', () => end(false));
   }, n, maxMs, conns);
 
-const ours: Client = async (port, conns, n, maxMs) => {
+/** The minimal loop on the TCP handle (process.binding('tcp_wrap'), as h1-raw.ts reaches it). */
+const handleFloor: Client = (port, conns, n, maxMs) => {
+  const b = rawTcp();
+  if (!b) return Promise.resolve({ done: 0, errors: n, ms: 1, cpuMs: 0 });
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  return closedLoop((ok, fail) => {
+    const h = new b.TCP(b.socketType);
+    let settled = false;
+    const end = (good: boolean) => {
+      if (settled) return;
+      settled = true;
+      h.close();
+      (good ? ok : fail)();
+    };
+    const req = new b.TCPConnectWrap();
+    req.oncomplete = (status) => {
+      if (status < 0) return end(false);
+      h.useUserBuffer(buf);
+      h.onread = () => end(b.state[b.kReadBytesOrError] > 0);
+      h.readStart();
+      const w = new b.WriteWrap();
+      w.handle = h;
+      w.oncomplete = () => {};
+      w.async = false;
+      if (h.writeLatin1String(w, WIRE) < 0) end(false);
+    };
+    if (h.connect(req, '127.0.0.1', port) < 0) end(false);
+  }, n, maxMs, conns);
+};
+
+const ours: Client = (port, conns, n, maxMs) => runDestination(port, conns, n, maxMs, true);
+const oursNet: Client = (port, conns, n, maxMs) => runDestination(port, conns, n, maxMs, false);
+
+async function runDestination(port: number, conns: number, n: number, maxMs: number, rawOneShot: boolean): Promise<Run> {
   // Outcomes come through the observer, in completion order; each callback only counts one.
   const pending: Array<[() => void, () => void]> = [];
   const obs: ReplayObserver = {
@@ -104,7 +140,7 @@ const ours: Client = async (port, conns, n, maxMs) => {
     error: () => {},
     altered: () => {},
   };
-  const d = new Destination(`http://127.0.0.1:${port}`, { maxConcurrency: conns, maxQueue: 1_000_000, maxQueueBytes: 2 ** 40, timeoutMs: 30_000 }, obs);
+  const d = new Destination(`http://127.0.0.1:${port}`, { maxConcurrency: conns, maxQueue: 1_000_000, maxQueueBytes: 2 ** 40, timeoutMs: 30_000, rawOneShot }, obs);
   const req: OutgoingRequest = { method: 'GET', target: TARGET, headers: HEADERS, body: Buffer.alloc(0), chunked: false, trailers: [], minorVersion: 0 };
   const r = await closedLoop((ok, fail) => {
     pending.push([ok, fail]);
@@ -112,7 +148,7 @@ const ours: Client = async (port, conns, n, maxMs) => {
   }, n, maxMs, conns);
   await d.drain(1_000);
   return r;
-};
+}
 
 /** Compiles churn-floor.c into a temporary directory; null (and why) when gcc is missing or fails. */
 function buildFloor(): { bin: string; dir: string } | string {
@@ -156,7 +192,7 @@ export async function main(): Promise<void> {
   const maxMs = QUICK ? 1_000 : 3_000;
   const floor = buildFloor();
   if (typeof floor === 'string') console.log(`C floor skipped: ${floor}`);
-  const clients: Array<[string, Client]> = [...(typeof floor === 'string' ? [] : [['C floor', cFloor(floor.bin)] as [string, Client]]), ['Node floor', nodeFloor], ['ours', ours]];
+  const clients: Array<[string, Client]> = [...(typeof floor === 'string' ? [] : [['C floor', cFloor(floor.bin)] as [string, Client]]), ['Node handle', handleFloor], ['Node floor', nodeFloor], ['ours', ours], ['ours, net', oursNet]];
   const sink = await startSink();
   const rows: Row[] = [];
   try {
@@ -165,17 +201,20 @@ export async function main(): Promise<void> {
       const got = new Map<string, Run[]>(clients.map(([name]) => [name, []]));
       for (let r = 0; r < rounds; r++) for (const [name, c] of clients) got.get(name)!.push(await c(sink.port, conns, n, maxMs));
       const cpu = (name: string) => got.get(name)!.map((x) => (x.cpuMs * 1e3) / Math.max(1, x.done));
-      const rps = (name: string) => median(got.get(name)!.map((x) => (x.done * 1e3) / x.ms));
-      const row: Row = { connections: conns };
+      const base = typeof floor === 'string' ? 0 : median(cpu('C floor'));
       for (const [name] of clients) {
-        row[`${name} µs/req`] = `${fmt(median(cpu(name)))} (min ${fmt(Math.min(...cpu(name)))})`;
-        row[`${name} req/s`] = rps(name);
+        const runs = got.get(name)!;
+        rows.push({
+          connections: conns,
+          client: name,
+          'CPU µs/req (median)': median(cpu(name)),
+          'CPU µs/req (min)': Math.min(...cpu(name)),
+          '÷ C floor': base ? `${(median(cpu(name)) / base).toFixed(2)}×` : 'n/a',
+          'req/s (median)': median(runs.map((x) => (x.done * 1e3) / x.ms)),
+          'requests (median)': median(runs.map((x) => x.done)),
+          errors: runs.reduce((t, x) => t + x.errors, 0),
+        });
       }
-      if (typeof floor !== 'string') row['ours ÷ C floor'] = `${(median(cpu('ours')) / median(cpu('C floor'))).toFixed(2)}×`;
-      row['ours ÷ Node floor'] = `${(median(cpu('ours')) / median(cpu('Node floor'))).toFixed(2)}×`;
-      row.requests = median(got.get('ours')!.map((x) => x.done));
-      row.errors = [...got.values()].flat().reduce((a, x) => a + x.errors, 0);
-      rows.push(row);
     }
   } finally {
     await sink.stop();
@@ -187,4 +226,4 @@ export async function main(): Promise<void> {
 }
 
 /** The Node clients by name, for running one alone under strace or perf (see README). */
-export const NODE_CLIENTS: Record<string, Client> = { node: nodeFloor, ours };
+export const NODE_CLIENTS: Record<string, Client> = { node: nodeFloor, handle: handleFloor, ours, oursNet };
