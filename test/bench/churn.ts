@@ -16,7 +16,10 @@
  * ends) until N requests or the time limit; the three alternate, --rounds times, and the table
  * gives the median and the minimum of CPU µs/request over the rounds.
  *
- *   npm run bench -- churn [--rounds 3] [--quick]
+ *   npm run bench -- churn [--rounds=3] [--quick]
+ *   node dist/test/bench/run.js churn --client=ours [--conns=64] [--port=P]
+ *       one client alone (c, handle, node, ours, ours-net), one JSON line; with --port, against a sink
+ *       already running (node dist/test/bench/sink.js), so that strace -f / perf see the client only
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -185,8 +188,31 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/** The Node clients by name, for --client. */
+const NODE_CLIENTS: Record<string, Client> = { node: nodeFloor, handle: handleFloor, ours, 'ours-net': oursNet };
+
+/** `--client=NAME`: one client alone, warmed up, then one measured run; prints one JSON line. */
+async function single(name: string, conns: number, port: number | null): Promise<void> {
+  const floor = name === 'c' ? buildFloor() : null;
+  if (typeof floor === 'string') throw new Error(floor);
+  const c = floor ? cFloor(floor.bin) : NODE_CLIENTS[name];
+  if (!c) throw new Error(`--client: one of c, ${Object.keys(NODE_CLIENTS).join(', ')}`);
+  const sink = port === null ? await startSink() : null;
+  const p = sink?.port ?? port!;
+  try {
+    await c(p, 8, 2_000, 2_000);
+    const r = await c(p, conns, QUICK ? 2_000 : 20_000, 10_000);
+    console.log(JSON.stringify({ client: name, conns, done: r.done, errors: r.errors, cpuUsPerReq: +((r.cpuMs * 1e3) / Math.max(1, r.done)).toFixed(1), reqPerS: Math.round((r.done * 1e3) / r.ms) }));
+  } finally {
+    await sink?.stop();
+    if (floor) fs.rmSync(floor.dir, { recursive: true, force: true });
+  }
+}
+
 export async function main(): Promise<void> {
   const args = benchArgs();
+  const only = args.opt('client', '');
+  if (only) return single(only, Number(args.opt('conns', '64')), args.opt('port', '') ? Number(args.opt('port', '')) : null);
   const rounds = Number(args.opt('rounds', QUICK ? '1' : '3'));
   const n = QUICK ? 2_000 : 20_000;
   const maxMs = QUICK ? 1_000 : 3_000;
@@ -225,5 +251,3 @@ export async function main(): Promise<void> {
   ]);
 }
 
-/** The Node clients by name, for running one alone under strace or perf (see README). */
-export const NODE_CLIENTS: Record<string, Client> = { node: nodeFloor, handle: handleFloor, ours, oursNet };
