@@ -83,14 +83,14 @@ export function rawTcp(): Binding | null {
   return binding;
 }
 
-function uvError(status: number, syscall: string): Error & { code: string; errno: number; syscall: string } {
+function uvError(status: number, syscall: string, where = ''): Error & { code: string; errno: number; syscall: string } {
   let code = 'UNKNOWN';
   try {
     code = getSystemErrorName(status);
   } catch {
     // not a system error number: keep UNKNOWN
   }
-  return Object.assign(new Error(`${syscall} ${code}`), { code, errno: status, syscall });
+  return Object.assign(new Error(`${syscall} ${code}${where}`), { code, errno: status, syscall });
 }
 
 /** One connection to an IP address (v4 or v6 literal): connect, one write, reads, close. */
@@ -105,19 +105,23 @@ export class RawSocket {
   /** The write request libuv still holds (kept reachable until it completes). */
   private writing: object | null = null;
 
+  /** " host:port", for the connect error's message (as net.Socket words it). */
+  private readonly where: string;
+
   constructor(private readonly b: Binding, host: string, port: number, v6: boolean, private readonly readBuf: Buffer, private readonly ev: RawEvents) {
+    this.where = ` ${host}:${port}`;
     this.h = new b.TCP(b.socketType);
     this.h[CONN] = this;
     const req = new b.TCPConnectWrap();
     req.oncomplete = afterConnect;
     const err = v6 ? this.h.connect6(req, host, port) : this.h.connect(req, host, port);
-    if (err) process.nextTick(() => this.failed(uvError(err, 'connect')));
+    if (err) process.nextTick(() => this.failed(uvError(err, 'connect', this.where)));
   }
 
   /** @internal The connect request completed with `status`. */
   connectDone(status: number): void {
     if (this.closed) return;
-    if (status < 0) return this.failed(uvError(status, 'connect'));
+    if (status < 0) return this.failed(uvError(status, 'connect', this.where));
     this.connected = true;
     const h = this.h;
     h.setNoDelay(true);
