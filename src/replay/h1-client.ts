@@ -18,6 +18,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { ReplyFramer, type ReplyError, type ReplyEvents, type ReplyHead } from '../http/reply.js';
 import { BadResponseError, ShutdownError } from '../errors.js';
+import { RawSocket, rawTcp } from './h1-raw.js';
 
 /** A request as it goes on the wire: the header fields are sent exactly as given. */
 export interface H1Request {
@@ -51,6 +52,11 @@ export interface H1PoolOptions {
   tlsInsecure?: boolean;
   /** Largest status line + header section accepted (default 64 KiB). */
   maxHeadBytes?: number;
+  /**
+   * One-shot (HTTP/1.0) requests to an IP address over plain TCP on Node's TCP handle instead of
+   * net.Socket (h1-raw.ts), when this Node.js offers it. Default true; false for net.Socket always.
+   */
+  rawOneShot?: boolean;
 }
 
 /** One request/response exchange; abort() ends it (timeout, shutdown) and its connection. */
@@ -88,7 +94,7 @@ export class H1Exchange {
 
 /** One socket and the answer being read on it. */
 class Connection implements ReplyEvents {
-  readonly sock: net.Socket;
+  readonly sock: net.Socket | RawSocket;
   connected = false;
   dead = false;
   /** Answers completed on this connection. */
@@ -104,28 +110,37 @@ class Connection implements ReplyEvents {
 
   constructor(readonly pool: H1Pool, readonly oneShot: boolean) {
     this.framer = new ReplyFramer(this, { maxHeadBytes: pool.maxHeadBytes });
-    const { url } = pool;
-    const port = Number(url.port || (pool.tls ? 443 : 80));
-    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    const { host, port } = pool;
+    const raw = oneShot ? pool.raw : null;
+    if (raw) {
+      this.sock = new RawSocket(raw, host, port, pool.ipVersion === 6, plainOnread().buffer, this);
+      return;
+    }
+    // The listeners are shared by every socket and find their connection through CONN: no
+    // closures per connection (a one-shot HTTP/1.0 request pays for a connection each).
     if (pool.tls) {
       // Resuming the last session saves a full handshake per new connection (as https.Agent does).
       this.sock = tls.connect({ host, port, servername: net.isIP(host) ? undefined : host, rejectUnauthorized: !pool.tlsInsecure, session: pool.tlsSession });
-      this.sock.once('secureConnect', () => this.onConnect());
-      this.sock.on('session', (session: Buffer) => (pool.tlsSession = session));
-      this.sock.on('data', (d: Buffer) => this.onData(d, d.length));
+      this.sock.setNoDelay(true);
+      this.sock.on('secureConnect', onSockConnect);
+      this.sock.on('session', onSockSession);
+      this.sock.on('data', onSockData);
     } else {
       // Reads land in one buffer shared by every connection (the framer copies what it keeps):
-      // no Buffer, stream push and 'data' event per read.
-      this.sock = net.connect({ host, port, onread: { buffer: readBuffer(), callback: (n: number, b: Uint8Array) => this.onRead(b as Buffer, n) } });
-      this.sock.once('connect', () => this.onConnect());
+      // no Buffer, stream push and 'data' event per read. noDelay as an option: net sets it once
+      // the socket is connected; setNoDelay() now would set it twice (before connect and after).
+      this.sock = net.connect({ host, port, noDelay: true, onread: plainOnread() });
+      this.sock.on('connect', onSockConnect);
     }
-    this.sock.setNoDelay(true);
-    this.sock.on('end', () => this.onClose());
-    this.sock.on('error', (e: H1Failure) => this.fail(e));
-    this.sock.on('close', () => this.onClose());
+    (this.sock as ConnSocket)[CONN] = this;
+    this.sock.on('end', onSockClose);
+    this.sock.on('error', onSockError);
+    this.sock.on('close', onSockClose);
   }
 
-  private onConnect(): void {
+  /** @internal The socket connected (TCP, and TLS when https). */
+  onConnect(): void {
+    if (this.connected) return;
     this.connected = true;
     // Probes find a dead peer under an idle pooled connection. A one-shot connection is never
     // idle (its exchange's timeout covers it), and the setsockopt calls are a connection's cost.
@@ -194,7 +209,8 @@ class Connection implements ReplyEvents {
     this.sock.destroy();
   }
 
-  private fail(err: H1Failure): void {
+  /** @internal The socket failed. */
+  fail(err: H1Failure): void {
     const ex = this.ex;
     this.ex = null;
     if (ex) ex.connected = this.connected;
@@ -202,7 +218,8 @@ class Connection implements ReplyEvents {
     ex?.finish(err, 0);
   }
 
-  private onClose(): void {
+  /** @internal The socket ended or closed. */
+  onClose(): void {
     const ex = this.ex;
     if (!ex) return this.destroy();
     // A body read until close ends here (onEnd); anything else was cut short.
@@ -211,14 +228,8 @@ class Connection implements ReplyEvents {
     this.fail(Object.assign(new Error(ex.responseBytes ? 'connection closed mid-answer' : 'connection closed before an answer'), { code: 'ECONNRESET' }));
   }
 
-  /** onread's callback: true, go on reading. */
-  private onRead(d: Buffer, n: number): boolean {
-    this.onData(d, n);
-    return true;
-  }
-
-  /** Answer bytes d[0..n); the view is valid during the call only. */
-  private onData(d: Buffer, n: number): void {
+  /** @internal Answer bytes d[0..n); the view is valid during the call only. */
+  onData(d: Buffer, n: number): void {
     const ex = this.ex;
     if (!ex) {
       // Bytes on an idle connection answer nothing we sent: it cannot be trusted any more.
@@ -288,9 +299,22 @@ export class H1Pool {
   private readonly waiting: H1Exchange[] = [];
   private destroyed = false;
 
+  /** Where to connect, taken from the URL once (not per connection). */
+  readonly host: string;
+  readonly port: number;
+  /** 4 or 6 for an IP address, 0 for a name. */
+  readonly ipVersion: number;
+  /** @internal The TCP handle binding for one-shot connections (h1-raw.ts), or null for net.Socket. */
+  readonly raw: ReturnType<typeof rawTcp>;
+
   constructor(url: URL, opts: H1PoolOptions) {
     this.url = url;
     this.tls = url.protocol === 'https:';
+    this.port = Number(url.port || (this.tls ? 443 : 80));
+    this.host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    this.ipVersion = net.isIP(this.host);
+    // A name needs a DNS lookup, which net.connect does.
+    this.raw = opts.rawOneShot !== false && !this.tls && this.ipVersion !== 0 ? rawTcp() : null;
     this.tlsInsecure = opts.tlsInsecure ?? false;
     this.max = opts.maxConnections;
     this.maxHeadBytes = opts.maxHeadBytes ?? 64 * 1024;
@@ -383,11 +407,41 @@ export class H1Pool {
 const COPY_MAX = 16 * 1024;
 /** The buffer they are copied into, reused while sockets take their writes at once. */
 let scratch: Buffer | null = null;
-let shared: Buffer | null = null;
 
-/** The one buffer plain-TCP connections read into (the framer copies what it keeps). */
-function readBuffer(): Buffer {
-  return (shared ??= Buffer.allocUnsafeSlow(64 * 1024));
+/** A socket and the connection it carries (set right after the socket is made). */
+type ConnSocket = (net.Socket | tls.TLSSocket) & { [CONN]: Connection };
+const CONN = Symbol('connection');
+
+// The socket listeners: `this` is the socket (EventEmitter, and onread's callback, call them so).
+function onSockConnect(this: ConnSocket): void {
+  this[CONN].onConnect();
+}
+function onSockClose(this: ConnSocket): void {
+  this[CONN].onClose();
+}
+function onSockError(this: ConnSocket, e: H1Failure): void {
+  this[CONN].fail(e);
+}
+function onSockData(this: ConnSocket, d: Buffer): void {
+  this[CONN].onData(d, d.length);
+}
+function onSockSession(this: ConnSocket, session: Buffer): void {
+  this[CONN].pool.tlsSession = session;
+}
+/** onread's callback: true, go on reading. */
+function onSockRead(this: ConnSocket, n: number, b: Uint8Array): boolean {
+  this[CONN].onData(b as Buffer, n);
+  return true;
+}
+
+let onread: { buffer: Buffer; callback: typeof onSockRead } | null = null;
+
+/**
+ * The onread option of every plain-TCP connection: one buffer they all read into (the framer
+ * copies what it keeps), and the shared callback.
+ */
+function plainOnread(): { buffer: Buffer; callback: typeof onSockRead } {
+  return (onread ??= { buffer: Buffer.allocUnsafeSlow(64 * 1024), callback: onSockRead });
 }
 
 function hasField(h: string[], lower: string): boolean {

@@ -2,13 +2,17 @@
  * A minimal HTTP/1.1 sink on node:net for the replay and pipeline benchmarks, run in its own
  * process so that it is not what limits them. It frames requests by Content-Length only (the
  * benchmarks send nothing else), answers each with a fixed 200 and batches the answers of one
- * read into one write. Not a general server: a request it cannot frame closes the connection.
+ * read into one write. An HTTP/1.0 request is answered with HTTP/1.0 and the connection closed
+ * after it, as an HTTP/1.0 server does (the churn benchmark). Not a general server: a request it
+ * cannot frame closes the connection.
  *
  *   node sink.js [--port N]   prints "listening PORT"; SIGTERM stops it and prints the count
  */
 import net from 'node:net';
 
 const RESPONSE = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', 'latin1');
+const RESPONSE_10 = Buffer.from('HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok', 'latin1');
+const HTTP10 = Buffer.from(' HTTP/1.0\r\n', 'latin1');
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 const MAX_HEAD = 256 * 1024;
 let requests = 0;
@@ -49,6 +53,14 @@ const server = net.createServer((sock) => {
       }
       const cl = contentLength(d, p, e + 2);
       if (cl < 0) return sock.destroy();
+      const line = d.indexOf(HTTP10, p);
+      if (cl === 0 && line >= 0 && line < d.indexOf('\r\n', p)) {
+        // HTTP/1.0: the answer, then close (what came after it is not read).
+        requests += answers + 1;
+        if (answers) sock.write(Buffer.concat(Array(answers).fill(RESPONSE)));
+        sock.end(RESPONSE_10);
+        return;
+      }
       p = e + 4;
       if (cl === 0) answers++;
       else bodyLeft = cl;
