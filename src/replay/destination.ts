@@ -42,8 +42,6 @@ export interface DestinationOptions {
   tlsInsecure?: boolean;
   /** Per destination only (`?protocol=`); default http/1.1. */
   protocol?: DestinationProtocol;
-  /** HTTP/1.0 requests on Node's TCP handle when possible (h1-client.ts rawOneShot; default true). */
-  rawOneShot?: boolean;
 }
 
 /**
@@ -195,7 +193,7 @@ export class Destination {
     this.hostHeader = this.url.host;
     this.protocol = opts.protocol ?? 'http/1.1';
     const h2 = this.protocol !== 'http/1.1';
-    this.pool = h2 ? null : new H1Pool(url, { maxConnections: opts.maxConcurrency, tlsInsecure: opts.tlsInsecure, rawOneShot: opts.rawOneShot });
+    this.pool = h2 ? null : new H1Pool(url, { maxConnections: opts.maxConcurrency, tlsInsecure: opts.tlsInsecure });
     // Sessions: as many as streams may be in flight, for a server that allows one stream each.
     this.h2pool = h2 ? new H2Pool(url, { maxSessions: opts.maxConcurrency, tlsInsecure: opts.tlsInsecure }) : null;
   }

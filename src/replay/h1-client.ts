@@ -18,7 +18,6 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { ReplyFramer, type ReplyError, type ReplyEvents, type ReplyHead } from '../http/reply.js';
 import { BadResponseError, ShutdownError } from '../errors.js';
-import { RawSocket, rawTcp } from './h1-raw.js';
 
 /** A request as it goes on the wire: the header fields are sent exactly as given. */
 export interface H1Request {
@@ -52,11 +51,6 @@ export interface H1PoolOptions {
   tlsInsecure?: boolean;
   /** Largest status line + header section accepted (default 64 KiB). */
   maxHeadBytes?: number;
-  /**
-   * One-shot (HTTP/1.0) requests to an IP address over plain TCP on Node's TCP handle instead of
-   * net.Socket (h1-raw.ts), when this Node.js offers it. Default true; false for net.Socket always.
-   */
-  rawOneShot?: boolean;
 }
 
 /** One request/response exchange; abort() ends it (timeout, shutdown) and its connection. */
@@ -94,7 +88,7 @@ export class H1Exchange {
 
 /** One socket and the answer being read on it. */
 class Connection implements ReplyEvents {
-  readonly sock: net.Socket | RawSocket;
+  readonly sock: net.Socket;
   connected = false;
   dead = false;
   /** Answers completed on this connection. */
@@ -111,11 +105,6 @@ class Connection implements ReplyEvents {
   constructor(readonly pool: H1Pool, readonly oneShot: boolean) {
     this.framer = new ReplyFramer(this, { maxHeadBytes: pool.maxHeadBytes });
     const { host, port } = pool;
-    const raw = oneShot ? pool.raw : null;
-    if (raw) {
-      this.sock = new RawSocket(raw, host, port, pool.ipVersion === 6, plainOnread().buffer, this);
-      return;
-    }
     // The listeners are shared by every socket and find their connection through CONN: no
     // closures per connection (a one-shot HTTP/1.0 request pays for a connection each).
     if (pool.tls) {
@@ -302,19 +291,12 @@ export class H1Pool {
   /** Where to connect, taken from the URL once (not per connection). */
   readonly host: string;
   readonly port: number;
-  /** 4 or 6 for an IP address, 0 for a name. */
-  readonly ipVersion: number;
-  /** @internal The TCP handle binding for one-shot connections (h1-raw.ts), or null for net.Socket. */
-  readonly raw: ReturnType<typeof rawTcp>;
 
   constructor(url: URL, opts: H1PoolOptions) {
     this.url = url;
     this.tls = url.protocol === 'https:';
     this.port = Number(url.port || (this.tls ? 443 : 80));
     this.host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    this.ipVersion = net.isIP(this.host);
-    // A name needs a DNS lookup, which net.connect does.
-    this.raw = opts.rawOneShot !== false && !this.tls && this.ipVersion !== 0 ? rawTcp() : null;
     this.tlsInsecure = opts.tlsInsecure ?? false;
     this.max = opts.maxConnections;
     this.maxHeadBytes = opts.maxHeadBytes ?? 64 * 1024;

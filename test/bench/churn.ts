@@ -7,10 +7,10 @@
  *   C floor     churn-floor.c (gcc -O2, here): socket, non-blocking connect, one epoll_ctl, write,
  *               read until complete or EOF, close; its own getrusage
  *   Node floor  net.connect, write on 'connect', destroy on the first 'data'; process.cpuUsage
- *   Node handle the same loop on Node's TCP handle below net.Socket (what h1-raw.ts uses)
+ *   Node handle the same loop on Node's TCP handle below net.Socket (process.binding('tcp_wrap')):
+ *               what net.Socket itself costs. The daemon does not use the handle (see README there)
  *   ours        Destination (src/replay/destination.ts) sending minorVersion 0 requests: each gets
- *               a connection of its own (h1-client.ts's one-shot path, on the TCP handle)
- *   ours, net   the same on net.Socket (rawOneShot: false), as before h1-raw.ts
+ *               a connection of its own (h1-client.ts's one-shot path, on net.Socket)
  *
  * The same request bytes for all three. Each runs closed loop (a new connection as soon as one
  * ends) until N requests or the time limit; the three alternate, --rounds times, and the table
@@ -18,7 +18,7 @@
  *
  *   npm run bench -- churn [--rounds=3] [--quick]
  *   node dist/test/bench/run.js churn --client=ours [--conns=64] [--port=P]
- *       one client alone (c, handle, node, ours, ours-net), one JSON line; with --port, against a sink
+ *       one client alone (c, handle, node, ours), one JSON line; with --port, against a sink
  *       already running (node dist/test/bench/sink.js), so that strace -f / perf see the client only
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -27,7 +27,6 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Destination, type OutgoingRequest } from '../../src/replay/destination.js';
-import { rawTcp } from '../../src/replay/h1-raw.js';
 import type { ReplayObserver } from '../../src/replay/outcome.js';
 import { benchArgs, hasTool, printTable, QUICK, ROOT, startSink, type Row } from './util.js';
 
@@ -101,9 +100,38 @@ const nodeFloor: Client = (port, conns, n, maxMs) =>
     s.on('error', () => end(false));
   }, n, maxMs, conns);
 
-/** The minimal loop on the TCP handle (process.binding('tcp_wrap'), as h1-raw.ts reaches it). */
+interface HandleBinding {
+  TCP: new (type: number) => {
+    connect(req: object, host: string, port: number): number;
+    useUserBuffer(b: Uint8Array): void;
+    readStart(): number;
+    writeLatin1String(req: object, s: string): number;
+    close(): void;
+    onread: () => void;
+  };
+  TCPConnectWrap: new () => { oncomplete: (status: number) => void };
+  WriteWrap: new () => { handle: unknown; oncomplete: () => void; async: boolean };
+  socketType: number;
+  state: Int32Array;
+  kReadBytesOrError: number;
+}
+
+/** Node's TCP handle and its write/connect requests (internal: a floor to measure, nothing the daemon uses), or null. */
+function handleBinding(): HandleBinding | null {
+  try {
+    const get = (process as unknown as { binding: (n: string) => unknown }).binding;
+    const tcp = get('tcp_wrap') as { TCP: HandleBinding['TCP']; TCPConnectWrap: HandleBinding['TCPConnectWrap']; constants: { SOCKET: number } };
+    const sw = get('stream_wrap') as { WriteWrap: HandleBinding['WriteWrap']; streamBaseState: Int32Array; kReadBytesOrError: number };
+    if (typeof tcp.TCP !== 'function' || typeof sw.WriteWrap !== 'function' || !(sw.streamBaseState instanceof Int32Array)) return null;
+    return { TCP: tcp.TCP, TCPConnectWrap: tcp.TCPConnectWrap, WriteWrap: sw.WriteWrap, socketType: tcp.constants.SOCKET, state: sw.streamBaseState, kReadBytesOrError: sw.kReadBytesOrError };
+  } catch {
+    return null;
+  }
+}
+
+/** The minimal loop on the TCP handle: what is left of a connection without net.Socket. */
 const handleFloor: Client = (port, conns, n, maxMs) => {
-  const b = rawTcp();
+  const b = handleBinding();
   if (!b) return Promise.resolve({ done: 0, errors: n, ms: 1, cpuMs: 0 });
   const buf = Buffer.allocUnsafe(64 * 1024);
   return closedLoop((ok, fail) => {
@@ -131,10 +159,9 @@ const handleFloor: Client = (port, conns, n, maxMs) => {
   }, n, maxMs, conns);
 };
 
-const ours: Client = (port, conns, n, maxMs) => runDestination(port, conns, n, maxMs, true);
-const oursNet: Client = (port, conns, n, maxMs) => runDestination(port, conns, n, maxMs, false);
+const ours: Client = (port, conns, n, maxMs) => runDestination(port, conns, n, maxMs);
 
-async function runDestination(port: number, conns: number, n: number, maxMs: number, rawOneShot: boolean): Promise<Run> {
+async function runDestination(port: number, conns: number, n: number, maxMs: number): Promise<Run> {
   // Outcomes come through the observer, in completion order; each callback only counts one.
   const pending: Array<[() => void, () => void]> = [];
   const obs: ReplayObserver = {
@@ -143,7 +170,7 @@ async function runDestination(port: number, conns: number, n: number, maxMs: num
     error: () => {},
     altered: () => {},
   };
-  const d = new Destination(`http://127.0.0.1:${port}`, { maxConcurrency: conns, maxQueue: 1_000_000, maxQueueBytes: 2 ** 40, timeoutMs: 30_000, rawOneShot }, obs);
+  const d = new Destination(`http://127.0.0.1:${port}`, { maxConcurrency: conns, maxQueue: 1_000_000, maxQueueBytes: 2 ** 40, timeoutMs: 30_000 }, obs);
   const req: OutgoingRequest = { method: 'GET', target: TARGET, headers: HEADERS, body: Buffer.alloc(0), chunked: false, trailers: [], minorVersion: 0 };
   const r = await closedLoop((ok, fail) => {
     pending.push([ok, fail]);
@@ -189,7 +216,7 @@ function median(xs: number[]): number {
 }
 
 /** The Node clients by name, for --client. */
-const NODE_CLIENTS: Record<string, Client> = { node: nodeFloor, handle: handleFloor, ours, 'ours-net': oursNet };
+const NODE_CLIENTS: Record<string, Client> = { node: nodeFloor, handle: handleFloor, ours };
 
 /** `--client=NAME`: one client alone, warmed up, then one measured run; prints one JSON line. */
 async function single(name: string, conns: number, port: number | null): Promise<void> {
@@ -218,7 +245,7 @@ export async function main(): Promise<void> {
   const maxMs = QUICK ? 1_000 : 3_000;
   const floor = buildFloor();
   if (typeof floor === 'string') console.log(`C floor skipped: ${floor}`);
-  const clients: Array<[string, Client]> = [...(typeof floor === 'string' ? [] : [['C floor', cFloor(floor.bin)] as [string, Client]]), ['Node handle', handleFloor], ['Node floor', nodeFloor], ['ours', ours], ['ours, net', oursNet]];
+  const clients: Array<[string, Client]> = [...(typeof floor === 'string' ? [] : [['C floor', cFloor(floor.bin)] as [string, Client]]), ['Node handle', handleFloor], ['Node floor', nodeFloor], ['ours', ours]];
   const sink = await startSink();
   const rows: Row[] = [];
   try {
