@@ -5,7 +5,7 @@ import { peerSegment } from './peer.js';
 import { judgeReset, type SideView } from './reset.js';
 import { seqAdd, seqDiff } from './seq.js';
 import { ENDED_SINK, type GapCause, type SinkFactory } from './stream.js';
-import { type Tomb, Tombs } from './tombs.js';
+import { Tombs } from './tombs.js';
 
 /** Reassembly events, counted by name (see README: metrics). */
 export const REASSEMBLY_EVENTS = [
@@ -155,7 +155,7 @@ export class FlowTable {
     if (!f) {
       // A bare ACK, keep-alive probe, RST or FIN of a connection we don't know: nothing to replay.
       if (flags & TCP_RST || (p.payloadLength === 0 && p.payloadMissing === 0)) return;
-      if (this.tombs.size && this.tombs.find(p, hash)) {
+      if (this.tombs.size && this.tombs.find(p, hash) >= 0) {
         ev[E.after_close]++;
         return;
       }
@@ -183,17 +183,17 @@ export class FlowTable {
   private syn(f: Flow | null, p: Packet, hash: number, now: number): void {
     // The same ISN again is a retransmission, unless a reset ended that connection: then the
     // client (or a tool replaying it) is opening a new one.
-    const old = f ?? (this.tombs.size ? this.tombs.find(p, hash) : null);
-    if (old && old.synSeen && old.isn === p.seq && !old.closedByRst) {
+    const t = f || !this.tombs.size ? -1 : this.tombs.find(p, hash);
+    if (f ? f.synSeen && f.isn === p.seq && !f.closedByRst : t >= 0 && this.tombs.sameSyn(t, p.seq)) {
       this.events[E.retransmitted]++;
       if (f) f.lastSeen = now;
       return;
     }
-    if (old) {
+    if (f || t >= 0) {
       // Port reuse (or a SYN after a midstream pickup): the old connection is over.
       this.events[E.flows_reused]++;
       if (f) this.close(f, now, E.flows_closed_fin, false);
-      else this.tombs.remove(old as Tomb);
+      else this.tombs.remove(t);
     }
     f = this.create(p, hash, now, false);
     f.synSeen = true;

@@ -16,7 +16,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { Lab, ROOT } from '../../scripts/lab/harness.js';
 import { DEFAULT_RING_MIB } from '../../src/capture/ring.js';
-import { benchArgs, fmt, printTable, procCpuSeconds, QUICK, sleep, type Row } from './util.js';
+import { benchArgs, fmt, printTable, procCpuSeconds, procRuntimeSeconds, QUICK, sleep, type Row } from './util.js';
 
 const ADAPTER = '10.213.2.2';
 const FLOWS = 64;
@@ -62,12 +62,12 @@ export async function main(): Promise<void> {
     let sport = 2000;
     for (const pps of steps) {
       const d = lab.daemon!.pid!;
-      const m0 = { pkts: lab.metric('mirror_replay_capture_packets_total'), drops: lab.metric('mirror_replay_capture_kernel_drops_total'), cpu: procCpuSeconds(d) };
+      const m0 = { pkts: lab.metric('mirror_replay_capture_packets_total'), drops: lab.metric('mirror_replay_capture_kernel_drops_total'), cpu: procCpuSeconds(d), run: procRuntimeSeconds(d) };
       const r = await flood(lab, bin, seconds, pps, sport);
       sport += FLOWS;
       await sleep(500); // let the daemon finish the blocks already in the ring
       // CPU first: a /metrics scrape costs the daemon ~8 ms, which is not capture work (m0 reads it last).
-      const m1 = { cpu: procCpuSeconds(d), pkts: lab.metric('mirror_replay_capture_packets_total'), drops: lab.metric('mirror_replay_capture_kernel_drops_total') };
+      const m1 = { cpu: procCpuSeconds(d), run: procRuntimeSeconds(d), pkts: lab.metric('mirror_replay_capture_packets_total'), drops: lab.metric('mirror_replay_capture_kernel_drops_total') };
       const got = m1.pkts - m0.pkts;
       const drops = m1.drops - m0.drops;
       rows.push({
@@ -78,6 +78,7 @@ export async function main(): Promise<void> {
         'lost before ring': Math.max(0, r.sent - got - drops),
         'daemon CPU % of a core': (100 * (m1.cpu - m0.cpu)) / (r.seconds + 0.5),
         'CPU ns/frame': got ? ((m1.cpu - m0.cpu) * 1e9) / got : 0,
+        'CPU ns/frame (schedstat)': got ? ((m1.run - m0.run) * 1e9) / got : 0,
         'send errors': r.errors,
       });
     }
@@ -90,7 +91,7 @@ export async function main(): Promise<void> {
   }
   printTable(`capture: VXLAN flood into the lab adapter, ${seconds} s per step, ${FLOWS} flows, 1500-byte inner frames`, rows, [
     'received = mirror_replay_capture_packets_total (frames read from the ring); kernel drops = tp_drops (ring full); lost before ring = sent − received − kernel drops (socket/backlog drops in the kernel, or GRO merging).',
-    'CPU is the daemon process (utime+stime over the send time + 0.5 s). The sender and the kernel\'s VXLAN receive path share the same 2 cores.',
+    'CPU is the daemon process over the send time + 0.5 s: utime+stime (sampled at 100 Hz ticks), and the scheduler\'s own run time of its threads (schedstat, ns). The sender and the kernel\'s VXLAN receive path share the same 2 cores.',
     ...notes,
   ]);
 }
