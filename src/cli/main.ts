@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=512
+#!/usr/bin/env -S node --max-semi-space-size=1 --max-old-space-size=512
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';

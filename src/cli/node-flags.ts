@@ -8,14 +8,15 @@
  * generation let grow to 4× what was live after the last full collection. The daemon keeps little
  * alive (flows, parsers, the replay queue: 10–20 MiB under connection churn) and makes a lot of
  * short-lived garbage; with the defaults its heap was 60–90 MiB at the churn peak, 2–3× the ring's
- * neighbours. A 2 MiB semi-space and a 512 MiB ceiling (which also caps the growth factor near
- * 1.4) hold it near 30 MiB for the same load at the same CPU (test/bench/README.md, memory).
+ * neighbours. A 1 MiB semi-space and a 512 MiB ceiling (which also caps the growth factor near
+ * 1.4) hold it near 25 MiB for the same load at the same CPU (test/bench/README.md, memory; 2 MiB
+ * cost 2 MB more at the churn peak, and no less CPU on churn or keep-alive within the noise).
  *
  * The ceiling is far above what the default bounds can keep alive (100,000 open flows and a full
  * replay queue: ~350 MiB); an operator raising --max-flows or --max-queue a lot, or comparing
  * (--compare keeps a second table), raises it too (README, memory).
  */
-export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--max-old-space-size=512'];
+export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--max-old-space-size=512'];
 
 /** glibc makes a malloc arena per thread that allocates (8 here); two are plenty for Node's own allocations. */
 export const NODE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };

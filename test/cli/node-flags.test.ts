@@ -23,7 +23,7 @@ test('the flags are ones this Node.js takes, and they size the heap as meant', (
   const MiB = 2 ** 20;
   // The limit is the old generation's ceiling plus the young generation (3 semi-spaces).
   assert.ok(o.limit >= 512 * MiB && o.limit <= 520 * MiB, `heap limit ${o.limit / MiB} MiB`);
-  assert.ok(o.newSpace <= 4 * MiB, `new space ${o.newSpace / MiB} MiB`);
+  assert.ok(o.newSpace <= 2 * MiB, `new space ${o.newSpace / MiB} MiB`);
   assert.equal(o.arena, NODE_ENV.MALLOC_ARENA_MAX);
   const plain = spawnSync(process.execPath, ['-e', 'console.log(require("node:v8").getHeapStatistics().heap_size_limit)'], { encoding: 'utf8' });
   assert.notEqual(Number(plain.stdout), o.limit, 'without the flags the limit differs (the test would not notice them missing)');
