@@ -27,8 +27,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Destination, type OutgoingRequest } from '../../src/replay/destination.js';
-import type { ReplayObserver } from '../../src/replay/outcome.js';
-import { benchArgs, hasTool, printTable, QUICK, ROOT, startSink, type Row } from './util.js';
+import { benchArgs, type ClientRun, closedLoop, hasTool, printTable, QUICK, ROOT, type Row, settlingObserver, startSink } from './util.js';
 
 const HEADERS = [
   'Host', 'shop.example.com', 'User-Agent', 'Mozilla/5.0 (X11; Linux x86_64) bench/1.0', 'Accept', 'application/json',
@@ -40,49 +39,8 @@ for (let i = 0; i < HEADERS.length; i += 2) wire += `${HEADERS[i]}: ${HEADERS[i 
 /** The request's bytes, as Destination writes them for the request below (h1-client.test.ts checks that). */
 const WIRE = wire + '\r\n';
 
-interface Run {
-  done: number;
-  errors: number;
-  ms: number;
-  cpuMs: number;
-}
-
+type Run = ClientRun;
 type Client = (port: number, conns: number, n: number, maxMs: number) => Promise<Run>;
-
-/** Closed loop over `conns` slots: `one(ok, fail)` starts one exchange and calls exactly one of them. */
-function closedLoop(one: (ok: () => void, fail: () => void) => void, n: number, maxMs: number, conns: number): Promise<Run> {
-  return new Promise((resolve) => {
-    let started = 0;
-    let done = 0;
-    let errors = 0;
-    let inflight = 0;
-    const t0 = performance.now();
-    const c0 = process.cpuUsage();
-    const deadline = t0 + maxMs;
-    const ok = () => {
-      done++;
-      inflight--;
-      next();
-    };
-    const fail = () => {
-      errors++;
-      inflight--;
-      next();
-    };
-    const next = () => {
-      while (inflight < conns && started < n && performance.now() < deadline) {
-        started++;
-        inflight++;
-        one(ok, fail);
-      }
-      if (inflight === 0) {
-        const cpu = process.cpuUsage(c0);
-        resolve({ done, errors, ms: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1e3 });
-      }
-    };
-    next();
-  });
-}
 
 const nodeFloor: Client = (port, conns, n, maxMs) =>
   closedLoop((ok, fail) => {
@@ -162,14 +120,7 @@ const handleFloor: Client = (port, conns, n, maxMs) => {
 const ours: Client = (port, conns, n, maxMs) => runDestination(port, conns, n, maxMs);
 
 async function runDestination(port: number, conns: number, n: number, maxMs: number): Promise<Run> {
-  // Outcomes come through the observer, in completion order; each callback only counts one.
-  const pending: Array<[() => void, () => void]> = [];
-  const obs: ReplayObserver = {
-    replayed: () => pending.shift()![0](),
-    dropped: () => pending.shift()![1](),
-    error: () => {},
-    altered: () => {},
-  };
+  const { obs, pending } = settlingObserver();
   const d = new Destination(`http://127.0.0.1:${port}`, { maxConcurrency: conns, maxQueue: 1_000_000, maxQueueBytes: 2 ** 40, timeoutMs: 30_000 }, obs);
   const req: OutgoingRequest = { method: 'GET', target: TARGET, headers: HEADERS, body: Buffer.alloc(0), chunked: false, trailers: [], minorVersion: 0 };
   const r = await closedLoop((ok, fail) => {

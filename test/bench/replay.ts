@@ -9,8 +9,7 @@
 import http from 'node:http';
 import { Pool } from 'undici';
 import { Destination, type AnswerSink, type OutgoingRequest } from '../../src/replay/destination.js';
-import type { ReplayObserver } from '../../src/replay/outcome.js';
-import { printTable, QUICK, ratio, startSink, type Row } from './util.js';
+import { closedLoop, printTable, QUICK, ratio, type Row, settlingObserver, startSink } from './util.js';
 
 const HEADERS = [
   'Host', 'shop.example.com', 'User-Agent', 'Mozilla/5.0 (X11; Linux x86_64) bench/1.0', 'Accept', 'application/json',
@@ -26,53 +25,17 @@ interface Shape {
 
 type Client = (url: string, conns: number, shape: Shape, n: number, maxMs: number) => Promise<{ done: number; errors: number; ms: number; cpuMs: number }>;
 
-function measure(run: (finish: () => void, fail: () => void) => void, n: number, maxMs: number, conns: number): Promise<{ done: number; errors: number; ms: number; cpuMs: number }> {
-  return new Promise((resolve) => {
-    let started = 0;
-    let done = 0;
-    let errors = 0;
-    const t0 = performance.now();
-    const c0 = process.cpuUsage();
-    const deadline = t0 + maxMs;
-    let inflight = 0;
-    const end = () => {
-      const cpu = process.cpuUsage(c0);
-      resolve({ done, errors, ms: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1e3 });
-    };
-    const next = () => {
-      while (inflight < conns && started < n && performance.now() < deadline) {
-        started++;
-        inflight++;
-        run(
-          () => { done++; inflight--; next(); },
-          () => { errors++; inflight--; next(); },
-        );
-      }
-      if (inflight === 0) end();
-    };
-    next();
-  });
-}
-
 export const destination: Client = (url, conns, shape, n, maxMs) => runDestination(url, conns, shape, n, maxMs, false);
 
 /** Destination with shadow testing's answer digest (status, fields, body SHA-256) on every answer. */
 const destinationDigest: Client = (url, conns, shape, n, maxMs) => runDestination(url, conns, shape, n, maxMs, true);
 
 async function runDestination(url: string, conns: number, shape: Shape, n: number, maxMs: number, digest: boolean): ReturnType<Client> {
-  // Destination reports outcomes through its observer. Completion order is not send order across
-  // connections, but the callbacks are interchangeable: each only counts one outcome.
-  const pending: Array<[() => void, () => void]> = [];
-  const obs: ReplayObserver = {
-    replayed: () => pending.shift()![0](),
-    dropped: () => pending.shift()![1](),
-    error: () => {},
-    altered: () => {},
-  };
+  const { obs, pending } = settlingObserver();
   const d = new Destination(url, { maxConcurrency: conns, maxQueue: 1_000_000, maxQueueBytes: 2 ** 40, timeoutMs: 30_000 }, obs);
   const req: OutgoingRequest = { method: shape.method, target: '/api/v1/items?id=12345', headers: shape.body.length ? [...HEADERS, 'Content-Length', String(shape.body.length)] : HEADERS, body: shape.body, chunked: false, trailers: [], minorVersion: 1 };
   const answer: AnswerSink = { snippetBytes: 0, captureJsonBytes: 0, answered: () => {}, failed: () => {} };
-  const r = await measure((ok, fail) => {
+  const r = await closedLoop((ok, fail) => {
     pending.push([ok, fail]);
     // A fresh request per send when digesting: the answer sink travels with it.
     d.enqueue(digest ? { ...req, answer } : req);
@@ -84,7 +47,7 @@ async function runDestination(url: string, conns: number, shape: Shape, n: numbe
 export const undiciPool: Client = async (url, conns, shape, n, maxMs) => {
   const pool = new Pool(url, { connections: conns, pipelining: 1 });
   const headers = shape.body.length ? [...HEADERS.slice(2), 'content-length', String(shape.body.length)] : HEADERS.slice(2);
-  const r = await measure((ok, fail) => {
+  const r = await closedLoop((ok, fail) => {
     pool.request({ path: '/api/v1/items?id=12345', method: shape.method as 'GET', headers, body: shape.body.length ? shape.body : undefined }).then(
       async (res) => {
         await res.body.dump();
@@ -101,7 +64,7 @@ const nodeHttp: Client = async (url, conns, shape, n, maxMs) => {
   const agent = new http.Agent({ keepAlive: true, maxSockets: conns, maxFreeSockets: conns, scheduling: 'lifo' });
   const u = new URL(url);
   const headers = shape.body.length ? [...HEADERS, 'Content-Length', String(shape.body.length)] : HEADERS;
-  const r = await measure((ok, fail) => {
+  const r = await closedLoop((ok, fail) => {
     const cr = http.request({ hostname: u.hostname, port: u.port, method: shape.method, path: '/api/v1/items?id=12345', headers, setHost: false, agent }, (res) => {
       res.on('end', ok);
       res.resume();

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
+import type { ReplayObserver } from '../../src/replay/outcome.js';
 
 /** Repository root (this file is dist/test/bench/util.js once built). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -210,3 +211,62 @@ export function benchArgs(): { flag(name: string): boolean; opt(name: string, df
 
 /** `--quick` (or BENCH_QUICK=1) shortens every benchmark, for a smoke run. */
 export const QUICK = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1';
+
+/** What a client loop did: exchanges done and failed, wall ms, and the process's CPU ms (user + system). */
+export interface ClientRun {
+  done: number;
+  errors: number;
+  ms: number;
+  cpuMs: number;
+}
+
+/** Closed loop over `conns` slots: `one(ok, fail)` starts one exchange and calls exactly one of them. */
+export function closedLoop(one: (ok: () => void, fail: () => void) => void, n: number, maxMs: number, conns: number): Promise<ClientRun> {
+  return new Promise((resolve) => {
+    let started = 0;
+    let done = 0;
+    let errors = 0;
+    let inflight = 0;
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    const deadline = t0 + maxMs;
+    const ok = () => {
+      done++;
+      inflight--;
+      next();
+    };
+    const fail = () => {
+      errors++;
+      inflight--;
+      next();
+    };
+    const next = () => {
+      while (inflight < conns && started < n && performance.now() < deadline) {
+        started++;
+        inflight++;
+        one(ok, fail);
+      }
+      if (inflight === 0) {
+        const cpu = process.cpuUsage(c0);
+        resolve({ done, errors, ms: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1e3 });
+      }
+    };
+    next();
+  });
+}
+
+/**
+ * A replay observer for closedLoop: each exchange started pushes its [ok, fail] to `pending`, and
+ * Destination's outcomes settle them. Completion order is not send order across connections, but
+ * the callbacks are interchangeable: each only counts one outcome.
+ */
+export function settlingObserver(): { obs: ReplayObserver; pending: Array<[() => void, () => void]> } {
+  const pending: Array<[() => void, () => void]> = [];
+  const obs: ReplayObserver = {
+    replayed: () => pending.shift()![0](),
+    dropped: () => pending.shift()![1](),
+    error: () => {},
+    altered: () => {},
+  };
+  return { obs, pending };
+}
