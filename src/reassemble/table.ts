@@ -610,7 +610,7 @@ export class FlowTable {
     f.conflicts = null;
     this.forget(f);
     f.sink.end();
-    // A closed flow lingers only to recognise late copies: its parser would be ~2 KB held for nothing.
+    // Callers still holding f (a drain that closed it) must not reach the parser after end().
     f.sink = ENDED_SINK;
     f.peer = null;
     this.unlink(f);
