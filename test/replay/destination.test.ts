@@ -2,29 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { Destination, type OutgoingRequest } from '../../src/replay/destination.js';
-import type { DropReason, ReplayObserver } from '../../src/replay/outcome.js';
-
-class Outcomes implements ReplayObserver {
-  drops: Record<string, number> = {};
-  statuses: number[] = [];
-  errors: string[] = [];
-  alteredCount = 0;
-  dropped(reason: DropReason, count = 1) {
-    this.drops[reason] = (this.drops[reason] ?? 0) + count;
-  }
-  replayed(_d: string, status: number) {
-    this.statuses.push(status);
-  }
-  error(_d: string, code: string) {
-    this.errors.push(code);
-  }
-  altered() {
-    this.alteredCount++;
-  }
-  get total() {
-    return this.statuses.length + Object.values(this.drops).reduce((a, b) => a + b, 0);
-  }
-}
+import { Outcomes } from '../fixtures/outcomes.js';
 
 /** A raw TCP server that records the exact request bytes and answers each request head. */
 async function rawServer(answer: (head: string, sock: net.Socket) => void) {
