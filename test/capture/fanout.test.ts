@@ -28,7 +28,9 @@ function nsDel(ns: string): void {
 
 interface RingOut {
   fanoutId: number;
+  /** Frames of the test's connections; `others` the rest the filter let through. */
   frames: number;
+  others: number;
   flows: Record<string, number>;
   stats: { packets: number; kernelDrops: number };
 }
@@ -63,7 +65,7 @@ test('fanout: two rings in one hash group split the connections, each wholly on 
 
     const flowsA = Object.keys(out.a.flows);
     const flowsB = Object.keys(out.b.flows);
-    t.diagnostic(`group ${out.a.fanoutId}: ring A ${flowsA.length} connections / ${out.a.frames} frames, ring B ${flowsB.length} / ${out.b.frames}; group ${out.c.fanoutId}: ${out.c.frames} frames`);
+    t.diagnostic(`group ${out.a.fanoutId}: ring A ${flowsA.length} connections / ${out.a.frames} frames, ring B ${flowsB.length} / ${out.b.frames}; group ${out.c.fanoutId}: ${out.c.frames} frames; others A/B/C ${out.a.others}/${out.b.others}/${out.c.others}`);
     assert.deepEqual(out.runs, ['ok', 'ok', 'ok']);
     assert.ok(out.a.fanoutId >= 0);
     assert.equal(out.b.fanoutId, out.a.fanoutId, 'B joined the group A created');
