@@ -9,8 +9,9 @@
  * alive (flows, parsers, the replay queue: 10–20 MiB under connection churn) and makes a lot of
  * short-lived garbage; with the defaults its heap was 60–90 MiB at the churn peak, 2–3× the ring's
  * neighbours. A 1 MiB semi-space and a 512 MiB ceiling (which also caps the growth factor near
- * 1.4) hold it near 25 MiB for the same load at the same CPU (test/bench/README.md, memory; 2 MiB
- * cost 2 MB more at the churn peak, and no less CPU on churn or keep-alive within the noise).
+ * 1.4) hold it near 25 MiB for the same load (test/bench/README.md, memory). A bigger semi-space is
+ * cheaper: 4 MiB costs 12% less CPU at 8k keep-alive requests/s, but 4–6 MiB more at the churn peak,
+ * which the default keeps under 150 MB; operators can trade (README, memory).
  *
  * The ceiling is far above what the default bounds can keep alive (100,000 open flows and a full
  * replay queue: ~350 MiB); an operator raising --max-flows or --max-queue a lot, or comparing

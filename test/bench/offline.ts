@@ -9,6 +9,9 @@
  *
  * `--profile`: also profile the small-GET run (node:inspector, 100 µs sampling) and print the
  * top functions by self time and the time per stage; the .cpuprofile is kept for a flame graph.
+ * `--alloc`: instead, sample what the small-GET run allocates (V8's sampling heap profiler, also
+ * counting objects the GC has freed since) and print bytes per request by function and by stage:
+ * what the young generation churns through, which sets how often it is scavenged.
  */
 import fs from 'node:fs';
 import inspector from 'node:inspector';
@@ -112,6 +115,50 @@ export function summarize(p: Profile, top = 15): { functions: Row[]; stages: Row
   return { functions, stages };
 }
 
+interface AllocNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: AllocNode[];
+}
+
+/** Bytes allocated per request by function (top `top`) and by stage, from a sampling heap profile. */
+export function summarizeAlloc(head: AllocNode, requests: number, top = 15): { functions: Row[]; stages: Row[]; perRequest: number } {
+  const byFn = new Map<string, { bytes: number; stage: string }>();
+  const byStage = new Map<string, number>();
+  let total = 0;
+  const walk = (n: AllocNode): void => {
+    if (n.selfSize > 0) {
+      const cf = n.callFrame;
+      const file = cf.url.replace(`file://${ROOT}/`, '').replace(/^file:\/\/.*\/node_modules\//, '');
+      const key = `${cf.functionName || '(anonymous)'} ${file ? `${file}:${cf.lineNumber + 1}` : ''}`.trim();
+      const stage = stageOf(cf.url, cf.functionName);
+      const e = byFn.get(key) ?? { bytes: 0, stage };
+      e.bytes += n.selfSize;
+      byFn.set(key, e);
+      byStage.set(stage, (byStage.get(stage) ?? 0) + n.selfSize);
+      total += n.selfSize;
+    }
+    for (const c of n.children) walk(c);
+  };
+  walk(head);
+  const per = (b: number) => b / Math.max(1, requests);
+  const functions = [...byFn.entries()].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, top).map(([k, v]) => ({ 'bytes/request': per(v.bytes), function: k, stage: v.stage }));
+  const stages = [...byStage.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => ({ stage: k, 'bytes/request': per(v) }));
+  return { functions, stages, perRequest: per(total) };
+}
+
+async function allocSampled<T>(fn: () => Promise<T>): Promise<{ result: T; head: AllocNode }> {
+  const s = new inspector.Session();
+  s.connect();
+  const post = (method: string, params?: object) => new Promise<unknown>((res, rej) => s.post(method, params ?? {}, (e, r) => (e ? rej(e) : res(r))));
+  await post('HeapProfiler.enable');
+  await post('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  const result = await fn();
+  const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: { head: AllocNode } };
+  s.disconnect();
+  return { result, head: profile.head };
+}
+
 async function profiled<T>(on: boolean, fn: () => Promise<T>): Promise<{ result: T; profile: Profile | null }> {
   if (!on) return { result: await fn(), profile: null };
   const s = new inspector.Session();
@@ -145,6 +192,7 @@ function size(p: string): number {
 export async function main(): Promise<void> {
   const args = benchArgs();
   const profile = args.flag('profile');
+  const alloc = args.flag('alloc');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mr-bench-offline-'));
   const sink = await startSink();
   const rows: Row[] = [];
@@ -180,11 +228,16 @@ export async function main(): Promise<void> {
       global.gc?.();
       const c0 = process.cpuUsage();
       const t0 = performance.now();
-      const { result: d, profile: prof } = await profiled(profile && c.name === 'small GET', async () => {
+      const run = async () => {
         const d = await startDaemon(cfg, pino({ level: 'silent' }));
         await d.done;
         return d;
-      });
+      };
+      let heap: AllocNode | null = null;
+      let d: Awaited<ReturnType<typeof run>>;
+      let prof: Profile | null = null;
+      if (alloc && c.name === 'small GET') ({ result: d, head: heap } = await allocSampled(run));
+      else ({ result: d, profile: prof } = await profiled(profile && c.name === 'small GET', run));
       const ms = performance.now() - t0;
       const cpu = process.cpuUsage(c0);
       const replayed = await d.metrics.total('mirror_replay_requests_replayed_total');
@@ -206,6 +259,11 @@ export async function main(): Promise<void> {
       });
       fs.rmSync(input, { recursive: true });
       if (input !== file) fs.rmSync(file);
+      if (heap) {
+        const a = summarizeAlloc(heap, replayed);
+        printTable(`offline small GETs: bytes allocated per request by stage (sampled; ${fmt(a.perRequest)} in all)`, a.stages);
+        printTable('offline small GETs: top functions by bytes allocated per request', a.functions);
+      }
       if (prof) {
         const file2 = path.join(os.tmpdir(), `mr-bench-offline-${Date.now()}.cpuprofile`);
         fs.writeFileSync(file2, JSON.stringify(prof));

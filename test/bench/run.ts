@@ -31,7 +31,7 @@ export const BENCHES: Bench[] = [
   { name: 'hpack', what: 'HPACK decode ns per header block of real connections vs a latin1 copy; H2RequestReader ns/request', flags: [] },
   { name: 'replay', what: 'Destination req/s to a node:net sink at 1/8/64 connections vs undici Pool and node:http', flags: [] },
   { name: 'churn', what: 'HTTP/1.0 GETs, a new connection each: client CPU µs/request of Destination vs a C epoll loop and a minimal node:net loop, at 1/8/64', flags: [] },
-  { name: 'offline', what: 'whole daemon on a pcap: small GETs, 4 KB and 1 MB POSTs (--profile: CPU profile top frames)', flags: [] },
+  { name: 'offline', what: 'whole daemon on a pcap: small GETs, 4 KB and 1 MB POSTs (--profile: CPU profile top frames; --alloc: bytes allocated per request)', flags: [] },
   { name: 'timing', what: '--speed 1 and 2 on a 30-second recording: gaps between requests vs recorded', flags: [] },
   { name: 'rss', what: 'daemon RSS with 10,000 open flows holding out-of-order data', flags: [] },
   { name: 'capture', what: 'VXLAN flood into the lab adapter: pps, kernel drops, daemon CPU', needsRoot: true, tools: [{ cmd: 'gcc', install: 'apt-get install -y gcc' }] },
