@@ -91,6 +91,12 @@ function stageOf(url: string, fn: string): string {
   return url ? 'other JS' : 'native';
 }
 
+/** "name file:line" of a profile's call frame, the file relative to the repository or node_modules. */
+function functionKey(cf: { functionName: string; url: string; lineNumber: number }): string {
+  const file = cf.url.replace(`file://${ROOT}/`, '').replace(/^file:\/\/.*\/node_modules\//, '');
+  return `${cf.functionName || '(anonymous)'} ${file ? `${file}:${cf.lineNumber + 1}` : ''}`.trim();
+}
+
 /** Top functions by self time, and self time per stage. */
 export function summarize(p: Profile, top = 15): { functions: Row[]; stages: Row[] } {
   const hits = new Map<number, number>();
@@ -102,8 +108,7 @@ export function summarize(p: Profile, top = 15): { functions: Row[]; stages: Row
     const n = hits.get(node.id) ?? node.hitCount ?? 0;
     if (!n) continue;
     const cf = node.callFrame;
-    const file = cf.url.replace(`file://${ROOT}/`, '').replace(/^file:\/\/.*\/node_modules\//, '');
-    const key = `${cf.functionName || '(anonymous)'} ${file ? `${file}:${cf.lineNumber + 1}` : ''}`.trim();
+    const key = functionKey(cf);
     const stage = stageOf(cf.url, cf.functionName);
     const e = byFn.get(key) ?? { n: 0, stage };
     e.n += n;
@@ -129,8 +134,7 @@ export function summarizeAlloc(head: AllocNode, requests: number, top = 15): { f
   const walk = (n: AllocNode): void => {
     if (n.selfSize > 0) {
       const cf = n.callFrame;
-      const file = cf.url.replace(`file://${ROOT}/`, '').replace(/^file:\/\/.*\/node_modules\//, '');
-      const key = `${cf.functionName || '(anonymous)'} ${file ? `${file}:${cf.lineNumber + 1}` : ''}`.trim();
+      const key = functionKey(cf);
       const stage = stageOf(cf.url, cf.functionName);
       const e = byFn.get(key) ?? { bytes: 0, stage };
       e.bytes += n.selfSize;
